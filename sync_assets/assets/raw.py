@@ -1,0 +1,89 @@
+"""`raw_strava_activities`: every activity of a user's months, validated, as Parquet."""
+
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    Backoff,
+    Failure,
+    Jitter,
+    MetadataValue,
+    Output,
+    RetryPolicy,
+    asset,
+)
+
+from sync_assets.errors import ErrorType, SyncError
+from sync_assets.ingest import FetchReport, fetch_partitions
+from sync_assets.partitions import run_partition_keys, strava_partitions
+from sync_assets.resources.parquet_io import PartitionData
+from sync_assets.resources.strava import StravaResource
+
+
+def _metadata(report: FetchReport) -> dict[str, object]:
+    usage = report.rate_limit_usage
+    return {
+        "activities": report.activities,
+        "quarantined": report.quarantined,
+        "partitions": len(report.partitions),
+        "strava_queries": report.spans,
+        "list_requests": report.list_calls,
+        "list_requests_minimum": report.minimum_list_calls,
+        "token_requests": report.token_calls,
+        "http_requests": report.http_requests,
+        "retries": report.retries,
+        "rate_limit_waits": report.rate_limit_waits,
+        "rate_limit_usage_15min": MetadataValue.text(
+            f"{usage.get('read_usage_15min', 0)}/{usage.get('read_limit_15min', 0)} read, "
+            f"{usage.get('usage_15min', 0)}/{usage.get('limit_15min', 0)} overall"
+        ),
+        "rate_limit_usage_daily": MetadataValue.text(
+            f"{usage.get('read_usage_daily', 0)}/{usage.get('read_limit_daily', 0)} read, "
+            f"{usage.get('usage_daily', 0)}/{usage.get('limit_daily', 0)} overall"
+        ),
+        "fetch_seconds": round(report.seconds, 3),
+    }
+
+
+def as_failure(err: SyncError) -> Failure:
+    """A Dagster failure that says what happened and whether a retry can help."""
+    metadata: dict[str, object] = {
+        "error_type": err.type.value,
+        "retryable": err.retryable,
+    }
+    if err.retry_after:
+        metadata["retry_after"] = err.retry_after.isoformat()
+    # The run's retry policy handles transient errors (its retries back off); a rate limit
+    # that outlasts STRAVA_MAX_WAIT_SECONDS, and every non-retryable error, end the run here.
+    allow = err.retryable and err.type != ErrorType.RATE_LIMIT
+    return Failure(description=str(err), metadata=metadata, allow_retries=allow)
+
+
+@asset(
+    partitions_def=strava_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    io_manager_key="parquet_io_manager",
+    group_name="strava",
+    kinds={"python", "parquet"},
+    retry_policy=RetryPolicy(
+        max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+    ),
+)
+def raw_strava_activities(
+    context: AssetExecutionContext, strava: StravaResource
+) -> Output[dict[str, PartitionData]]:
+    """Strava SummaryActivities of one user and month, validated; invalid ones quarantined.
+
+    A run may cover many months (a single-run backfill): they are fetched with one paginated
+    query per user and block of months, then written month by month.
+    """
+    keys = run_partition_keys(context)
+    try:
+        report = fetch_partitions(lambda user: strava.client(user, logger=context.log), keys)
+    except SyncError as err:
+        raise as_failure(err) from None
+    context.log.info(
+        f"{report.activities} activities ({report.quarantined} quarantined) in "
+        f"{len(keys)} partitions with {report.list_calls} list requests "
+        f"(minimum {report.minimum_list_calls})"
+    )
+    return Output(report.partitions, metadata=_metadata(report))

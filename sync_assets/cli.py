@@ -1,0 +1,312 @@
+"""`sync-assets`: the command line for scripts, cron and the offline demo.
+
+    sync-assets demo                       # sandbox + two demo athletes, whole history, summary
+    sync-assets sandbox [--port 8710]      # Strava-compatible sandbox on loopback
+    sync-assets connect --user ID (--refresh-token T | --code C)
+    sync-assets sync --user ID [--from YYYY-MM] [--to YYYY-MM]
+
+Credentials come from the environment (STRAVA_CLIENT_ID, STRAVA_CLIENT_SECRET, STRAVA_API_URL,
+STRAVA_OAUTH_URL); data goes under SYNC_ASSETS_HOME (default ~/.sync_assets), Dagster's
+instance under DAGSTER_HOME (default $SYNC_ASSETS_HOME/dagster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from sync_assets import settings
+from sync_assets.errors import SyncError
+from sync_assets.partitions import (
+    FIRST_MONTH,
+    USERS_PARTITIONS_NAME,
+    month_key,
+    partition_key,
+    validate_user_id,
+)
+
+log = logging.getLogger("sync_assets")
+
+
+def _require_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise SystemExit(f"error: set {name} (see README: 'Pointing it at real Strava')")
+    return value
+
+
+def prepare_dagster_home() -> Path:
+    """DAGSTER_HOME for the embedded default: SQLite storage under the data folder."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir() / "dagster")
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text((resources.files("sync_assets") / "embedded_dagster.yaml").read_text())
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _instance():  # noqa: ANN202 - DagsterInstance, imported lazily (slow import)
+    from dagster import DagsterInstance
+
+    prepare_dagster_home()
+    return DagsterInstance.get()
+
+
+def _parse_month(value: str) -> str:
+    try:
+        return datetime.strptime(value, "%Y-%m").strftime("%Y-%m-01")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not YYYY-MM") from None
+
+
+# -- connect ---------------------------------------------------------------------------------
+def connect(user_id: str, *, refresh_token: str | None = None, code: str | None = None) -> int:
+    """Register a user's Strava connection and their Dagster partition; returns the athlete id."""
+    from sync_assets.resources.rate_limit import shared_budget
+    from sync_assets.resources.strava_client import StravaClient, exchange_code
+    from sync_assets.resources.tokens import SqliteTokenStore, StravaTokens
+
+    validate_user_id(user_id)
+    client_id = _require_env("STRAVA_CLIENT_ID")
+    secret = SecretStr(_require_env("STRAVA_CLIENT_SECRET"))
+    store = SqliteTokenStore(settings.sqlite_path())
+    scopes = None
+    if code:
+        tokens, athlete, scopes = exchange_code(
+            client_id=client_id,
+            client_secret=secret,
+            code=code,
+            oauth_url=settings.strava_oauth_url(),
+        )
+        store.save_connection(user_id, tokens, athlete_id=athlete.get("id"), scopes=scopes)
+    elif refresh_token:
+        # Expired on purpose: the first use refreshes it, which proves the token works.
+        store.save_connection(
+            user_id, StravaTokens(access_token="unset", refresh_token=refresh_token, expires_at=0)
+        )
+    else:
+        raise SystemExit("error: give --refresh-token or --code")
+    budget = shared_budget(
+        settings.strava_api_url(), client_id, max_wait_seconds=settings.strava_max_wait_seconds()
+    )
+    with StravaClient(
+        user_id=user_id,
+        client_id=client_id,
+        client_secret=secret,
+        token_store=store,
+        budget=budget,
+        api_url=settings.strava_api_url(),
+        oauth_url=settings.strava_oauth_url(),
+    ) as client:
+        athlete = client.athlete()
+    store.save_connection(
+        user_id, store.get(user_id).tokens, athlete_id=athlete.get("id"), scopes=scopes
+    )
+    _instance().add_dynamic_partitions(USERS_PARTITIONS_NAME, [user_id])
+    return int(athlete["id"])
+
+
+# -- sync ------------------------------------------------------------------------------------
+@dataclass
+class SyncSummary:
+    user_id: str
+    success: bool
+    months: int
+    activities: int
+    quarantined: int
+    list_requests: int
+    list_requests_minimum: int
+    token_requests: int
+    seconds: float
+    run_id: str
+    error: str | None = None
+
+
+def sync(
+    user_id: str, first_month: str | None = None, last_month: str | None = None
+) -> SyncSummary:
+    """Materialize a user's months as one Dagster run (one paginated Strava query)."""
+    from dagster import DagsterEventType
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    from sync_assets.definitions import STRAVA_SYNC_JOB, defs
+
+    validate_user_id(user_id)
+    instance = _instance()
+    if not instance.has_dynamic_partition(USERS_PARTITIONS_NAME, user_id):
+        raise SystemExit(f"error: user {user_id} is not connected: run `sync-assets connect`")
+    first = first_month or FIRST_MONTH
+    last = last_month or month_key(datetime.now(UTC))
+    if first > last:
+        raise SystemExit(f"error: --from {first[:7]} is after --to {last[:7]}")
+    started = time.perf_counter()
+    result = defs.resolve_job_def(STRAVA_SYNC_JOB).execute_in_process(
+        instance=instance,
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: str(partition_key(user_id, first)),
+            ASSET_PARTITION_RANGE_END_TAG: str(partition_key(user_id, last)),
+        },
+        raise_on_error=False,
+    )
+    seconds = time.perf_counter() - started
+    metadata: dict[str, object] = {}
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+            break
+    error = None
+    if not result.success:
+        failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+        error = failures[-1].step_failure_data.error.message if failures else "run failed"
+        error = error.strip().splitlines()[0] if error else "run failed"
+    months = (int(last[:4]) - int(first[:4])) * 12 + int(last[5:7]) - int(first[5:7]) + 1
+    return SyncSummary(
+        user_id=user_id,
+        success=result.success,
+        months=months,
+        activities=int(metadata.get("activities", 0)),
+        quarantined=int(metadata.get("quarantined", 0)),
+        list_requests=int(metadata.get("list_requests", 0)),
+        list_requests_minimum=int(metadata.get("list_requests_minimum", 0)),
+        token_requests=int(metadata.get("token_requests", 0)),
+        seconds=seconds,
+        run_id=result.run_id,
+        error=error,
+    )
+
+
+def _print_summary(s: SyncSummary) -> None:
+    if not s.success:
+        print(f"  user {s.user_id}: FAILED after {s.seconds:.1f} s: {s.error}")
+        return
+    print(
+        f"  user {s.user_id}: {s.activities} activities ({s.quarantined} quarantined) over "
+        f"{s.months} months; {s.list_requests} list requests (minimum "
+        f"{s.list_requests_minimum}), {s.token_requests} token requests; {s.seconds:.1f} s; "
+        f"run {s.run_id[:8]}"
+    )
+
+
+# -- demo ------------------------------------------------------------------------------------
+DEMO_SIZES = (750, 1_800)
+
+
+def demo(home: Path | None = None, sizes: tuple[int, ...] = DEMO_SIZES, seed: int = 7) -> int:
+    """Offline end to end: sandbox, two connected athletes, their whole history, a summary."""
+    from sync_assets.sandbox import SandboxServer, StravaSandbox
+
+    home = (home or settings.data_dir() / "demo").resolve()
+    if home.exists():
+        shutil.rmtree(home)  # the demo always starts from nothing
+    os.environ["SYNC_ASSETS_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    sandbox = StravaSandbox(seed=seed)
+    started = time.perf_counter()
+    with SandboxServer(sandbox) as server:
+        os.environ.update(
+            {
+                "STRAVA_CLIENT_ID": sandbox.client_id,
+                "STRAVA_CLIENT_SECRET": sandbox.client_secret,
+                "STRAVA_API_URL": server.api_url,
+                "STRAVA_OAUTH_URL": server.oauth_url,
+            }
+        )
+        print(f"Strava sandbox on {server.url}; data in {home}")
+        summaries = []
+        for i, size in enumerate(sizes):
+            athlete = sandbox.add_athlete(n_activities=size, seed=seed + i)
+            user_id = str(uuid.UUID(int=seed * 1000 + i + 1))
+            connect(user_id, refresh_token=athlete.refresh_token)
+            print(
+                f"connected user {user_id} (Strava athlete {athlete.athlete_id}, "
+                f"{size} activities in the sandbox)"
+            )
+            summaries.append(sync(user_id))
+        api_requests = sandbox.request_count(kind="api")
+        oauth_requests = sandbox.request_count(kind="oauth")
+    total = time.perf_counter() - started
+    print("Summary:")
+    for s in summaries:
+        _print_summary(s)
+    activities = sum(s.activities for s in summaries)
+    print(
+        f"  total: {activities} activities, {api_requests} Strava API requests + "
+        f"{oauth_requests} token requests, {total:.1f} s "
+        f"({activities / total:.0f} activities/s)"
+    )
+    print(
+        f"  Parquet under {settings.storage_url()}; runs in Dagster at "
+        f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} (`dagster dev -w workspace.yaml`)"
+    )
+    return 0 if all(s.success for s in summaries) else 1
+
+
+# -- entry point -----------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sync-assets", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_demo = sub.add_parser("demo", help="offline demo: sandbox, two athletes, whole history")
+    p_demo.add_argument("--home", type=Path, help="data folder (default $SYNC_ASSETS_HOME/demo)")
+    p_demo.add_argument("--seed", type=int, default=7)
+
+    p_sb = sub.add_parser("sandbox", help="serve the Strava-compatible sandbox on loopback")
+    p_sb.add_argument("--host", default="127.0.0.1")
+    p_sb.add_argument("--port", type=int, default=8710)
+    p_sb.add_argument("--seed", type=int, default=7)
+    p_sb.add_argument("--athletes", type=int, default=2)
+    p_sb.add_argument("--sizes", help="comma-separated activity counts, one per athlete")
+
+    p_conn = sub.add_parser("connect", help="register a user's Strava connection")
+    p_conn.add_argument("--user", required=True, help="the app's user id (uuid)")
+    g = p_conn.add_mutually_exclusive_group(required=True)
+    g.add_argument("--refresh-token", help="a Strava refresh token of the athlete")
+    g.add_argument("--code", help="an authorization code from Strava's OAuth redirect")
+
+    p_sync = sub.add_parser("sync", help="materialize a user's months through Dagster")
+    p_sync.add_argument("--user", required=True)
+    p_sync.add_argument("--from", dest="first", type=_parse_month, help="YYYY-MM (default 2009-01)")
+    p_sync.add_argument("--to", dest="last", type=_parse_month, help="YYYY-MM (default: now)")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "demo":
+            return demo(args.home, seed=args.seed)
+        if args.command == "sandbox":
+            from sync_assets.sandbox import serve
+
+            sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
+            serve(args.host, args.port, seed=args.seed, athletes=args.athletes, sizes=sizes)
+            return 0
+        if args.command == "connect":
+            athlete_id = connect(args.user, refresh_token=args.refresh_token, code=args.code)
+            print(f"connected user {args.user} to Strava athlete {athlete_id}")
+            return 0
+        if args.command == "sync":
+            summary = sync(args.user, args.first, args.last)
+            _print_summary(summary)
+            return 0 if summary.success else 1
+    except (SyncError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Fetching a run's partitions from Strava: the work behind `raw_strava_activities`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sync_assets.models import (
+    QuarantinedActivity,
+    activities_table,
+    activity_row,
+    quarantine_table,
+    validate_page,
+)
+from sync_assets.partitions import SyncSpan, month_key, partition_key, sync_spans
+from sync_assets.resources.parquet_io import PartitionData
+from sync_assets.resources.strava_client import PAGE_SIZE, StravaClient
+
+
+def minimum_list_calls(n_activities: int) -> int:
+    """Fewest list requests that can prove a window holds `n_activities`: full pages + 1."""
+    return n_activities // PAGE_SIZE + 1
+
+
+@dataclass
+class FetchReport:
+    partitions: dict[str, PartitionData] = field(default_factory=dict)
+    activities: int = 0
+    quarantined: int = 0
+    spans: int = 0
+    list_calls: int = 0
+    minimum_list_calls: int = 0
+    token_calls: int = 0
+    http_requests: int = 0
+    retries: int = 0
+    rate_limit_waits: int = 0
+    rate_limit_usage: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def fetch_span(client: StravaClient, span: SyncSpan) -> tuple[dict[str, PartitionData], int]:
+    """All activities of one span, split into its month partitions; returns (data, received)."""
+    fetched_at = datetime.now(UTC).replace(microsecond=0)
+    rows: dict[str, list[dict[str, Any]]] = {m: [] for m in span.months}
+    quarantine: dict[str, list[QuarantinedActivity]] = {m: [] for m in span.months}
+    received = 0
+    for page in client.iter_activity_pages(span.start, span.end):
+        received += len(page.records)
+        batch = validate_page(page.records)
+        for activity, payload in batch.activities:
+            month = month_key(activity.start_date)
+            if month in rows:
+                rows[month].append(activity_row(span.user_id, activity, payload, fetched_at))
+            else:  # Strava returned something outside the window we asked for: keep it aside
+                quarantine[span.months[0]].append(
+                    QuarantinedActivity(
+                        activity.id,
+                        f"start_date {activity.start_date.isoformat()} is outside the "
+                        f"requested window {span.start.date()}..{span.end.date()}",
+                        payload,
+                    )
+                )
+        # A record we could not parse has no trustworthy month: it waits in the span's first.
+        quarantine[span.months[0]].extend(batch.quarantined)
+    data = {
+        str(partition_key(span.user_id, m)): PartitionData(
+            activities_table(sorted(rows[m], key=lambda r: (r["start_date"], r["strava_id"]))),
+            quarantine_table(span.user_id, quarantine[m], fetched_at),
+        )
+        for m in span.months
+    }
+    return data, received
+
+
+def fetch_partitions(client_for: Any, keys: Sequence[str]) -> FetchReport:
+    """Fetch every partition in `keys` with one paginated query per user and block of months.
+
+    `client_for(user_id)` returns a `StravaClient` (a context manager).
+    """
+    started = time.perf_counter()
+    report = FetchReport()
+    for span in sync_spans(keys):
+        with client_for(span.user_id) as client:
+            data, received = fetch_span(client, span)
+            report.partitions.update(data)
+            report.spans += 1
+            report.minimum_list_calls += minimum_list_calls(received)
+            stats = client.stats
+            report.list_calls += stats.list_calls
+            report.token_calls += stats.token_calls
+            report.http_requests += stats.http_requests
+            report.retries += stats.retries
+            report.rate_limit_waits += stats.rate_limit_waits
+            report.rate_limit_usage = client.budget.usage()
+    for part in report.partitions.values():
+        report.activities += part.activities.num_rows
+        report.quarantined += part.quarantine.num_rows
+    report.seconds = time.perf_counter() - started
+    return report

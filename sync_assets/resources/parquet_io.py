@@ -1,0 +1,109 @@
+"""Parquet per partition, on any filesystem fsspec knows (local folder by default, s3://...).
+
+Dagster's `UPathIOManager` refuses an output that covers several partitions, which is exactly
+what a single-run backfill produces. This IO manager accepts a dict keyed by partition key for
+such runs and writes each partition to its own folder, so a year of one user is fetched with
+one query and still stored (and later read) month by month.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dagster import (
+    ConfigurableIOManagerFactory,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+    UPathIOManager,
+)
+from pydantic import Field
+from upath import UPath
+
+from sync_assets.models import ACTIVITY_SCHEMA, QUARANTINE_SCHEMA
+
+ACTIVITIES_FILE = "activities.parquet"
+QUARANTINE_FILE = "quarantine.parquet"
+
+
+@dataclass(frozen=True)
+class PartitionData:
+    """One partition of `raw_strava_activities`: the accepted rows and the quarantined ones."""
+
+    activities: pa.Table
+    quarantine: pa.Table
+
+    @classmethod
+    def empty(cls) -> "PartitionData":
+        return cls(ACTIVITY_SCHEMA.empty_table(), QUARANTINE_SCHEMA.empty_table())
+
+
+def _write(table: pa.Table, path: UPath) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        pq.write_table(table, fh)
+    tmp.rename(path)  # readers never see half a file
+
+
+def _read(path: UPath, schema: pa.Schema) -> pa.Table:
+    if not path.exists():
+        return schema.empty_table()
+    with path.open("rb") as fh:
+        return pq.read_table(fh)
+
+
+class PartitionedParquetIOManager(UPathIOManager):
+    extension = ""
+
+    def dump_to_path(self, context: OutputContext, obj: PartitionData, path: UPath) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        _write(obj.activities, path / ACTIVITIES_FILE)
+        _write(obj.quarantine, path / QUARANTINE_FILE)
+
+    def load_from_path(self, context: InputContext, path: UPath) -> PartitionData:
+        return PartitionData(
+            _read(path / ACTIVITIES_FILE, ACTIVITY_SCHEMA),
+            _read(path / QUARANTINE_FILE, QUARANTINE_SCHEMA),
+        )
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        if not context.has_asset_partitions:
+            return super().handle_output(context, obj)
+        paths = self._get_paths_for_partitions(context)
+        if not isinstance(obj, Mapping):
+            if len(paths) != 1:
+                raise TypeError(
+                    "an output covering several partitions must be a dict keyed by partition key"
+                )
+            obj = {next(iter(paths)): obj}
+        missing = set(paths) - set(obj)
+        if missing:
+            raise ValueError(f"output lacks partitions {sorted(missing)[:5]}")
+        rows = quarantined = 0
+        for key, path in paths.items():
+            data: PartitionData = obj[key]
+            self.dump_to_path(context, data, path)
+            rows += data.activities.num_rows
+            quarantined += data.quarantine.num_rows
+        first = next(iter(paths.values()))
+        context.add_output_metadata(
+            {
+                "path": MetadataValue.path(
+                    str(first) if len(paths) == 1 else str(first.parent.parent)
+                ),
+                "partitions_written": len(paths),
+                "rows_written": rows,
+                "quarantine_rows_written": quarantined,
+            }
+        )
+
+
+class ParquetIOManager(ConfigurableIOManagerFactory):
+    """Where partitions are written: a local folder, or any fsspec URL (s3://, gs://, ...)."""
+
+    base_path: str = Field(description="root folder or URL of the Parquet files")
+
+    def create_io_manager(self, context: Any) -> PartitionedParquetIOManager:
+        return PartitionedParquetIOManager(base_path=UPath(self.base_path))

@@ -1,0 +1,57 @@
+"""`StravaResource`: the Dagster face of the Strava client, configured from the environment."""
+
+import logging
+from typing import Any
+
+from dagster import ConfigurableResource, ResourceDependency
+from pydantic import Field, SecretStr
+
+from sync_assets.resources.rate_limit import shared_budget
+from sync_assets.resources.strava_client import DEFAULT_API_URL, DEFAULT_OAUTH_URL, StravaClient
+from sync_assets.resources.token_store import TokenStoreResource
+
+
+class StravaResource(ConfigurableResource):
+    """One Strava application (client id + secret) and how politely to call it.
+
+    Set `client_secret` with `EnvVar("STRAVA_CLIENT_SECRET")` so that its value never appears in
+    the Dagster UI or in run config.
+    """
+
+    client_id: str = Field(description="STRAVA_CLIENT_ID")
+    client_secret: str = Field(description="STRAVA_CLIENT_SECRET (pass as EnvVar)")
+    api_url: str = Field(default=DEFAULT_API_URL, description="STRAVA_API_URL")
+    oauth_url: str = Field(default=DEFAULT_OAUTH_URL, description="STRAVA_OAUTH_URL")
+    max_wait_seconds: float = Field(
+        default=900.0,
+        description="STRAVA_MAX_WAIT_SECONDS: the longest wait for a rate-limit window to reset "
+        "inside a run; beyond it the run stops with a retryable RATE_LIMIT error",
+    )
+    max_retries: int = Field(default=5, description="retries of network errors and 5xx")
+    backoff_base_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+    timeout_seconds: float = 30.0
+    refresh_margin_seconds: float = Field(
+        default=300.0, description="refresh the access token this long before it expires"
+    )
+    token_store: ResourceDependency[TokenStoreResource]
+
+    def client(self, user_id: str, logger: logging.Logger | Any = None) -> StravaClient:
+        """A client acting for `user_id`; every client of this app shares one rate budget."""
+        return StravaClient(
+            user_id=user_id,
+            client_id=self.client_id,
+            client_secret=SecretStr(self.client_secret),
+            token_store=self.token_store.store(),
+            budget=shared_budget(
+                self.api_url, self.client_id, max_wait_seconds=self.max_wait_seconds
+            ),
+            api_url=self.api_url,
+            oauth_url=self.oauth_url,
+            max_retries=self.max_retries,
+            backoff_base_seconds=self.backoff_base_seconds,
+            backoff_max_seconds=self.backoff_max_seconds,
+            timeout_seconds=self.timeout_seconds,
+            refresh_margin_seconds=self.refresh_margin_seconds,
+            logger=logger,
+        )

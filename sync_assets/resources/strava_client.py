@@ -1,0 +1,493 @@
+"""A Strava API v3 client for one user: OAuth refresh, app-wide budget, retries, pagination.
+
+It talks plain HTTP to the base URLs it is given, so the same code runs against
+www.strava.com and against the bundled sandbox. What it guarantees:
+
+* The access token is refreshed before it expires (and once more if Strava answers 401); a
+  rotated refresh token is committed to the token store before the new access token is used.
+* No request is sent that the app-wide budget cannot take (see `rate_limit`).
+* Network errors, 5xx and unparsable bodies are retried with exponential backoff and jitter
+  (tenacity); every other failure is raised as a classified `SyncError`.
+* Listing uses keyset pagination on `start_date` with `per_page=200` and stops at the first
+  short page, so activities added or deleted while paging can neither shift a page nor be
+  fetched twice.
+* Nothing secret reaches a log line, an exception or a metric.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from sync_assets.errors import AuthenticationError, ErrorType, RateLimitError, SyncError
+from sync_assets.resources.rate_limit import RateLimitBudget
+from sync_assets.resources.tokens import StravaTokens, TokenStore
+
+DEFAULT_API_URL = "https://www.strava.com/api/v3"
+DEFAULT_OAUTH_URL = "https://www.strava.com/oauth/token"
+PAGE_SIZE = 200  # Strava's maximum per_page
+MAX_429_PER_REQUEST = 3  # a budget that keeps being refused is not ours to wait for
+USER_AGENT = "sync_assets/0.1 (+https://github.com/sync-assets)"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RequestStats:
+    """What a client spent: reported in materialization metadata and benchmarks."""
+
+    list_calls: int = 0
+    athlete_calls: int = 0
+    token_calls: int = 0
+    http_requests: int = 0  # every attempt on the wire, retries included
+    retries: int = 0
+    auth_retries: int = 0
+    rate_limit_waits: int = 0
+    http_429: int = 0
+    errors_by_type: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def api_calls(self) -> int:
+        return self.list_calls + self.athlete_calls
+
+
+@dataclass(frozen=True)
+class ActivityPage:
+    number: int
+    records: list[Any]  # raw JSON values, new to this listing (overlap removed)
+    received: int  # records in the response, overlap included
+    cursor: int  # the `after` value that continues the listing past this page
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, SyncError) and exc.retryable and exc.type != ErrorType.RATE_LIMIT
+
+
+def _strava_message(resp: httpx.Response) -> str:
+    """Strava's error JSON, condensed: `message` plus resource/field/code of each error."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return f"HTTP {resp.status_code} with a non-JSON body"
+    if not isinstance(body, dict):
+        return f"HTTP {resp.status_code}"
+    parts = [str(body.get("message", f"HTTP {resp.status_code}"))]
+    for err in body.get("errors") or []:
+        if isinstance(err, dict):
+            parts.append(f"{err.get('resource')}.{err.get('field')}={err.get('code')}")
+    return " ".join(parts)[:300]
+
+
+def _error_field(resp: httpx.Response) -> tuple[str | None, str | None]:
+    try:
+        errs = resp.json().get("errors") or []
+        return errs[0].get("resource"), errs[0].get("field")
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return None, None
+
+
+def _start_epoch(record: Any) -> int | None:
+    if not isinstance(record, dict) or not isinstance(record.get("start_date"), str):
+        return None
+    try:
+        return int(datetime.fromisoformat(record["start_date"]).timestamp())
+    except ValueError:
+        return None
+
+
+class StravaClient:
+    """Calls Strava on behalf of one user of the app."""
+
+    def __init__(
+        self,
+        *,
+        user_id: str,
+        client_id: str,
+        client_secret: SecretStr,
+        token_store: TokenStore,
+        budget: RateLimitBudget,
+        api_url: str = DEFAULT_API_URL,
+        oauth_url: str = DEFAULT_OAUTH_URL,
+        max_retries: int = 5,
+        backoff_base_seconds: float = 0.5,
+        backoff_max_seconds: float = 30.0,
+        timeout_seconds: float = 30.0,
+        refresh_margin_seconds: float = 300.0,
+        logger: logging.Logger | logging.LoggerAdapter | Any = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.user_id = user_id
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._store = token_store
+        self.budget = budget
+        self.api_url = api_url.rstrip("/")
+        self.oauth_url = oauth_url
+        self._max_retries = max_retries
+        self._backoff = (backoff_base_seconds, backoff_max_seconds)
+        self._refresh_margin = refresh_margin_seconds
+        self._log = logger or log
+        self._sleep = sleep
+        self._http = httpx.Client(
+            timeout=timeout_seconds, headers={"User-Agent": USER_AGENT}, follow_redirects=False
+        )
+        self._tokens: StravaTokens | None = None
+        self.stats = RequestStats()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> StravaClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- retries -------------------------------------------------------------------------
+    def _retrying(self) -> Retrying:
+        def before_sleep(state: RetryCallState) -> None:
+            self.stats.retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            self._log.warning(
+                f"Strava call failed ({exc}); retry {state.attempt_number}/{self._max_retries}"
+            )
+
+        kwargs: dict[str, Any] = {}
+        if self._sleep is not None:
+            kwargs["sleep"] = self._sleep
+        return Retrying(
+            retry=retry_if_exception(_is_transient),
+            wait=wait_random_exponential(multiplier=self._backoff[0], max=self._backoff[1]),
+            stop=stop_after_attempt(self._max_retries + 1),
+            before_sleep=before_sleep,
+            reraise=True,
+            **kwargs,
+        )
+
+    def _count_error(self, err: SyncError) -> SyncError:
+        key = err.type.value
+        self.stats.errors_by_type[key] = self.stats.errors_by_type.get(key, 0) + 1
+        return err
+
+    # -- OAuth ---------------------------------------------------------------------------
+    def _token_request(self, data: dict[str, str]) -> dict[str, Any]:
+        """POST /oauth/token with retries for transient failures; classified errors otherwise."""
+
+        def once() -> dict[str, Any]:
+            self.stats.token_calls += 1
+            self.stats.http_requests += 1
+            try:
+                resp = self._http.post(self.oauth_url, data=data)
+            except httpx.TransportError as exc:
+                raise self._count_error(
+                    SyncError(
+                        ErrorType.NETWORK, f"{type(exc).__name__} calling the Strava token endpoint"
+                    )
+                ) from None
+            if resp.status_code >= 500:
+                raise self._count_error(
+                    SyncError(
+                        ErrorType.SERVER,
+                        f"Strava token endpoint answered {resp.status_code}",
+                        status_code=resp.status_code,
+                    )
+                )
+            if resp.status_code in (400, 401, 403):
+                resource, fld = _error_field(resp)
+                if resource == "Application" or fld in ("client_id", "client_secret"):
+                    raise self._count_error(
+                        SyncError(
+                            ErrorType.CONFIGURATION,
+                            "Strava rejected the application credentials (check "
+                            "STRAVA_CLIENT_ID / STRAVA_CLIENT_SECRET): "
+                            f"{_strava_message(resp)}",
+                            retryable=False,
+                            status_code=resp.status_code,
+                        )
+                    )
+                raise self._count_error(
+                    AuthenticationError(
+                        f"Strava rejected the grant for user {self.user_id}: "
+                        f"{_strava_message(resp)}",
+                        status_code=resp.status_code,
+                    )
+                )
+            if resp.status_code != 200:
+                raise self._count_error(
+                    SyncError(
+                        ErrorType.CLIENT,
+                        f"Strava token endpoint answered {resp.status_code}: "
+                        f"{_strava_message(resp)}",
+                        retryable=False,
+                        status_code=resp.status_code,
+                    )
+                )
+            try:
+                body = resp.json()
+                assert isinstance(body, dict) and body["access_token"] and body["expires_at"]
+            except (ValueError, AssertionError, KeyError):
+                raise self._count_error(
+                    SyncError(
+                        ErrorType.INVALID_RESPONSE, "Strava token endpoint sent an unusable body"
+                    )
+                ) from None
+            return body
+
+        for attempt in self._retrying():
+            with attempt:
+                return once()
+        raise AssertionError("unreachable")
+
+    def _refresh(
+        self, current: StravaTokens, *, force: bool, stale_access: str | None
+    ) -> StravaTokens:
+        """Runs under the token store's per-user lock: refresh unless someone else just did."""
+        fresh_enough = not current.expires_within(self._refresh_margin, self.budget.server_now())
+        replaced = stale_access is not None and (
+            current.access_token.get_secret_value() != stale_access
+        )
+        if (fresh_enough and not force) or replaced:
+            return current
+        body = self._token_request(
+            {
+                "client_id": self._client_id,
+                "client_secret": self._client_secret.get_secret_value(),
+                "grant_type": "refresh_token",
+                "refresh_token": current.refresh_token.get_secret_value(),
+            }
+        )
+        previous = current.refresh_token.get_secret_value()
+        rotated = body.get("refresh_token") or previous
+        note = " (refresh token rotated)" if rotated != previous else ""
+        self._log.info(f"refreshed the Strava access token of user {self.user_id}{note}")
+        return StravaTokens(
+            access_token=body["access_token"],
+            refresh_token=rotated,
+            expires_at=int(body["expires_at"]),
+        )
+
+    def _access_token(self, *, force: bool = False) -> str:
+        tokens = self._tokens
+        if tokens is None:
+            tokens = self._store.get(self.user_id).tokens
+        needs = force or tokens.expires_within(self._refresh_margin, self.budget.server_now())
+        if needs:
+            stale = tokens.access_token.get_secret_value() if force else None
+            try:
+                tokens = self._store.update_tokens(
+                    self.user_id, lambda cur: self._refresh(cur, force=force, stale_access=stale)
+                )
+            except AuthenticationError as exc:
+                self._store.mark_revoked(self.user_id, exc.message)
+                raise
+        self._tokens = tokens
+        return tokens.access_token.get_secret_value()
+
+    # -- API -----------------------------------------------------------------------------
+    def _send_once(self, path: str, params: dict[str, Any]) -> Any:
+        """One logical GET: waits on the budget, refreshes on 401 once, waits out a 429."""
+        refreshed = False
+        refusals = 0
+        while True:
+            token = self._access_token(force=False)
+            waits_before = self.budget.waits
+            self.budget.acquire(is_read=True)
+            self.stats.rate_limit_waits += self.budget.waits - waits_before
+            self.stats.http_requests += 1
+            try:
+                resp = self._http.get(
+                    f"{self.api_url}{path}",
+                    params=params,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            except httpx.TransportError as exc:
+                raise self._count_error(
+                    SyncError(ErrorType.NETWORK, f"{type(exc).__name__} on GET {path}")
+                ) from None
+            self.budget.observe(resp.headers, status_code=resp.status_code)
+            if resp.status_code == 401 and (_error_field(resp)[1] or "").endswith("permission"):
+                raise self._count_error(
+                    SyncError(
+                        ErrorType.AUTHORIZATION,
+                        f"user {self.user_id} did not grant the scope GET {path} needs: "
+                        f"{_strava_message(resp)}; reconnect with activity:read_all",
+                        retryable=False,
+                        status_code=401,
+                    )
+                )
+            if resp.status_code == 401 and not refreshed:
+                # Expired early, or revoked: one forced refresh tells which.
+                refreshed = True
+                self.stats.auth_retries += 1
+                self._access_token(force=True)
+                continue
+            if resp.status_code == 429:
+                self.stats.http_429 += 1
+                refusals += 1
+                self._log.warning(f"Strava answered 429 on GET {path}: {self.budget.usage()}")
+                if refusals >= MAX_429_PER_REQUEST:
+                    raise self._count_error(
+                        RateLimitError(
+                            f"Strava refused GET {path} {refusals} times in a row (429) even after "
+                            "waiting for the window to reset",
+                            retry_after=datetime.now(UTC) + timedelta(minutes=15),
+                        )
+                    )
+                continue  # acquire() now waits for the reset, or raises RateLimitError
+            break
+        if resp.status_code == 401:
+            err = AuthenticationError(
+                f"Strava refused the access token of user {self.user_id}: {_strava_message(resp)}",
+                status_code=401,
+            )
+            self._store.mark_revoked(self.user_id, err.message)
+            raise self._count_error(err)
+        if resp.status_code == 403:
+            raise self._count_error(
+                SyncError(
+                    ErrorType.AUTHORIZATION,
+                    f"GET {path} forbidden: {_strava_message(resp)}",
+                    retryable=False,
+                    status_code=403,
+                )
+            )
+        if resp.status_code >= 500:
+            raise self._count_error(
+                SyncError(
+                    ErrorType.SERVER,
+                    f"GET {path} answered {resp.status_code}",
+                    status_code=resp.status_code,
+                )
+            )
+        if resp.status_code != 200:
+            raise self._count_error(
+                SyncError(
+                    ErrorType.CLIENT,
+                    f"GET {path} answered {resp.status_code}: {_strava_message(resp)}",
+                    retryable=False,
+                    status_code=resp.status_code,
+                )
+            )
+        try:
+            return resp.json()
+        except ValueError:
+            raise self._count_error(
+                SyncError(
+                    ErrorType.INVALID_RESPONSE,
+                    f"GET {path} sent a body that is not JSON",
+                    status_code=200,
+                )
+            ) from None
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        for attempt in self._retrying():
+            with attempt:
+                return self._send_once(path, params or {})
+        raise AssertionError("unreachable")
+
+    def athlete(self) -> dict[str, Any]:
+        self.stats.athlete_calls += 1
+        body = self._get("/athlete")
+        if not isinstance(body, dict):
+            raise SyncError(ErrorType.INVALID_RESPONSE, "GET /athlete did not return an object")
+        return body
+
+    def iter_activity_pages(
+        self, after: datetime, before: datetime, *, cursor: int | None = None
+    ) -> Iterator[ActivityPage]:
+        """Every activity with `after <= start_date < before`, oldest first, page by page.
+
+        Keyset pagination: each request asks for `start_date > cursor`, where the cursor is one
+        second before the newest start seen, so activities sharing that second are seen again
+        (and dropped as duplicates) rather than lost at a page boundary. Offsets never shift
+        under us when activities are added or deleted mid-listing. `cursor` resumes a listing
+        from a checkpoint.
+        """
+        lower = int(after.timestamp()) - 1 if cursor is None else cursor
+        upper = int(before.timestamp())
+        seen: set[int] = set()
+        page_no, offset_page = 0, 1
+        while True:
+            page_no += 1
+            self.stats.list_calls += 1
+            body = self._get(
+                "/athlete/activities",
+                {
+                    "after": lower,
+                    "before": upper,
+                    "page": offset_page,
+                    "per_page": PAGE_SIZE,
+                },
+            )
+            if not isinstance(body, list):
+                raise SyncError(
+                    ErrorType.INVALID_RESPONSE, "GET /athlete/activities did not return a list"
+                )
+            fresh = []
+            for record in body:
+                rid = record.get("id") if isinstance(record, dict) else None
+                if isinstance(rid, int):
+                    if rid in seen:
+                        continue
+                    seen.add(rid)
+                fresh.append(record)
+            starts = [s for s in (_start_epoch(r) for r in body) if s is not None]
+            newest = max(starts, default=None)
+            if newest is not None and newest - 1 > lower:
+                lower, offset_page = newest - 1, 1
+            else:
+                # A full page within one second (or with no readable dates): step by offset.
+                offset_page += 1
+            yield ActivityPage(number=page_no, records=fresh, received=len(body), cursor=lower)
+            if len(body) < PAGE_SIZE:
+                return
+
+
+def exchange_code(
+    *,
+    client_id: str,
+    client_secret: SecretStr,
+    code: str,
+    oauth_url: str = DEFAULT_OAUTH_URL,
+    timeout_seconds: float = 30.0,
+) -> tuple[StravaTokens, dict[str, Any], str | None]:
+    """Strava's OAuth code exchange: returns (tokens, athlete summary, granted scope)."""
+    with httpx.Client(timeout=timeout_seconds, headers={"User-Agent": USER_AGENT}) as http:
+        try:
+            resp = http.post(
+                oauth_url,
+                data={
+                    "client_id": client_id,
+                    "client_secret": client_secret.get_secret_value(),
+                    "code": code,
+                    "grant_type": "authorization_code",
+                },
+            )
+        except httpx.TransportError as exc:
+            raise SyncError(ErrorType.NETWORK, f"{type(exc).__name__} calling Strava") from None
+    if resp.status_code != 200:
+        raise AuthenticationError(
+            f"Strava refused the authorization code: {_strava_message(resp)}",
+            status_code=resp.status_code,
+        )
+    body = resp.json()
+    tokens = StravaTokens(
+        access_token=body["access_token"],
+        refresh_token=body["refresh_token"],
+        expires_at=int(body["expires_at"]),
+    )
+    return tokens, body.get("athlete") or {}, body.get("scope")

@@ -1,0 +1,34 @@
+"""Environment-driven settings: the only place that reads `os.environ`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sync_assets.resources.strava_client import DEFAULT_API_URL, DEFAULT_OAUTH_URL
+
+
+def data_dir() -> Path:
+    """`SYNC_ASSETS_HOME`, default `~/.sync_assets`: connections, Parquet files, Dagster home."""
+    return Path(os.environ.get("SYNC_ASSETS_HOME", "~/.sync_assets")).expanduser().resolve()
+
+
+def sqlite_path() -> Path:
+    return data_dir() / "sync_assets.db"
+
+
+def storage_url() -> str:
+    """`SYNC_ASSETS_STORAGE_URL`: where Parquet partitions go (a folder or any fsspec URL)."""
+    return os.environ.get("SYNC_ASSETS_STORAGE_URL") or str(data_dir() / "parquet")
+
+
+def strava_api_url() -> str:
+    return os.environ.get("STRAVA_API_URL") or DEFAULT_API_URL
+
+
+def strava_oauth_url() -> str:
+    return os.environ.get("STRAVA_OAUTH_URL") or DEFAULT_OAUTH_URL
+
+
+def strava_max_wait_seconds() -> float:
+    return float(os.environ.get("STRAVA_MAX_WAIT_SECONDS") or 900)

@@ -1,0 +1,90 @@
+"""Shared fixtures: a real Strava sandbox on loopback, real token stores, real Dagster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from sync_assets.resources.rate_limit import RateLimitBudget
+from sync_assets.resources.strava_client import StravaClient
+from sync_assets.resources.tokens import SqliteTokenStore, StravaTokens
+from sync_assets.sandbox import AthleteHandle, SandboxServer, StravaSandbox
+
+
+@pytest.fixture
+def sandbox() -> Iterator[StravaSandbox]:
+    yield StravaSandbox(seed=1234)
+
+
+@pytest.fixture
+def server(sandbox: StravaSandbox) -> Iterator[SandboxServer]:
+    with SandboxServer(sandbox) as srv:
+        yield srv
+
+
+@pytest.fixture
+def token_store(tmp_path: Path) -> SqliteTokenStore:
+    return SqliteTokenStore(tmp_path / "tokens.db")
+
+
+ClientFactory = Callable[..., StravaClient]
+
+
+@pytest.fixture
+def connect_athlete(
+    sandbox: StravaSandbox, token_store: SqliteTokenStore
+) -> Callable[..., tuple[str, AthleteHandle]]:
+    """Create a sandbox athlete and store its connection the way `sync-assets connect` does."""
+
+    def make(
+        n_activities: int, user_id: str | None = None, **kw: object
+    ) -> tuple[str, AthleteHandle]:
+        athlete = sandbox.add_athlete(n_activities=n_activities, **kw)
+        uid = user_id or f"user-{athlete.athlete_id}"
+        token_store.save_connection(
+            uid,
+            StravaTokens(
+                access_token=athlete.access_token,
+                refresh_token=athlete.refresh_token,
+                expires_at=athlete.expires_at,
+            ),
+            athlete_id=athlete.athlete_id,
+            scopes=athlete.scopes,
+        )
+        return uid, athlete
+
+    return make
+
+
+@pytest.fixture
+def make_client(
+    server: SandboxServer, sandbox: StravaSandbox, token_store: SqliteTokenStore
+) -> Iterator[ClientFactory]:
+    clients: list[StravaClient] = []
+
+    def make(user_id: str, *, budget: RateLimitBudget | None = None, **kw: object) -> StravaClient:
+        options: dict[str, object] = {
+            "backoff_base_seconds": 0.01,
+            "backoff_max_seconds": 0.05,
+            "timeout_seconds": 5.0,
+        }
+        options.update(kw)
+        client = StravaClient(
+            user_id=user_id,
+            client_id=sandbox.client_id,
+            client_secret=SecretStr(sandbox.client_secret),
+            token_store=token_store,
+            budget=budget or RateLimitBudget(max_wait_seconds=30),
+            api_url=server.api_url,
+            oauth_url=server.oauth_url,
+            **options,
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.close()

@@ -1,0 +1,170 @@
+"""`raw_strava_activities` materialized through Dagster against the sandbox."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from dagster import DagsterEventType, DagsterInstance, materialize
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+from dagster._core.test_utils import instance_for_test
+
+from sync_assets.assets import raw_strava_activities
+from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
+from sync_assets.resources import ParquetIOManager, StravaResource, TokenStoreResource
+
+
+@pytest.fixture
+def instance():
+    with instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def resources(server, sandbox, token_store, tmp_path: Path) -> dict[str, object]:
+    return {
+        "strava": StravaResource(
+            client_id=sandbox.client_id,
+            client_secret=sandbox.client_secret,
+            api_url=server.api_url,
+            oauth_url=server.oauth_url,
+            max_wait_seconds=30,
+            backoff_base_seconds=0.01,
+            backoff_max_seconds=0.05,
+            token_store=TokenStoreResource(sqlite_path=str(token_store.path)),
+        ),
+        "parquet_io_manager": ParquetIOManager(base_path=str(tmp_path / "parquet")),
+    }
+
+
+def run_range(instance: DagsterInstance, resources, user: str, first: str, last: str):
+    return materialize(
+        [raw_strava_activities],
+        instance=instance,
+        resources=resources,
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: f"{first}|{user}",
+            ASSET_PARTITION_RANGE_END_TAG: f"{last}|{user}",
+        },
+        raise_on_error=False,
+    )
+
+
+def read_partition(base: Path, month: str, user: str, name: str = "activities"):
+    return pq.read_table(base / "raw_strava_activities" / month / user / f"{name}.parquet")
+
+
+def by_month(activities, year: int) -> Counter:
+    return Counter(
+        month_key(datetime.fromisoformat(a["start_date"]))
+        for a in activities
+        if datetime.fromisoformat(a["start_date"]).year == year
+    )
+
+
+def busiest_year(activities) -> int:
+    return Counter(datetime.fromisoformat(a["start_date"]).year for a in activities).most_common(1)[
+        0
+    ][0]
+
+
+def test_a_year_of_one_user_is_one_run_and_one_query(
+    instance, resources, sandbox, connect_athlete, tmp_path
+) -> None:
+    user, athlete = connect_athlete(2500)
+    instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
+    truth = sandbox.activities(athlete.athlete_id)
+    year = busiest_year(truth)
+    expected = by_month(truth, year)
+    result = run_range(instance, resources, user, f"{year}-01-01", f"{year}-12-01")
+    assert result.success
+    mats = result.get_asset_materialization_events()
+    assert sorted(m.partition for m in mats) == [f"{year}-{m:02d}-01|{user}" for m in range(1, 13)]
+    n_year = sum(expected.values())
+    md = mats[0].materialization.metadata
+    assert md["activities"].value == n_year
+    assert md["list_requests"].value == md["list_requests_minimum"].value == n_year // 200 + 1
+    assert md["strava_queries"].value == 1
+    assert sandbox.request_count(kind="api") == n_year // 200 + 1
+    base = tmp_path / "parquet"
+    for m in range(1, 13):
+        month = f"{year}-{m:02d}-01"
+        table = read_partition(base, month, user)
+        assert table.num_rows == expected.get(month, 0)
+        assert table.column("user_id").unique().to_pylist() in ([user], [])
+    # One run, seen by the instance as such.
+    runs = instance.get_runs()
+    assert len(runs) == 1
+
+
+def test_rerun_is_idempotent_and_partitions_are_single(
+    instance, resources, sandbox, connect_athlete, tmp_path
+) -> None:
+    user, athlete = connect_athlete(400)
+    instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
+    truth = sandbox.activities(athlete.athlete_id)
+    month = month_key(datetime.fromisoformat(truth[-1]["start_date"]))
+    for _ in range(2):
+        result = materialize(
+            [raw_strava_activities],
+            instance=instance,
+            resources=resources,
+            partition_key=f"{month}|{user}",
+        )
+        assert result.success
+    table = read_partition(tmp_path / "parquet", month, user)
+    expected = [
+        a["id"] for a in truth if month_key(datetime.fromisoformat(a["start_date"])) == month
+    ]
+    assert table.column("strava_id").to_pylist() == expected
+
+
+def test_malformed_activities_are_quarantined_not_dropped(
+    instance, resources, sandbox, connect_athlete, tmp_path
+) -> None:
+    user, athlete = connect_athlete(600)
+    instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
+    sandbox.set_faults(malformed_activities=5)
+    first = month_key(
+        datetime.fromisoformat(sandbox.activities(athlete.athlete_id)[0]["start_date"])
+    )
+    last = month_key(datetime.fromtimestamp(sandbox.now(), UTC))
+    result = run_range(instance, resources, user, first, last)
+    assert result.success
+    md = result.get_asset_materialization_events()[0].materialization.metadata
+    assert md["quarantined"].value == 5
+    assert md["activities"].value + md["quarantined"].value == 600
+    quarantine = read_partition(tmp_path / "parquet", first, user, "quarantine")
+    assert quarantine.num_rows == 5
+    assert all(
+        r and p
+        for r, p in zip(
+            quarantine.column("reason").to_pylist(),
+            quarantine.column("payload").to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def test_revoked_user_fails_the_run_without_retries_or_secrets(
+    instance, resources, sandbox, connect_athlete
+) -> None:
+    user, athlete = connect_athlete(300)
+    instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
+    sandbox.revoke(athlete.athlete_id)
+    result = run_range(instance, resources, user, "2009-01-01", "2009-03-01")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    assert "AUTHENTICATION" in failure.step_failure_data.error.message
+    assert failure.step_failure_data.user_failure_data.metadata["retryable"].value is False
+    restarts = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
+    assert restarts == []
+    logs = "\n".join(str(e) for e in instance.all_logs(result.run_id))
+    for secret in (athlete.refresh_token, athlete.access_token, sandbox.client_secret):
+        assert secret not in logs
