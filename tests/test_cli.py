@@ -1,0 +1,91 @@
+"""The command line as users run it: separate processes, the sandbox served on its own."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+
+BIN = Path(sys.executable).with_name("sync-assets")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_demo_runs_the_main_job_offline(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRAVA_", "DAGSTER_"))}
+    env["SYNC_ASSETS_HOME"] = str(tmp_path)
+    out = subprocess.run([BIN, "demo"], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "FAILED" not in out.stdout
+    totals = re.search(r"total: (\d+) activities, (\d+) Strava API requests", out.stdout)
+    assert totals, out.stdout
+    activities = int(totals.group(1))
+    assert activities > 2000
+    files = list((tmp_path / "demo" / "parquet").rglob("activities.parquet"))
+    assert sum(pq.read_metadata(f).num_rows for f in files) == activities
+
+
+def test_sandbox_connect_and_sync_as_separate_processes(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRAVA_", "DAGSTER_"))}
+    sandbox = subprocess.Popen(
+        [BIN, "sandbox", "--port", str(port), "--athletes", "1", "--sizes", "420", "--seed", "3"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                httpx.get(f"{base}/_sandbox/usage", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        athlete = httpx.get(f"{base}/_sandbox/athletes").json()[0]
+        env.update(
+            {
+                "SYNC_ASSETS_HOME": str(tmp_path),
+                "STRAVA_CLIENT_ID": "sandbox-client",
+                "STRAVA_CLIENT_SECRET": "sandbox-secret",
+                "STRAVA_API_URL": f"{base}/api/v3",
+                "STRAVA_OAUTH_URL": f"{base}/oauth/token",
+            }
+        )
+        user = "2b0e6a57-8f0c-4c55-9a43-5a1c0f1e9d01"
+        out = subprocess.run(
+            [BIN, "connect", "--user", user, "--refresh-token", athlete["refresh_token"]],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        assert f"Strava athlete {athlete['athlete_id']}" in out.stdout
+        out = subprocess.run(
+            [BIN, "sync", "--user", user], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "420 activities" in out.stdout
+        assert "3 list requests (minimum 3)" in out.stdout
+        # A user that was never connected gets a clear error, not a traceback.
+        out = subprocess.run(
+            [BIN, "sync", "--user", "nobody"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode != 0 and "not connected" in out.stdout + out.stderr
+        assert "Traceback" not in out.stderr
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=30)

@@ -1,0 +1,68 @@
+"""deploy/production/dagster.yaml on the machine's PostgreSQL: the instance a team deploys."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, materialize
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from sync_assets.assets import raw_strava_activities
+from sync_assets.partitions import USERS_PARTITIONS_NAME
+from sync_assets.resources import ParquetIOManager, StravaResource, TokenStoreResource
+
+from .pg import temporary_database
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_production_instance_stores_runs_in_postgres(
+    sandbox, server, connect_athlete, token_store, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "production" / "dagster.yaml", home / "dagster.yaml")
+    user, athlete = connect_athlete(250)
+    with temporary_database() as url:
+        monkeypatch.setenv("DAGSTER_PG_URL", url)
+        instance = DagsterInstance.from_config(str(home))
+        try:
+            instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
+            result = materialize(
+                [raw_strava_activities],
+                instance=instance,
+                resources={
+                    "strava": StravaResource(
+                        client_id=sandbox.client_id,
+                        client_secret=sandbox.client_secret,
+                        api_url=server.api_url,
+                        oauth_url=server.oauth_url,
+                        token_store=TokenStoreResource(sqlite_path=str(token_store.path)),
+                    ),
+                    "parquet_io_manager": ParquetIOManager(base_path=str(tmp_path / "pq")),
+                },
+                tags={
+                    ASSET_PARTITION_RANGE_START_TAG: f"2009-01-01|{user}",
+                    ASSET_PARTITION_RANGE_END_TAG: f"2009-06-01|{user}",
+                },
+            )
+            assert result.success
+        finally:
+            instance.dispose()
+        with psycopg.connect(url) as conn:
+            runs = conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+            mats = conn.execute(
+                "SELECT count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'"
+            ).fetchone()[0]
+            parts = conn.execute(
+                "SELECT count(*) FROM dynamic_partitions WHERE partitions_def_name = %s",
+                (USERS_PARTITIONS_NAME,),
+            ).fetchone()[0]
+        assert (runs, mats, parts) == (1, 6, 1)
