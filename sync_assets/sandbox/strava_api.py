@@ -158,6 +158,7 @@ class StravaSandbox:
         self._access: dict[str, tuple[int, int, str]] = {}  # token -> (athlete, expires_at, scopes)
         self._refresh: dict[str, int] = {}  # token -> athlete
         self._codes: dict[str, int] = {}
+        self._revoke_at: dict[int, int] = {}  # athlete -> API request count that revokes it
         self._usage = {"w15": -1, "wday": -1, "all15": 0, "allday": 0, "read15": 0, "readday": 0}
 
     # -- clock -----------------------------------------------------------------------------
@@ -309,12 +310,17 @@ class StravaSandbox:
                 raise ValueError(f"unknown faults: {sorted(unknown)}")
             for name, value in changes.items():
                 if name == "revoke_after_requests":
+                    # Counted from now: "revoke after this athlete's next N API requests".
                     value = {int(k): int(v) for k, v in value.items()}
+                    self._revoke_at = {
+                        aid: self._athletes[aid].api_requests + n for aid, n in value.items()
+                    }
                 setattr(self.faults, name, value)
 
     def clear_faults(self) -> None:
         with self._lock:
             self.faults = Faults()
+            self._revoke_at.clear()
 
     def _roll_windows(self) -> None:
         now = self.now()
@@ -523,9 +529,10 @@ class StravaSandbox:
         aid, _, scopes = grant
         athlete = self._athletes[aid]
         athlete.api_requests += 1
-        limit = f.revoke_after_requests.get(aid)
+        limit = self._revoke_at.get(aid)
         if limit is not None and athlete.api_requests > limit:
-            f.revoke_after_requests.pop(aid)
+            del self._revoke_at[aid]
+            f.revoke_after_requests.pop(aid, None)
             self.revoke(aid)
             return _error(401, "Authorization Error", "Athlete", "access_token", "invalid"), aid
         if method != "GET":
