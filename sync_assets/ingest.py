@@ -44,16 +44,15 @@ class FetchReport:
 def fetch_span(client: StravaClient, span: SyncSpan) -> tuple[dict[str, PartitionData], int]:
     """All activities of one span, split into its month partitions; returns (data, received)."""
     fetched_at = datetime.now(UTC).replace(microsecond=0)
-    rows: dict[str, list[dict[str, Any]]] = {m: [] for m in span.months}
+    rows: list[dict[str, Any]] = []
     quarantine: dict[str, list[QuarantinedActivity]] = {m: [] for m in span.months}
     received = 0
     for page in client.iter_activity_pages(span.start, span.end):
         received += len(page.records)
         batch = validate_page(page.records)
         for activity, payload in batch.activities:
-            month = month_key(activity.start_date)
-            if month in rows:
-                rows[month].append(activity_row(span.user_id, activity, payload, fetched_at))
+            if month_key(activity.start_date) in quarantine:
+                rows.append(activity_row(span.user_id, activity, payload, fetched_at))
             else:  # Strava returned something outside the window we asked for: keep it aside
                 quarantine[span.months[0]].append(
                     QuarantinedActivity(
@@ -65,9 +64,18 @@ def fetch_span(client: StravaClient, span: SyncSpan) -> tuple[dict[str, Partitio
                 )
         # A record we could not parse has no trustworthy month: it waits in the span's first.
         quarantine[span.months[0]].extend(batch.quarantined)
+    rows.sort(key=lambda r: (r["start_date"], r["strava_id"]))
+    table = activities_table(rows)  # one conversion for the span, then cheap slices per month
+    # Rows are sorted by start, so each month is one contiguous slice (zero-copy).
+    first: dict[str, int] = {}
+    count: dict[str, int] = dict.fromkeys(span.months, 0)
+    for i, row in enumerate(rows):
+        month = month_key(row["start_date"])
+        first.setdefault(month, i)
+        count[month] += 1
     data = {
         str(partition_key(span.user_id, m)): PartitionData(
-            activities_table(sorted(rows[m], key=lambda r: (r["start_date"], r["strava_id"]))),
+            table.slice(first.get(m, 0), count[m]),
             quarantine_table(span.user_id, quarantine[m], fetched_at),
         )
         for m in span.months
