@@ -80,6 +80,24 @@ def test_sandbox_connect_and_sync_as_separate_processes(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stdout + out.stderr
         assert "420 activities" in out.stdout
         assert "3 list requests (minimum 3)" in out.stdout
+        # Strava's OAuth code exchange registers a second user.
+        other = "2b0e6a57-8f0c-4c55-9a43-5a1c0f1e9d02"
+        out = subprocess.run(
+            [BIN, "connect", "--user", other, "--code", athlete["authorization_code"]],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        out = subprocess.run(
+            [BIN, "connect", "--user", other, "--code", "used-or-bogus"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 2 and "authorization code" in out.stderr
         # A user that was never connected gets a clear error, not a traceback.
         out = subprocess.run(
             [BIN, "sync", "--user", "nobody"], env=env, capture_output=True, text=True, timeout=120
