@@ -19,6 +19,7 @@ import shutil
 import sys
 import time
 import uuid
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -161,6 +162,8 @@ def sync(
             ASSET_PARTITION_RANGE_START_TAG: str(partition_key(user_id, first)),
             ASSET_PARTITION_RANGE_END_TAG: str(partition_key(user_id, last)),
         },
+        # The run's events are stored in the instance; the terminal gets warnings only.
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         raise_on_error=False,
     )
     seconds = time.perf_counter() - started
@@ -284,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     p_sync.add_argument("--to", dest="last", type=_parse_month, help="YYYY-MM (default: now)")
 
     args = parser.parse_args(argv)
+    # BackfillPolicy is marked beta on Dagster 1.13: a note for developers, not for CLI users.
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "demo":
