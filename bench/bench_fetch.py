@@ -25,8 +25,9 @@ from sync_assets.ingest import fetch_span, minimum_list_calls
 from sync_assets.partitions import SyncSpan
 from sync_assets.resources.rate_limit import RateLimitBudget
 from sync_assets.resources.strava_client import StravaClient
-from sync_assets.resources.tokens import SqliteTokenStore, StravaTokens
+from sync_assets.resources.tokens import StravaTokens
 from sync_assets.sandbox import RateLimits, SandboxServer, StravaSandbox
+from sync_assets.storage import close_stores, open_store
 
 
 def months_between(first: datetime, last: datetime) -> tuple[str, ...]:
@@ -49,7 +50,7 @@ def run_once(
     )
     with tempfile.TemporaryDirectory() as tmp, SandboxServer(sandbox) as server:
         athlete = sandbox.add_athlete(n_activities=size, seed=seed)
-        store = SqliteTokenStore(Path(tmp) / "t.db")
+        store = open_store(None, Path(tmp))
         store.save_connection(
             "bench",
             StravaTokens(
@@ -84,6 +85,7 @@ def run_once(
         if trace_memory:
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
+        close_stores()
         rows = sum(p.activities.num_rows + p.quarantine.num_rows for p in data.values())
         assert rows == size, (rows, size)
         return {

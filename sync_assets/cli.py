@@ -77,12 +77,13 @@ def connect(user_id: str, *, refresh_token: str | None = None, code: str | None 
     """Register a user's Strava connection and their Dagster partition; returns the athlete id."""
     from sync_assets.resources.rate_limit import shared_budget
     from sync_assets.resources.strava_client import StravaClient, exchange_code
-    from sync_assets.resources.tokens import SqliteTokenStore, StravaTokens
+    from sync_assets.resources.tokens import StravaTokens
+    from sync_assets.storage import open_store
 
     validate_user_id(user_id)
     client_id = _require_env("STRAVA_CLIENT_ID")
     secret = SecretStr(_require_env("STRAVA_CLIENT_SECRET"))
-    store = SqliteTokenStore(settings.sqlite_path())
+    store = open_store(settings.database_url(), settings.data_dir())
     scopes = None
     if code:
         tokens, athlete, scopes = exchange_code(

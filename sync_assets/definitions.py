@@ -11,7 +11,7 @@ from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
 from sync_assets import settings
 from sync_assets.assets import raw_strava_activities
 from sync_assets.partitions import strava_partitions
-from sync_assets.resources import ParquetIOManager, StravaResource, TokenStoreResource
+from sync_assets.resources import ParquetIOManager, StravaResource, SupabaseResource
 
 STRAVA_SYNC_JOB = "strava_sync"
 
@@ -24,7 +24,10 @@ strava_sync_job = define_asset_job(
 
 
 def build_resources() -> dict[str, object]:
-    token_store = TokenStoreResource(sqlite_path=str(settings.sqlite_path()))
+    supabase = SupabaseResource(
+        database_url=EnvVar("DATABASE_URL") if settings.database_url() else None,
+        data_dir=str(settings.data_dir()),
+    )
     return {
         "strava": StravaResource(
             client_id=EnvVar("STRAVA_CLIENT_ID"),
@@ -32,8 +35,9 @@ def build_resources() -> dict[str, object]:
             api_url=settings.strava_api_url(),
             oauth_url=settings.strava_oauth_url(),
             max_wait_seconds=settings.strava_max_wait_seconds(),
-            token_store=token_store,
+            supabase=supabase,
         ),
+        "supabase": supabase,
         "parquet_io_manager": ParquetIOManager(base_path=settings.storage_url()),
     }
 

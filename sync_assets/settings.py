@@ -13,8 +13,9 @@ def data_dir() -> Path:
     return Path(os.environ.get("SYNC_ASSETS_HOME", "~/.sync_assets")).expanduser().resolve()
 
 
-def sqlite_path() -> Path:
-    return data_dir() / "sync_assets.db"
+def database_url() -> str | None:
+    """`DATABASE_URL`: Supabase/PostgreSQL; unset means the embedded SQLite default."""
+    return os.environ.get("DATABASE_URL") or None
 
 
 def storage_url() -> str:

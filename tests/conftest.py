@@ -10,8 +10,9 @@ from pydantic import SecretStr
 
 from sync_assets.resources.rate_limit import RateLimitBudget
 from sync_assets.resources.strava_client import StravaClient
-from sync_assets.resources.tokens import SqliteTokenStore, StravaTokens
+from sync_assets.resources.tokens import StravaTokens
 from sync_assets.sandbox import AthleteHandle, SandboxServer, StravaSandbox
+from sync_assets.storage import Store, close_stores, open_store
 
 
 @pytest.fixture
@@ -26,8 +27,15 @@ def server(sandbox: StravaSandbox) -> Iterator[SandboxServer]:
 
 
 @pytest.fixture
-def token_store(tmp_path: Path) -> SqliteTokenStore:
-    return SqliteTokenStore(tmp_path / "tokens.db")
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def token_store(data_dir: Path) -> Iterator[Store]:
+    """The embedded default store (SQLite) in a folder of the test's own."""
+    yield open_store(None, data_dir)
+    close_stores()
 
 
 ClientFactory = Callable[..., StravaClient]
@@ -35,7 +43,7 @@ ClientFactory = Callable[..., StravaClient]
 
 @pytest.fixture
 def connect_athlete(
-    sandbox: StravaSandbox, token_store: SqliteTokenStore
+    sandbox: StravaSandbox, token_store: Store
 ) -> Callable[..., tuple[str, AthleteHandle]]:
     """Create a sandbox athlete and store its connection the way `sync-assets connect` does."""
 
@@ -61,7 +69,7 @@ def connect_athlete(
 
 @pytest.fixture
 def make_client(
-    server: SandboxServer, sandbox: StravaSandbox, token_store: SqliteTokenStore
+    server: SandboxServer, sandbox: StravaSandbox, token_store: Store
 ) -> Iterator[ClientFactory]:
     clients: list[StravaClient] = []
 

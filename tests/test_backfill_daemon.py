@@ -26,7 +26,8 @@ from dagster._core.utils import make_new_backfill_id
 
 from sync_assets.definitions import defs
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
-from sync_assets.resources.tokens import SqliteTokenStore, StravaTokens
+from sync_assets.resources.tokens import StravaTokens
+from sync_assets.storage import open_store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,7 +47,7 @@ def test_backfill_of_two_users_over_a_year_runs_once_per_user(
         "STRAVA_API_URL": server.api_url,
         "STRAVA_OAUTH_URL": server.oauth_url,
     }
-    store = SqliteTokenStore(home / "sync_assets.db")
+    store = open_store(None, home)
     users, truth = [], {}
     for i, size in enumerate((900, 300)):
         athlete = sandbox.add_athlete(n_activities=size, seed=50 + i)

@@ -14,7 +14,7 @@ from dagster._core.storage.tags import (
 
 from sync_assets.assets import raw_strava_activities
 from sync_assets.partitions import USERS_PARTITIONS_NAME
-from sync_assets.resources import ParquetIOManager, StravaResource, TokenStoreResource
+from sync_assets.resources import ParquetIOManager, StravaResource, SupabaseResource
 
 from .pg import temporary_database
 
@@ -22,7 +22,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_production_instance_stores_runs_in_postgres(
-    sandbox, server, connect_athlete, token_store, tmp_path, monkeypatch: pytest.MonkeyPatch
+    sandbox,
+    server,
+    connect_athlete,
+    token_store,
+    data_dir,
+    tmp_path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import psycopg
 
@@ -44,7 +50,7 @@ def test_production_instance_stores_runs_in_postgres(
                         client_secret=sandbox.client_secret,
                         api_url=server.api_url,
                         oauth_url=server.oauth_url,
-                        token_store=TokenStoreResource(sqlite_path=str(token_store.path)),
+                        supabase=SupabaseResource(data_dir=str(data_dir)),
                     ),
                     "parquet_io_manager": ParquetIOManager(base_path=str(tmp_path / "pq")),
                 },

@@ -17,7 +17,7 @@ from dagster._core.test_utils import instance_for_test
 
 from sync_assets.assets import raw_strava_activities
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
-from sync_assets.resources import ParquetIOManager, StravaResource, TokenStoreResource
+from sync_assets.resources import ParquetIOManager, StravaResource, SupabaseResource
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def instance():
 
 
 @pytest.fixture
-def resources(server, sandbox, token_store, tmp_path: Path) -> dict[str, object]:
+def resources(server, sandbox, token_store, data_dir, tmp_path: Path) -> dict[str, object]:
     return {
         "strava": StravaResource(
             client_id=sandbox.client_id,
@@ -37,7 +37,7 @@ def resources(server, sandbox, token_store, tmp_path: Path) -> dict[str, object]
             max_wait_seconds=30,
             backoff_base_seconds=0.01,
             backoff_max_seconds=0.05,
-            token_store=TokenStoreResource(sqlite_path=str(token_store.path)),
+            supabase=SupabaseResource(data_dir=str(data_dir)),
         ),
         "parquet_io_manager": ParquetIOManager(base_path=str(tmp_path / "parquet")),
     }

@@ -1,5 +1,5 @@
 from sync_assets.resources.parquet_io import ParquetIOManager, PartitionData
 from sync_assets.resources.strava import StravaResource
-from sync_assets.resources.token_store import TokenStoreResource
+from sync_assets.resources.supabase import SupabaseResource
 
-__all__ = ["ParquetIOManager", "PartitionData", "StravaResource", "TokenStoreResource"]
+__all__ = ["ParquetIOManager", "PartitionData", "StravaResource", "SupabaseResource"]

@@ -8,7 +8,7 @@ from pydantic import Field, SecretStr
 
 from sync_assets.resources.rate_limit import shared_budget
 from sync_assets.resources.strava_client import DEFAULT_API_URL, DEFAULT_OAUTH_URL, StravaClient
-from sync_assets.resources.token_store import TokenStoreResource
+from sync_assets.resources.supabase import SupabaseResource
 
 
 class StravaResource(ConfigurableResource):
@@ -34,7 +34,7 @@ class StravaResource(ConfigurableResource):
     refresh_margin_seconds: float = Field(
         default=300.0, description="refresh the access token this long before it expires"
     )
-    token_store: ResourceDependency[TokenStoreResource]
+    supabase: ResourceDependency[SupabaseResource]
 
     def client(self, user_id: str, logger: logging.Logger | Any = None) -> StravaClient:
         """A client acting for `user_id`; every client of this app shares one rate budget."""
@@ -42,7 +42,7 @@ class StravaResource(ConfigurableResource):
             user_id=user_id,
             client_id=self.client_id,
             client_secret=SecretStr(self.client_secret),
-            token_store=self.token_store.store(),
+            token_store=self.supabase.store(),
             budget=shared_budget(
                 self.api_url, self.client_id, max_wait_seconds=self.max_wait_seconds
             ),

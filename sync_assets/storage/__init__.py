@@ -1,0 +1,52 @@
+"""Storage backends: PostgreSQL/Supabase in production, SQLite as the embedded default."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from sync_assets.storage.base import QuarantineRecord, SessionRecord, Store, StoreResult, runs_rows
+from sync_assets.storage.crypto import TokenCipher, keys_from_env, local_cipher
+
+_stores: dict[tuple[str, str], Store] = {}
+_lock = threading.Lock()
+
+
+def open_store(database_url: str | None, data_dir: str | Path) -> Store:
+    """The store for this deployment, one per process and target (pools are shared)."""
+    data_dir = Path(data_dir)
+    key = (database_url or "", str(data_dir))
+    with _lock:
+        store = _stores.get(key)
+        if store is None:
+            if database_url:
+                from sync_assets.storage.postgres import PostgresStore
+
+                store = PostgresStore(database_url, TokenCipher(keys_from_env()))
+                store.migrate()
+            else:
+                from sync_assets.storage.sqlite import SqliteStore
+
+                store = SqliteStore(
+                    data_dir / "sync_assets.db", local_cipher(data_dir / "encryption.key")
+                )
+            _stores[key] = store
+        return store
+
+
+def close_stores() -> None:
+    with _lock:
+        for store in _stores.values():
+            store.close()
+        _stores.clear()
+
+
+__all__ = [
+    "QuarantineRecord",
+    "SessionRecord",
+    "Store",
+    "StoreResult",
+    "close_stores",
+    "open_store",
+    "runs_rows",
+]

@@ -1,0 +1,200 @@
+"""What every storage backend offers, and the row shapes they share.
+
+Two backends implement `Store`: PostgreSQL (Supabase, production) and SQLite (the embedded
+default). One contract test suite runs against both so that they cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from sync_assets.resources.tokens import StravaConnection, StravaTokens
+
+# Columns of public.runs written by the pipeline (id, created_at, updated_at are the database's).
+RUNS_COLUMNS: tuple[str, ...] = (
+    "user_id",
+    "strava_id",
+    "athlete_id",
+    "name",
+    "type",
+    "sport_type",
+    "start_date",
+    "start_date_local",
+    "timezone",
+    "distance_meters",
+    "moving_time_seconds",
+    "elapsed_time_seconds",
+    "total_elevation_gain_meters",
+    "average_speed_mps",
+    "max_speed_mps",
+    "average_heartrate_bpm",
+    "max_heartrate_bpm",
+    "start_lat",
+    "start_lng",
+    "end_lat",
+    "end_lng",
+    "manual",
+    "trainer",
+    "commute",
+    "private",
+    "visibility",
+    "city",
+    "state",
+    "country",
+    "temperature_celsius",
+    "feels_like_celsius",
+    "humidity_percent",
+    "pressure_hpa",
+    "wind_speed_mps",
+    "wind_direction_degrees",
+    "weather_condition",
+    "visibility_meters",
+    "uv_index",
+    "strava_data",
+    "enrichment_status",
+)
+JSON_COLUMNS = frozenset({"strava_data", "enrichment_status"})
+
+SESSION_FIELDS = frozenset(
+    {
+        "status",
+        "activities_fetched",
+        "activities_enriched",
+        "activities_stored",
+        "activities_updated",
+        "activities_skipped",
+        "activities_failed",
+        "progress",
+        "last_error",
+        "retry_count",
+        "last_successful_page",
+        "checkpoint_data",
+        "completed_at",
+        "window_start",
+        "window_end",
+    }
+)
+SESSION_JSON_FIELDS = frozenset({"progress", "last_error", "checkpoint_data"})
+
+
+@dataclass
+class StoreResult:
+    """Outcome of storing a batch of runs (the shape the app's StoreResponse reports)."""
+
+    saved: int = 0  # new rows
+    updated: int = 0  # existing rows whose content changed
+    skipped: int = 0  # existing rows already identical
+    failed: int = 0  # rows the database refused: quarantined with its error
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: StoreResult) -> None:
+        self.saved += other.saved
+        self.updated += other.updated
+        self.skipped += other.skipped
+        self.failed += other.failed
+        self.seconds += other.seconds
+        self.errors.extend(other.errors)
+
+
+@dataclass(frozen=True)
+class QuarantineRecord:
+    user_id: str
+    strava_id: int | None
+    reason: str
+    payload: str
+    source: str = "validation"
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    user_id: str
+    dagster_run_id: str
+    sync_type: str
+    status: str
+    window_start: datetime | None
+    window_end: datetime | None
+    activities_fetched: int
+    activities_enriched: int
+    activities_stored: int
+    activities_updated: int
+    activities_skipped: int
+    activities_failed: int
+    progress: dict[str, Any]
+    last_error: dict[str, Any] | None
+    retry_count: int
+    last_successful_page: int
+    checkpoint_data: dict[str, Any]
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class Store(Protocol):
+    """The pipeline's whole view of its database."""
+
+    def migrate(self) -> list[str]: ...
+
+    # Connections and tokens (see resources.tokens.TokenStore).
+    def save_connection(
+        self,
+        user_id: str,
+        tokens: StravaTokens,
+        *,
+        athlete_id: int | None = None,
+        scopes: str | None = None,
+    ) -> None: ...
+    def get(self, user_id: str) -> StravaConnection: ...
+    def update_tokens(
+        self, user_id: str, update: Callable[[StravaTokens], StravaTokens]
+    ) -> StravaTokens: ...
+    def mark_revoked(self, user_id: str, reason: str) -> None: ...
+    def list_connections(self, status: str | None = "active") -> list[StravaConnection]: ...
+
+    # Runs.
+    def upsert_runs(self, rows: Sequence[dict[str, Any]]) -> StoreResult: ...
+    def quarantine(
+        self, records: Sequence[QuarantineRecord], session_id: str | None = None
+    ) -> int: ...
+    def run_ids(self, user_id: str) -> list[int]: ...
+
+    # Sync sessions.
+    def create_session(
+        self,
+        *,
+        run_id: str,
+        user_id: str,
+        sync_type: str,
+        window_start: datetime | None,
+        window_end: datetime | None,
+    ) -> SessionRecord: ...
+    def get_session(self, run_id: str) -> SessionRecord | None: ...
+    def update_session(self, run_id: str, **changes: Any) -> SessionRecord: ...
+    def open_sessions(self) -> list[SessionRecord]: ...
+
+    def close(self) -> None: ...
+
+
+def runs_rows(table: pa.Table, enrichment: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Rows of public.runs from a `raw_strava_activities` (or enriched) table."""
+    rows = []
+    names = set(table.column_names)
+    for rec in table.to_pylist():
+        row = {c: rec.get(c) for c in RUNS_COLUMNS if c in names}
+        row["strava_data"] = rec["payload"]
+        status = rec.get("enrichment_status")
+        if status is None:
+            status = json.dumps(
+                enrichment or {"weather": False, "geocoding": False, "reason": "not enriched"}
+            )
+        row["enrichment_status"] = status if isinstance(status, str) else json.dumps(status)
+        for c in RUNS_COLUMNS:
+            row.setdefault(c, None)
+        rows.append(row)
+    return rows

@@ -1,0 +1,399 @@
+"""The production backend: PostgreSQL (Supabase's direct connection or its pooler).
+
+Writes go through a connection pool. Runs are stored with COPY into a per-transaction staging
+table and one `INSERT ... ON CONFLICT DO UPDATE ... WHERE ... IS DISTINCT FROM` per batch: one
+round trip for thousands of rows, unchanged rows skipped. A batch is one transaction: if the
+database refuses a row, the batch is replayed row by row inside savepoints, the refused rows are
+quarantined with the database's reason and the rest is stored; if the connection drops, the
+transaction is gone and the whole batch is retried on a fresh connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from sync_assets.errors import AuthenticationError, ErrorType, SyncError
+from sync_assets.migrations import migrate_postgres
+from sync_assets.resources.tokens import StravaConnection, StravaTokens
+from sync_assets.storage.base import (
+    RUNS_COLUMNS,
+    SESSION_FIELDS,
+    SESSION_JSON_FIELDS,
+    QuarantineRecord,
+    SessionRecord,
+    StoreResult,
+)
+from sync_assets.storage.crypto import TokenCipher
+from sync_assets.storage.sql import statement
+
+log = logging.getLogger(__name__)
+BATCH_SIZE = 5_000
+
+
+def Q(name: str) -> str:  # noqa: N802 - reads like a constant
+    return statement("postgres", name)
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit for logs and errors: no password."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "<unparsable database url>"
+    return (
+        f"postgresql://{info.get('user', '')}@{info.get('host', '')}:{info.get('port', 5432)}/"
+        f"{info.get('dbname', '')}"
+    )
+
+
+def _session(row: dict[str, Any]) -> SessionRecord:
+    return SessionRecord(**row)
+
+
+class PostgresStore:
+    def __init__(
+        self,
+        database_url: str,
+        cipher: TokenCipher,
+        *,
+        pooler: bool | None = None,
+        min_size: int = 1,
+        max_size: int = 4,
+        batch_size: int = BATCH_SIZE,
+        retries: int = 3,
+    ) -> None:
+        self.url_for_logs = redact_url(database_url)
+        self._cipher = cipher
+        self.batch_size = batch_size
+        self._retries = retries
+        # Supavisor/PgBouncer in transaction mode cannot keep server-side prepared statements.
+        if pooler is None:
+            pooler = ":6543" in database_url or "pooler.supabase" in database_url
+        kwargs: dict[str, Any] = {"autocommit": False}
+        if pooler:
+            kwargs["prepare_threshold"] = None
+        self._pool = ConnectionPool(
+            database_url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs=kwargs,
+            check=ConnectionPool.check_connection,
+            open=True,
+            name="sync_assets",
+        )
+        # Test hook: called inside a batch transaction after staging, before the merge.
+        self.before_merge: Callable[[psycopg.Connection], None] | None = None
+
+    def close(self) -> None:
+        self._pool.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection]:
+        with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
+            retry=retry_if_exception_type(psycopg.OperationalError),
+            wait=wait_random_exponential(multiplier=0.2, max=5),
+            stop=stop_after_attempt(self._retries + 1),
+            reraise=True,
+        )
+
+    def migrate(self) -> list[str]:
+        with self._pool.connection() as conn:
+            return migrate_postgres(conn)
+
+    # -- connections ----------------------------------------------------------------------
+    def _connection(self, row: dict[str, Any]) -> StravaConnection:
+        return StravaConnection(
+            user_id=row["user_id"],
+            athlete_id=row["athlete_id"],
+            scopes=row["scopes"],
+            status=row["status"],
+            status_reason=row["status_reason"],
+            tokens=StravaTokens(
+                access_token=self._cipher.decrypt(row["access_token_encrypted"]),
+                refresh_token=self._cipher.decrypt(row["refresh_token_encrypted"]),
+                expires_at=int(row["expires_at"]),
+            ),
+        )
+
+    def save_connection(
+        self,
+        user_id: str,
+        tokens: StravaTokens,
+        *,
+        athlete_id: int | None = None,
+        scopes: str | None = None,
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                Q("save_connection"),
+                {
+                    "user_id": user_id,
+                    "athlete_id": athlete_id,
+                    "scopes": scopes,
+                    "access": self._cipher.encrypt(tokens.access_token.get_secret_value()),
+                    "refresh": self._cipher.encrypt(tokens.refresh_token.get_secret_value()),
+                    "expires_at": tokens.expires_at,
+                },
+            )
+
+    def _active(self, user_id: str, row: dict[str, Any] | None) -> StravaConnection:
+        if row is None:
+            raise AuthenticationError(
+                f"user {user_id} has no Strava connection: run `sync-assets connect`"
+            )
+        conn = self._connection(row)
+        if conn.status != "active":
+            raise AuthenticationError(
+                f"the Strava connection of user {user_id} is {conn.status}"
+                f" ({conn.status_reason or 'no reason recorded'}): the athlete must reconnect"
+            )
+        return conn
+
+    def get(self, user_id: str) -> StravaConnection:
+        with self._tx() as conn:
+            row = (
+                conn.cursor(row_factory=dict_row)
+                .execute(Q("get_connection"), {"user_id": user_id})
+                .fetchone()
+            )
+        return self._active(user_id, row)
+
+    def update_tokens(
+        self, user_id: str, update: Callable[[StravaTokens], StravaTokens]
+    ) -> StravaTokens:
+        with self._tx() as conn:
+            row = (
+                conn.cursor(row_factory=dict_row)
+                .execute(Q("lock_connection"), {"user_id": user_id})
+                .fetchone()
+            )
+            current = self._active(user_id, row).tokens
+            new = update(current)
+            if new != current:
+                conn.execute(
+                    Q("update_tokens"),
+                    {
+                        "user_id": user_id,
+                        "access": self._cipher.encrypt(new.access_token.get_secret_value()),
+                        "refresh": self._cipher.encrypt(new.refresh_token.get_secret_value()),
+                        "expires_at": new.expires_at,
+                    },
+                )
+        return new  # committed: only now may the new access token be used
+
+    def mark_revoked(self, user_id: str, reason: str) -> None:
+        with self._tx() as conn:
+            conn.execute(Q("mark_revoked"), {"user_id": user_id, "reason": reason[:500]})
+
+    def list_connections(self, status: str | None = "active") -> list[StravaConnection]:
+        with self._tx() as conn:
+            rows = (
+                conn.cursor(row_factory=dict_row)
+                .execute(Q("list_connections"), {"status": status})
+                .fetchall()
+            )
+        return [self._connection(r) for r in rows]
+
+    def rotate_keys(self) -> int:
+        """Re-encrypt every stored token with the newest key; returns rows rewritten."""
+        with self._tx() as conn:
+            rows = conn.cursor(row_factory=dict_row).execute(Q("rotate_tokens")).fetchall()
+            for r in rows:
+                conn.execute(
+                    Q("rewrite_tokens"),
+                    {
+                        "user_id": r["user_id"],
+                        "access": self._cipher.rotate(r["access_token_encrypted"]),
+                        "refresh": self._cipher.rotate(r["refresh_token_encrypted"]),
+                    },
+                )
+        return len(rows)
+
+    # -- runs -----------------------------------------------------------------------------
+    @staticmethod
+    def _copy_rows(conn: psycopg.Connection, rows: Sequence[dict[str, Any]]) -> None:
+        with conn.cursor() as cur, cur.copy(Q("copy_runs_stage")) as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in RUNS_COLUMNS])
+
+    def _merge(self, conn: psycopg.Connection) -> tuple[int, int]:
+        flags = [r[0] for r in conn.execute(Q("merge_runs")).fetchall()]
+        inserted = sum(1 for f in flags if f)
+        return inserted, len(flags) - inserted
+
+    def _store_batch(
+        self, rows: Sequence[dict[str, Any]]
+    ) -> tuple[StoreResult, list[QuarantineRecord]]:
+        result, refused = StoreResult(), []
+        with self._tx() as conn:
+            conn.execute(Q("stage_runs"))
+            try:
+                with conn.transaction():  # savepoint: a refused row must not end the batch
+                    self._copy_rows(conn, rows)
+                    if self.before_merge:
+                        self.before_merge(conn)
+                    inserted, updated = self._merge(conn)
+                result.saved, result.updated = inserted, updated
+                result.skipped = len(rows) - inserted - updated
+                return result, refused
+            except (psycopg.DataError, psycopg.IntegrityError):
+                pass  # somewhere in the batch is a row the database refuses: find it
+            for row in rows:
+                try:
+                    with conn.transaction():
+                        conn.execute(Q("truncate_stage"))
+                        self._copy_rows(conn, [row])
+                        inserted, updated = self._merge(conn)
+                    result.saved += inserted
+                    result.updated += updated
+                    result.skipped += 1 - inserted - updated
+                except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                    reason = f"database refused the row: {exc.diag.message_primary or exc}"
+                    result.failed += 1
+                    result.errors.append(reason)
+                    refused.append(
+                        QuarantineRecord(
+                            user_id=row["user_id"],
+                            strava_id=row["strava_id"],
+                            reason=reason,
+                            payload=row["strava_data"] or "",
+                            source="store",
+                        )
+                    )
+        return result, refused
+
+    def upsert_runs(self, rows: Sequence[dict[str, Any]]) -> StoreResult:
+        total = StoreResult()
+        clean: list[dict[str, Any]] = []
+        refused: list[QuarantineRecord] = []
+        for row in rows:
+            bad = next(
+                (c for c in RUNS_COLUMNS if isinstance(row[c], str) and "\x00" in row[c]), None
+            )
+            if bad:  # PostgreSQL text cannot hold NUL: refuse here with a clear reason
+                refused.append(
+                    QuarantineRecord(
+                        row["user_id"],
+                        row["strava_id"],
+                        f"column {bad} contains a NUL character",
+                        (row["strava_data"] or "").replace("\x00", "\\u0000"),
+                        "store",
+                    )
+                )
+            else:
+                clean.append(row)
+        total.failed = len(refused)
+        started = time.perf_counter()
+        for i in range(0, len(clean), self.batch_size):
+            batch = clean[i : i + self.batch_size]
+            for attempt in self._retrying():
+                with attempt:
+                    result, batch_refused = self._store_batch(batch)
+            total.add(result)
+            refused.extend(batch_refused)
+        if refused:
+            self.quarantine(refused)
+        total.seconds = time.perf_counter() - started
+        return total
+
+    def quarantine(self, records: Sequence[QuarantineRecord], session_id: str | None = None) -> int:
+        if not records:
+            return 0
+        with self._tx() as conn, conn.cursor() as cur:
+            cur.executemany(
+                Q("insert_quarantine"),
+                [
+                    {
+                        "user_id": r.user_id,
+                        "strava_id": r.strava_id,
+                        "reason": r.reason,
+                        "payload": r.payload.replace("\x00", "\\u0000"),
+                        "source": r.source,
+                        "session_id": session_id,
+                    }
+                    for r in records
+                ],
+            )
+        return len(records)
+
+    def run_ids(self, user_id: str) -> list[int]:
+        with self._tx() as conn:
+            return [r[0] for r in conn.execute(Q("run_ids"), {"user_id": user_id})]
+
+    # -- sessions -------------------------------------------------------------------------
+    def create_session(
+        self,
+        *,
+        run_id: str,
+        user_id: str,
+        sync_type: str,
+        window_start: datetime | None,
+        window_end: datetime | None,
+    ) -> SessionRecord:
+        with self._tx() as conn:
+            conn.execute(
+                Q("create_session"),
+                {
+                    "run_id": run_id,
+                    "user_id": user_id,
+                    "sync_type": sync_type,
+                    "window_start": window_start,
+                    "window_end": window_end,
+                },
+            )
+        session = self.get_session(run_id)
+        assert session is not None
+        return session
+
+    def get_session(self, run_id: str) -> SessionRecord | None:
+        with self._tx() as conn:
+            row = (
+                conn.cursor(row_factory=dict_row)
+                .execute(Q("get_session"), {"run_id": run_id})
+                .fetchone()
+            )
+        return _session(row) if row else None
+
+    def update_session(self, run_id: str, **changes: Any) -> SessionRecord:
+        unknown = set(changes) - SESSION_FIELDS
+        if unknown:
+            raise ValueError(f"not session fields: {sorted(unknown)}")
+        values = {
+            k: Jsonb(v) if k in SESSION_JSON_FIELDS and v is not None else v
+            for k, v in changes.items()
+        }
+        query = sql.SQL("update public.sync_sessions set {} where dagster_run_id = {}").format(
+            sql.SQL(", ").join(
+                sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in values
+            ),
+            sql.Placeholder("_run_id"),
+        )
+        with self._tx() as conn:
+            conn.execute(query, {**values, "_run_id": run_id})
+        session = self.get_session(run_id)
+        if session is None:
+            raise SyncError(
+                ErrorType.DATABASE, f"no sync session for run {run_id}", retryable=False
+            )
+        return session
+
+    def open_sessions(self) -> list[SessionRecord]:
+        with self._tx() as conn:
+            rows = conn.cursor(row_factory=dict_row).execute(Q("open_sessions")).fetchall()
+        return [_session(r) for r in rows]

@@ -1,0 +1,1 @@
+truncate runs_stage

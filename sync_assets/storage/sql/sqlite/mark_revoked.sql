@@ -1,0 +1,1 @@
+UPDATE strava_connections SET status = 'revoked', status_reason = :reason WHERE user_id = :user_id

@@ -1,0 +1,346 @@
+"""The embedded default: one SQLite file with the same tables and behaviour as PostgreSQL.
+
+No server to set up, safe across threads and processes (WAL, busy timeout, `BEGIN IMMEDIATE`
+for the token refresh lock). There is no RLS: it serves the one person on this machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sync_assets.errors import AuthenticationError, ErrorType, SyncError
+from sync_assets.migrations import migrate_sqlite
+from sync_assets.resources.tokens import StravaConnection, StravaTokens
+from sync_assets.storage.base import (
+    RUNS_COLUMNS,
+    SESSION_FIELDS,
+    SESSION_JSON_FIELDS,
+    QuarantineRecord,
+    SessionRecord,
+    StoreResult,
+)
+from sync_assets.storage.crypto import TokenCipher
+from sync_assets.storage.sql import statement
+
+BATCH_SIZE = 5_000
+
+
+def Q(name: str) -> str:  # noqa: N802 - reads like a constant
+    return statement("sqlite", name)
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.strftime("%Y-%m-%dT%H:%M:%S")
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
+
+
+def _dt(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class SqliteStore:
+    def __init__(
+        self, path: str | Path, cipher: TokenCipher, *, batch_size: int = BATCH_SIZE
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._cipher = cipher
+        self.batch_size = batch_size
+        self._local = threading.local()
+        self.migrate()
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)  # it holds (encrypted) tokens and the athletes' data
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=60000")
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    @contextlib.contextmanager
+    def _tx(self, mode: str = "DEFERRED") -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute(f"BEGIN {mode}")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def migrate(self) -> list[str]:
+        with contextlib.closing(self._connect()) as conn:
+            return migrate_sqlite(conn)
+
+    # -- connections ----------------------------------------------------------------------
+    def _connection(self, row: sqlite3.Row) -> StravaConnection:
+        return StravaConnection(
+            user_id=row["user_id"],
+            athlete_id=row["athlete_id"],
+            scopes=row["scopes"],
+            status=row["status"],
+            status_reason=row["status_reason"],
+            tokens=StravaTokens(
+                access_token=self._cipher.decrypt(row["access_token_encrypted"]),
+                refresh_token=self._cipher.decrypt(row["refresh_token_encrypted"]),
+                expires_at=row["expires_at"],
+            ),
+        )
+
+    def _active(self, user_id: str, row: sqlite3.Row | None) -> StravaConnection:
+        if row is None:
+            raise AuthenticationError(
+                f"user {user_id} has no Strava connection: run `sync-assets connect`"
+            )
+        conn = self._connection(row)
+        if conn.status != "active":
+            raise AuthenticationError(
+                f"the Strava connection of user {user_id} is {conn.status}"
+                f" ({conn.status_reason or 'no reason recorded'}): the athlete must reconnect"
+            )
+        return conn
+
+    def save_connection(
+        self,
+        user_id: str,
+        tokens: StravaTokens,
+        *,
+        athlete_id: int | None = None,
+        scopes: str | None = None,
+    ) -> None:
+        with self._tx("IMMEDIATE") as conn:
+            conn.execute(
+                Q("save_connection"),
+                {
+                    "user_id": user_id,
+                    "athlete_id": athlete_id,
+                    "scopes": scopes,
+                    "access": self._cipher.encrypt(tokens.access_token.get_secret_value()),
+                    "refresh": self._cipher.encrypt(tokens.refresh_token.get_secret_value()),
+                    "expires_at": tokens.expires_at,
+                },
+            )
+
+    def get(self, user_id: str) -> StravaConnection:
+        row = self._conn().execute(Q("get_connection"), {"user_id": user_id}).fetchone()
+        return self._active(user_id, row)
+
+    def update_tokens(
+        self, user_id: str, update: Callable[[StravaTokens], StravaTokens]
+    ) -> StravaTokens:
+        # BEGIN IMMEDIATE takes the write lock first: concurrent refreshers queue up here and
+        # then see the tokens the winner committed.
+        with self._tx("IMMEDIATE") as conn:
+            row = conn.execute(Q("get_connection"), {"user_id": user_id}).fetchone()
+            current = self._active(user_id, row).tokens
+            new = update(current)
+            if new != current:
+                conn.execute(
+                    Q("update_tokens"),
+                    {
+                        "user_id": user_id,
+                        "access": self._cipher.encrypt(new.access_token.get_secret_value()),
+                        "refresh": self._cipher.encrypt(new.refresh_token.get_secret_value()),
+                        "expires_at": new.expires_at,
+                    },
+                )
+        return new
+
+    def mark_revoked(self, user_id: str, reason: str) -> None:
+        with self._tx("IMMEDIATE") as conn:
+            conn.execute(Q("mark_revoked"), {"user_id": user_id, "reason": reason[:500]})
+
+    def list_connections(self, status: str | None = "active") -> list[StravaConnection]:
+        rows = self._conn().execute(Q("list_connections"), {"status": status}).fetchall()
+        return [self._connection(r) for r in rows]
+
+    def rotate_keys(self) -> int:
+        with self._tx("IMMEDIATE") as conn:
+            rows = conn.execute(Q("all_tokens")).fetchall()
+            for r in rows:
+                conn.execute(
+                    Q("rewrite_tokens"),
+                    {
+                        "user_id": r["user_id"],
+                        "access": self._cipher.rotate(r["access_token_encrypted"]),
+                        "refresh": self._cipher.rotate(r["refresh_token_encrypted"]),
+                    },
+                )
+        return len(rows)
+
+    # -- runs -----------------------------------------------------------------------------
+    @staticmethod
+    def _params(row: dict[str, Any]) -> dict[str, Any]:
+        params = {c: _iso(row[c]) for c in RUNS_COLUMNS}
+        params["id"] = str(uuid.uuid4())
+        return params
+
+    def _store_batch(
+        self, rows: Sequence[dict[str, Any]]
+    ) -> tuple[StoreResult, list[QuarantineRecord]]:
+        result, refused = StoreResult(), []
+        by_user: dict[str, list[int]] = {}
+        for row in rows:
+            by_user.setdefault(row["user_id"], []).append(row["strava_id"])
+        with self._tx("IMMEDIATE") as conn:
+            existing = {
+                (user, r[0])
+                for user, ids in by_user.items()
+                for r in conn.execute(Q("existing_run_ids"), (user, json.dumps(ids)))
+            }
+            for row in rows:
+                conn.execute("SAVEPOINT run_row")
+                try:
+                    changed = conn.execute(Q("upsert_run"), self._params(row)).rowcount
+                except sqlite3.IntegrityError as exc:
+                    conn.execute("ROLLBACK TO run_row")
+                    reason = f"database refused the row: {exc}"
+                    result.failed += 1
+                    result.errors.append(reason)
+                    refused.append(
+                        QuarantineRecord(
+                            row["user_id"],
+                            row["strava_id"],
+                            reason,
+                            row["strava_data"] or "",
+                            "store",
+                        )
+                    )
+                    conn.execute("RELEASE run_row")
+                    continue
+                conn.execute("RELEASE run_row")
+                if (row["user_id"], row["strava_id"]) not in existing:
+                    result.saved += 1
+                    existing.add((row["user_id"], row["strava_id"]))
+                elif changed:
+                    result.updated += 1
+                else:
+                    result.skipped += 1
+        return result, refused
+
+    def upsert_runs(self, rows: Sequence[dict[str, Any]]) -> StoreResult:
+        total, refused = StoreResult(), []
+        started = time.perf_counter()
+        for i in range(0, len(rows), self.batch_size):
+            result, batch_refused = self._store_batch(rows[i : i + self.batch_size])
+            total.add(result)
+            refused.extend(batch_refused)
+        if refused:
+            self.quarantine(refused)
+        total.seconds = time.perf_counter() - started
+        return total
+
+    def quarantine(self, records: Sequence[QuarantineRecord], session_id: str | None = None) -> int:
+        if not records:
+            return 0
+        with self._tx("IMMEDIATE") as conn:
+            conn.executemany(
+                Q("insert_quarantine"),
+                [
+                    {
+                        "user_id": r.user_id,
+                        "strava_id": r.strava_id,
+                        "reason": r.reason,
+                        "payload": r.payload,
+                        "source": r.source,
+                        "session_id": session_id,
+                    }
+                    for r in records
+                ],
+            )
+        return len(records)
+
+    def run_ids(self, user_id: str) -> list[int]:
+        return [r[0] for r in self._conn().execute(Q("run_ids"), {"user_id": user_id})]
+
+    # -- sessions -------------------------------------------------------------------------
+    @staticmethod
+    def _session(row: sqlite3.Row) -> SessionRecord:
+        data = dict(row)
+        for k in SESSION_JSON_FIELDS:
+            data[k] = json.loads(data[k]) if data[k] is not None else None
+        for k in ("window_start", "window_end", "started_at", "completed_at"):
+            data[k] = _dt(data[k])
+        return SessionRecord(**data)
+
+    def create_session(
+        self,
+        *,
+        run_id: str,
+        user_id: str,
+        sync_type: str,
+        window_start: datetime | None,
+        window_end: datetime | None,
+    ) -> SessionRecord:
+        with self._tx("IMMEDIATE") as conn:
+            conn.execute(
+                Q("create_session"),
+                {
+                    "id": str(uuid.uuid4()),
+                    "run_id": run_id,
+                    "user_id": user_id,
+                    "sync_type": sync_type,
+                    "window_start": _iso(window_start),
+                    "window_end": _iso(window_end),
+                },
+            )
+        session = self.get_session(run_id)
+        assert session is not None
+        return session
+
+    def get_session(self, run_id: str) -> SessionRecord | None:
+        row = self._conn().execute(Q("get_session"), {"run_id": run_id}).fetchone()
+        return self._session(row) if row else None
+
+    def update_session(self, run_id: str, **changes: Any) -> SessionRecord:
+        unknown = set(changes) - SESSION_FIELDS
+        if unknown:
+            raise ValueError(f"not session fields: {sorted(unknown)}")
+        values = {
+            k: json.dumps(v) if k in SESSION_JSON_FIELDS and v is not None else _iso(v)
+            for k, v in changes.items()
+        }
+        assignments = ", ".join(f"{k} = :{k}" for k in values)  # names checked above
+        with self._tx("IMMEDIATE") as conn:
+            conn.execute(
+                f"UPDATE sync_sessions SET {assignments} WHERE dagster_run_id = :_run",
+                {**values, "_run": run_id},
+            )
+        session = self.get_session(run_id)
+        if session is None:
+            raise SyncError(
+                ErrorType.DATABASE, f"no sync session for run {run_id}", retryable=False
+            )
+        return session
+
+    def open_sessions(self) -> list[SessionRecord]:
+        return [self._session(r) for r in self._conn().execute(Q("open_sessions"))]

@@ -1,0 +1,352 @@
+"""The storage contract, run against both backends, and what only PostgreSQL has (RLS)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from cryptography.fernet import Fernet
+
+from sync_assets.models import activities_table, activity_row, validate_page
+from sync_assets.resources.tokens import StravaTokens
+from sync_assets.sandbox import generate_activities
+from sync_assets.storage import Store, runs_rows
+from sync_assets.storage.crypto import TokenCipher
+from sync_assets.storage.postgres import PostgresStore
+from sync_assets.storage.sqlite import SqliteStore
+
+from .pg import ADMIN_URL, temporary_database
+
+BOOTSTRAP = (Path(__file__).parent / "sql" / "supabase_bootstrap.sql").read_text()
+KEY = Fernet.generate_key().decode()
+
+
+def make_rows(user_id: str, n: int, seed: int = 1) -> list[dict]:
+    acts = generate_activities(seed, 99, n, end=datetime(2026, 1, 1, tzinfo=UTC))
+    batch = validate_page(acts)
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    table = activities_table([activity_row(user_id, a, p, now) for a, p in batch.activities])
+    return runs_rows(table)
+
+
+@pytest.fixture(scope="session")
+def pg_roles() -> Iterator[None]:
+    """Supabase's roles are cluster-wide: create the missing ones, drop only those at the end."""
+    wanted = ["anon", "authenticated", "service_role", "sync_pipeline"]
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        existing = {
+            r[0]
+            for r in conn.execute("select rolname from pg_roles where rolname = any(%s)", (wanted,))
+        }
+    yield
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        for role in wanted:
+            if role not in existing:
+                conn.execute(f'drop role if exists "{role}"')
+
+
+@pytest.fixture
+def pg_url(pg_roles) -> Iterator[str]:
+    with temporary_database() as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(BOOTSTRAP)
+        yield url
+
+
+def add_users(url: str, *ids: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for uid in ids:
+            conn.execute("insert into auth.users (id) values (%s) on conflict do nothing", (uid,))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path: Path) -> Iterator[tuple[Store, str | None]]:
+    cipher = TokenCipher([KEY])
+    if request.param == "sqlite":
+        s = SqliteStore(tmp_path / "db.sqlite", cipher)
+        yield s, None
+        s.close()
+    else:
+        url = request.getfixturevalue("pg_url")
+        s = PostgresStore(url, cipher)
+        s.migrate()
+        yield s, url
+        s.close()
+
+
+def new_user(url: str | None) -> str:
+    uid = str(uuid.uuid4())
+    if url:
+        add_users(url, uid)
+    return uid
+
+
+def tokens(tag: str, expires_at: int = 2_000_000_000) -> StravaTokens:
+    return StravaTokens(access_token=f"at-{tag}", refresh_token=f"rt-{tag}", expires_at=expires_at)
+
+
+def test_tokens_round_trip_encrypted_at_rest(store) -> None:
+    s, url = store
+    uid = new_user(url)
+    s.save_connection(uid, tokens("secret-1"), athlete_id=42, scopes="read,activity:read_all")
+    conn = s.get(uid)
+    assert conn.tokens.access_token.get_secret_value() == "at-secret-1"
+    assert conn.athlete_id == 42 and conn.status == "active"
+    raw = _raw_connection(s, url, uid)
+    assert "secret-1" not in json.dumps(raw)
+    assert Fernet(KEY.encode()).decrypt(raw["refresh_token_encrypted"].encode()) == b"rt-secret-1"
+    assert "secret-1" not in repr(conn)
+
+
+def _raw_connection(s: Store, url: str | None, uid: str) -> dict:
+    query = (
+        "select access_token_encrypted, refresh_token_encrypted from strava_connections "
+        f"where user_id = '{uid}'"
+    )
+    if url:
+        with psycopg.connect(url) as c:
+            row = c.execute(query).fetchone()
+    else:
+        import sqlite3
+
+        with sqlite3.connect(s.path) as c:
+            row = c.execute(query).fetchone()
+    return {"access_token_encrypted": row[0], "refresh_token_encrypted": row[1]}
+
+
+def test_concurrent_refreshes_of_one_user_happen_once(store) -> None:
+    s, url = store
+    uid = new_user(url)
+    s.save_connection(uid, tokens("old", expires_at=0))
+    refreshes = []
+
+    def refresh(current: StravaTokens) -> StravaTokens:
+        if current.expires_at > 0:  # someone else refreshed while we waited for the lock
+            return current
+        time.sleep(0.3)
+        refreshes.append(1)
+        return tokens("new")
+
+    threads = [threading.Thread(target=s.update_tokens, args=(uid, refresh)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(refreshes) == 1
+    assert s.get(uid).tokens.refresh_token.get_secret_value() == "rt-new"
+
+
+def test_revoked_connection_stops_syncs(store) -> None:
+    from sync_assets.errors import AuthenticationError
+
+    s, url = store
+    uid = new_user(url)
+    s.save_connection(uid, tokens("a"))
+    s.mark_revoked(uid, "refresh token rejected")
+    with pytest.raises(AuthenticationError, match="revoked"):
+        s.get(uid)
+    assert [c.status for c in s.list_connections(status=None)] == ["revoked"]
+    assert s.list_connections() == []
+
+
+def test_key_rotation(store) -> None:
+    s, url = store
+    uid = new_user(url)
+    s.save_connection(uid, tokens("k"))
+    new_key = Fernet.generate_key().decode()
+    s._cipher = TokenCipher([new_key, KEY])  # deploy: new key first, old key still readable
+    assert s.rotate_keys() == 1
+    s._cipher = TokenCipher([new_key])  # the old key can go
+    assert s.get(uid).tokens.access_token.get_secret_value() == "at-k"
+
+
+def test_upsert_is_idempotent_and_skips_unchanged_rows(store) -> None:
+    s, url = store
+    uid = new_user(url)
+    rows = make_rows(uid, 300)
+    first = s.upsert_runs(rows)
+    assert (first.saved, first.updated, first.skipped, first.failed) == (len(rows), 0, 0, 0)
+    again = s.upsert_runs(rows)
+    assert (again.saved, again.updated, again.skipped) == (0, 0, len(rows))
+    changed = [dict(r) for r in rows]
+    for r in changed[:3]:
+        r["name"] = r["name"] + " (edited)"
+    third = s.upsert_runs(changed)
+    assert (third.saved, third.updated, third.skipped) == (0, 3, len(rows) - 3)
+    assert s.run_ids(uid) == [r["strava_id"] for r in rows]
+
+
+def test_a_bad_row_is_quarantined_and_the_rest_stored(store) -> None:
+    s, url = store
+    uid = new_user(url)
+    rows = make_rows(uid, 50)
+    rows[10] = {**rows[10], "distance_meters": -5.0}  # the database's CHECK refuses it
+    result = s.upsert_runs(rows)
+    assert (result.saved, result.failed) == (49, 1)
+    assert "distance_meters" in result.errors[0] or "check" in result.errors[0].lower()
+    assert rows[10]["strava_id"] not in s.run_ids(uid)
+    assert len(s.run_ids(uid)) == 49
+    quarantined = _quarantine(s, url, uid)
+    assert [q[0] for q in quarantined] == [rows[10]["strava_id"]]
+    assert json.loads(quarantined[0][1])["id"] == rows[10]["strava_id"]
+
+
+def _quarantine(s: Store, url: str | None, uid: str) -> list[tuple]:
+    query = f"select strava_id, payload, reason from activity_quarantine where user_id = '{uid}'"
+    if url:
+        with psycopg.connect(url) as c:
+            return c.execute(query).fetchall()
+    import sqlite3
+
+    with sqlite3.connect(s.path) as c:
+        return c.execute(query).fetchall()
+
+
+def test_sessions(store) -> None:
+    s, url = store
+    uid = new_user(url)
+    start, end = datetime(2016, 1, 1, tzinfo=UTC), datetime(2017, 1, 1, tzinfo=UTC)
+    a = s.create_session(
+        run_id="run-1", user_id=uid, sync_type="backfill", window_start=start, window_end=end
+    )
+    b = s.create_session(
+        run_id="run-1", user_id=uid, sync_type="backfill", window_start=start, window_end=end
+    )
+    assert a.id == b.id and a.status == "initiated" and a.window_start == start
+    c = s.update_session(
+        "run-1",
+        status="fetching_activities",
+        activities_fetched=200,
+        last_successful_page=1,
+        checkpoint_data={"cursor": 123},
+        progress={"phase": "fetching", "processed": 200},
+    )
+    assert (c.status, c.activities_fetched, c.checkpoint_data["cursor"]) == (
+        "fetching_activities",
+        200,
+        123,
+    )
+    assert [x.dagster_run_id for x in s.open_sessions()] == ["run-1"]
+    s.update_session("run-1", status="completed", completed_at=datetime.now(UTC))
+    assert s.open_sessions() == []
+
+
+# -- PostgreSQL only ----------------------------------------------------------------------
+@pytest.fixture
+def pg_store(pg_url) -> Iterator[PostgresStore]:
+    s = PostgresStore(pg_url, TokenCipher([KEY]))
+    s.migrate()
+    yield s
+    s.close()
+
+
+def as_user(conn: psycopg.Connection, role: str, uid: str | None) -> None:
+    conn.execute(f"set role {role}")
+    claims = json.dumps({"sub": uid, "role": role}) if uid else ""
+    conn.execute("select set_config('request.jwt.claims', %s, false)", (claims,))
+
+
+def test_rls_users_see_only_their_rows_and_write_nothing(pg_store, pg_url) -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    add_users(pg_url, a, b)
+    pg_store.upsert_runs(make_rows(a, 20, seed=1) + make_rows(b, 30, seed=2))
+    for uid in (a, b):
+        pg_store.save_connection(uid, tokens(uid[:8]))
+        pg_store.create_session(
+            run_id=f"run-{uid}",
+            user_id=uid,
+            sync_type="backfill",
+            window_start=None,
+            window_end=None,
+        )
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        as_user(conn, "authenticated", a)
+        for table, n in (("runs", 20), ("sync_sessions", 1)):
+            owners = conn.execute(f"select distinct user_id::text from public.{table}").fetchall()
+            assert owners == [(a,)], table
+            assert conn.execute(f"select count(*) from public.{table}").fetchone()[0] == n
+        assert conn.execute(
+            "select user_id::text, status from public.strava_connections"
+        ).fetchall() == [(a, "active")]
+        for stmt in (
+            "select access_token_encrypted from public.strava_connections",
+            f"update public.runs set name = 'x' where user_id = '{b}'",
+            f"update public.runs set name = 'x' where user_id = '{a}'",
+            f"delete from public.runs where user_id = '{b}'",
+            f"insert into public.sync_sessions (user_id) values ('{a}')",
+            "select * from public.weather_cache",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(stmt)
+        as_user(conn, "anon", None)
+        for table in ("runs", "sync_sessions", "strava_connections", "activity_quarantine"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"select count(*) from public.{table}")
+        conn.execute("reset role")
+        assert conn.execute("select count(*) from public.runs").fetchone()[0] == 50
+
+
+def test_realtime_publication_trigger_and_migration_bookkeeping(pg_store, pg_url) -> None:
+    assert pg_store.migrate() == []  # already applied: nothing twice
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "select tablename from pg_publication_tables where pubname = 'supabase_realtime'"
+            )
+        }
+        assert "sync_sessions" in tables
+        versions = [
+            r[0]
+            for r in conn.execute(
+                "select version from supabase_migrations.schema_migrations order by version"
+            )
+        ]
+        assert versions == ["20261129000100", "20261129000200", "20261129000300"]
+    uid = str(uuid.uuid4())
+    add_users(pg_url, uid)
+    s1 = pg_store.create_session(
+        run_id="r", user_id=uid, sync_type="manual", window_start=None, window_end=None
+    )
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        before = conn.execute(
+            "select updated_at from sync_sessions where id = %s", (s1.id,)
+        ).fetchone()[0]
+        time.sleep(0.05)
+        pg_store.update_session("r", status="fetching_activities")
+        after = conn.execute(
+            "select updated_at from sync_sessions where id = %s", (s1.id,)
+        ).fetchone()[0]
+    assert after > before
+
+
+def test_connection_dropped_mid_batch_rolls_back_then_stores_once(pg_store, pg_url) -> None:
+    uid = str(uuid.uuid4())
+    add_users(pg_url, uid)
+    rows = make_rows(uid, 400)
+    kills = []
+
+    def kill_own_backend(conn: psycopg.Connection) -> None:
+        if kills:
+            return
+        pid = conn.execute("select pg_backend_pid()").fetchone()[0]
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute("select pg_terminate_backend(%s)", (pid,))
+        kills.append(pid)
+
+    pg_store.before_merge = kill_own_backend
+    result = pg_store.upsert_runs(rows)
+    assert kills, "the fault was not injected"
+    assert (result.saved, result.updated, result.failed) == (400, 0, 0)
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("select count(*), count(distinct strava_id) from runs").fetchone() == (
+            400,
+            400,
+        )
