@@ -9,17 +9,16 @@ from __future__ import annotations
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
 
 from sync_assets import settings
-from sync_assets.assets import raw_strava_activities
-from sync_assets.partitions import strava_partitions
+from sync_assets.assets import raw_strava_activities, runs_table
 from sync_assets.resources import ParquetIOManager, StravaResource, SupabaseResource
+from sync_assets.sensors import all_sensors
 
 STRAVA_SYNC_JOB = "strava_sync"
 
 strava_sync_job = define_asset_job(
     STRAVA_SYNC_JOB,
-    selection=AssetSelection.assets(raw_strava_activities),
-    partitions_def=strava_partitions,
-    description="Fetch a user's months from Strava (one run may cover a range of months).",
+    selection=AssetSelection.assets(raw_strava_activities, runs_table),
+    description="Sync a user's months from Strava into `runs` (one run may cover a range).",
 )
 
 
@@ -43,7 +42,8 @@ def build_resources() -> dict[str, object]:
 
 
 defs = Definitions(
-    assets=[raw_strava_activities],
+    assets=[raw_strava_activities, runs_table],
+    sensors=all_sensors,
     jobs=[strava_sync_job],
     resources=build_resources(),
 )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sync_assets.errors import SyncError
 from sync_assets.models import (
     QuarantinedActivity,
     activities_table,
@@ -18,6 +19,7 @@ from sync_assets.models import (
 from sync_assets.partitions import SyncSpan, month_key, partition_key, sync_spans
 from sync_assets.resources.parquet_io import PartitionData
 from sync_assets.resources.strava_client import PAGE_SIZE, StravaClient
+from sync_assets.sessions import SessionTracker, SyncState
 
 
 def minimum_list_calls(n_activities: int) -> int:
@@ -41,8 +43,14 @@ class FetchReport:
     seconds: float = 0.0
 
 
-def fetch_span(client: StravaClient, span: SyncSpan) -> tuple[dict[str, PartitionData], int]:
-    """All activities of one span, split into its month partitions; returns (data, received)."""
+def fetch_span(
+    client: StravaClient, span: SyncSpan, tracker: SessionTracker | None = None
+) -> tuple[dict[str, PartitionData], int]:
+    """All activities of one span, split into its month partitions; returns (data, received).
+
+    With a tracker, every page is checkpointed (page number, listing cursor) and progress is
+    reported to `sync_sessions`.
+    """
     fetched_at = datetime.now(UTC).replace(microsecond=0)
     rows: list[dict[str, Any]] = []
     quarantine: dict[str, list[QuarantinedActivity]] = {m: [] for m in span.months}
@@ -64,6 +72,14 @@ def fetch_span(client: StravaClient, span: SyncSpan) -> tuple[dict[str, Partitio
                 )
         # A record we could not parse has no trustworthy month: it waits in the span's first.
         quarantine[span.months[0]].extend(batch.quarantined)
+        if tracker is not None:
+            failed = sum(len(q) for q in quarantine.values())
+            tracker.checkpoint(
+                page.number,
+                {"cursor": page.cursor, "window": [span.start.isoformat(), span.end.isoformat()]},
+                activities_fetched=tracker.session.activities_fetched + len(page.records),
+            )
+            tracker.progress(received, None, failed, activities_failed=failed)
     rows.sort(key=lambda r: (r["start_date"], r["strava_id"]))
     table = activities_table(rows)  # one conversion for the span, then cheap slices per month
     # Rows are sorted by start, so each month is one contiguous slice (zero-copy).
@@ -83,16 +99,34 @@ def fetch_span(client: StravaClient, span: SyncSpan) -> tuple[dict[str, Partitio
     return data, received
 
 
-def fetch_partitions(client_for: Any, keys: Sequence[str]) -> FetchReport:
+def fetch_partitions(
+    client_for: Callable[[str], StravaClient],
+    keys: Sequence[str],
+    tracker_for: Callable[[str, datetime, datetime], SessionTracker] | None = None,
+) -> FetchReport:
     """Fetch every partition in `keys` with one paginated query per user and block of months.
 
-    `client_for(user_id)` returns a `StravaClient` (a context manager).
+    `client_for(user_id)` returns a `StravaClient` (a context manager); `tracker_for(user_id,
+    window_start, window_end)` the user's `sync_sessions` tracker, if sessions are kept.
     """
     started = time.perf_counter()
     report = FetchReport()
-    for span in sync_spans(keys):
+    spans = sync_spans(keys)
+    trackers: dict[str, SessionTracker] = {}
+    if tracker_for is not None:
+        for user in sorted({s.user_id for s in spans}):
+            mine = [s for s in spans if s.user_id == user]
+            trackers[user] = tracker_for(user, mine[0].start, mine[-1].end)
+            trackers[user].enter(SyncState.FETCHING)
+    for span in spans:
+        tracker = trackers.get(span.user_id)
         with client_for(span.user_id) as client:
-            data, received = fetch_span(client, span)
+            try:
+                data, received = fetch_span(client, span, tracker)
+            except SyncError as err:
+                if tracker is not None:
+                    tracker.fail(err.info())
+                raise
             report.partitions.update(data)
             report.spans += 1
             report.minimum_list_calls += minimum_list_calls(received)
@@ -106,5 +140,12 @@ def fetch_partitions(client_for: Any, keys: Sequence[str]) -> FetchReport:
     for part in report.partitions.values():
         report.activities += part.activities.num_rows
         report.quarantined += part.quarantine.num_rows
+    for tracker in trackers.values():
+        tracker.progress(
+            tracker.session.activities_fetched,
+            tracker.session.activities_fetched,
+            tracker.session.activities_failed,
+            force=True,
+        )
     report.seconds = time.perf_counter() - started
     return report

@@ -53,6 +53,7 @@ def test_production_instance_stores_runs_in_postgres(
                         supabase=SupabaseResource(data_dir=str(data_dir)),
                     ),
                     "parquet_io_manager": ParquetIOManager(base_path=str(tmp_path / "pq")),
+                    "supabase": SupabaseResource(data_dir=str(data_dir)),
                 },
                 tags={
                     ASSET_PARTITION_RANGE_START_TAG: f"2009-01-01|{user}",

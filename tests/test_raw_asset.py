@@ -40,6 +40,7 @@ def resources(server, sandbox, token_store, data_dir, tmp_path: Path) -> dict[st
             supabase=SupabaseResource(data_dir=str(data_dir)),
         ),
         "parquet_io_manager": ParquetIOManager(base_path=str(tmp_path / "parquet")),
+        "supabase": SupabaseResource(data_dir=str(data_dir)),
     }
 
 

@@ -222,6 +222,7 @@ def test_sessions(store) -> None:
     assert a.id == b.id and a.status == "initiated" and a.window_start == start
     c = s.update_session(
         "run-1",
+        uid,
         status="fetching_activities",
         activities_fetched=200,
         last_successful_page=1,
@@ -234,7 +235,8 @@ def test_sessions(store) -> None:
         123,
     )
     assert [x.dagster_run_id for x in s.open_sessions()] == ["run-1"]
-    s.update_session("run-1", status="completed", completed_at=datetime.now(UTC))
+    assert [x.user_id for x in s.run_sessions("run-1")] == [uid]
+    s.update_session("run-1", uid, status="completed", completed_at=datetime.now(UTC))
     assert s.open_sessions() == []
 
 
@@ -320,7 +322,7 @@ def test_realtime_publication_trigger_and_migration_bookkeeping(pg_store, pg_url
             "select updated_at from sync_sessions where id = %s", (s1.id,)
         ).fetchone()[0]
         time.sleep(0.05)
-        pg_store.update_session("r", status="fetching_activities")
+        pg_store.update_session("r", uid, status="fetching_activities")
         after = conn.execute(
             "select updated_at from sync_sessions where id = %s", (s1.id,)
         ).fetchone()[0]

@@ -81,7 +81,7 @@ create index if not exists runs_user_start_idx on public.runs (user_id, start_da
 create table if not exists public.sync_sessions (
   id                     uuid primary key default gen_random_uuid(),
   user_id                uuid not null references auth.users (id) on delete cascade,
-  dagster_run_id         text unique,
+  dagster_run_id         text not null,
   sync_type              text not null default 'backfill'
                          check (sync_type in ('backfill', 'incremental', 'webhook', 'manual')),
   status                 text not null default 'initiated'
@@ -104,7 +104,8 @@ create table if not exists public.sync_sessions (
   started_at             timestamptz not null default now(),
   completed_at           timestamptz,
   created_at             timestamptz not null default now(),
-  updated_at             timestamptz not null default now()
+  updated_at             timestamptz not null default now(),
+  unique (dagster_run_id, user_id)  -- a run over several users keeps one session per user
 );
 -- The app's progress query: a user's latest sessions.
 create index if not exists sync_sessions_user_started_idx

@@ -1,5 +1,7 @@
 """`raw_strava_activities`: every activity of a user's months, validated, as Parquet."""
 
+from datetime import datetime
+
 from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
@@ -17,6 +19,8 @@ from sync_assets.ingest import FetchReport, fetch_partitions
 from sync_assets.partitions import run_partition_keys, strava_partitions
 from sync_assets.resources.parquet_io import PartitionData
 from sync_assets.resources.strava import StravaResource
+from sync_assets.resources.supabase import SupabaseResource
+from sync_assets.sessions import SessionTracker, tracker_for_run
 
 
 def _metadata(report: FetchReport) -> dict[str, object]:
@@ -69,7 +73,7 @@ def as_failure(err: SyncError) -> Failure:
     ),
 )
 def raw_strava_activities(
-    context: AssetExecutionContext, strava: StravaResource
+    context: AssetExecutionContext, strava: StravaResource, supabase: SupabaseResource
 ) -> Output[dict[str, PartitionData]]:
     """Strava SummaryActivities of one user and month, validated; invalid ones quarantined.
 
@@ -77,8 +81,15 @@ def raw_strava_activities(
     query per user and block of months, then written month by month.
     """
     keys = run_partition_keys(context)
+    store = supabase.store()
+
+    def tracker(user_id: str, start: datetime, end: datetime) -> SessionTracker:
+        return tracker_for_run(store, context.run, user_id, window_start=start, window_end=end)
+
     try:
-        report = fetch_partitions(lambda user: strava.client(user, logger=context.log), keys)
+        report = fetch_partitions(
+            lambda user: strava.client(user, logger=context.log), keys, tracker
+        )
     except SyncError as err:
         raise as_failure(err) from None
     context.log.info(

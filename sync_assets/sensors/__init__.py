@@ -1,1 +1,17 @@
-"""Sensors and schedules of the code location (new users, incremental syncs, run status)."""
+"""Sensors and schedules of the code location."""
+
+from sync_assets.sensors.run_status import (
+    reconcile_sync_sessions,
+    sync_sessions_on_cancel,
+    sync_sessions_on_failure,
+    sync_sessions_on_success,
+)
+
+all_sensors = [
+    sync_sessions_on_success,
+    sync_sessions_on_failure,
+    sync_sessions_on_cancel,
+    reconcile_sync_sessions,
+]
+
+__all__ = ["all_sensors"]

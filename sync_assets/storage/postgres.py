@@ -357,20 +357,45 @@ class PostgresStore:
                     "window_end": window_end,
                 },
             )
-        session = self.get_session(run_id)
+        session = self.get_session(run_id, user_id)
         assert session is not None
         return session
 
-    def get_session(self, run_id: str) -> SessionRecord | None:
+    def _one(self, name: str, params: dict[str, Any]) -> SessionRecord | None:
         with self._tx() as conn:
-            row = (
-                conn.cursor(row_factory=dict_row)
-                .execute(Q("get_session"), {"run_id": run_id})
-                .fetchone()
-            )
+            row = conn.cursor(row_factory=dict_row).execute(Q(name), params).fetchone()
         return _session(row) if row else None
 
-    def update_session(self, run_id: str, **changes: Any) -> SessionRecord:
+    def get_session(self, run_id: str, user_id: str) -> SessionRecord | None:
+        return self._one("get_session", {"run_id": run_id, "user_id": user_id})
+
+    def run_sessions(self, run_id: str) -> list[SessionRecord]:
+        with self._tx() as conn:
+            rows = (
+                conn.cursor(row_factory=dict_row)
+                .execute(Q("run_sessions"), {"run_id": run_id})
+                .fetchall()
+            )
+        return [_session(r) for r in rows]
+
+    def previous_session(
+        self,
+        run_id: str,
+        user_id: str,
+        window_start: datetime | None,
+        window_end: datetime | None,
+    ) -> SessionRecord | None:
+        return self._one(
+            "previous_session",
+            {
+                "run_id": run_id,
+                "user_id": user_id,
+                "window_start": window_start,
+                "window_end": window_end,
+            },
+        )
+
+    def update_session(self, run_id: str, user_id: str, **changes: Any) -> SessionRecord:
         unknown = set(changes) - SESSION_FIELDS
         if unknown:
             raise ValueError(f"not session fields: {sorted(unknown)}")
@@ -378,15 +403,18 @@ class PostgresStore:
             k: Jsonb(v) if k in SESSION_JSON_FIELDS and v is not None else v
             for k, v in changes.items()
         }
-        query = sql.SQL("update public.sync_sessions set {} where dagster_run_id = {}").format(
+        query = sql.SQL(
+            "update public.sync_sessions set {} where dagster_run_id = {} and user_id = {}"
+        ).format(
             sql.SQL(", ").join(
                 sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in values
             ),
             sql.Placeholder("_run_id"),
+            sql.Placeholder("_user_id"),
         )
         with self._tx() as conn:
-            conn.execute(query, {**values, "_run_id": run_id})
-        session = self.get_session(run_id)
+            conn.execute(query, {**values, "_run_id": run_id, "_user_id": user_id})
+        session = self.get_session(run_id, user_id)
         if session is None:
             raise SyncError(
                 ErrorType.DATABASE, f"no sync session for run {run_id}", retryable=False

@@ -313,15 +313,42 @@ class SqliteStore:
                     "window_end": _iso(window_end),
                 },
             )
-        session = self.get_session(run_id)
+        session = self.get_session(run_id, user_id)
         assert session is not None
         return session
 
-    def get_session(self, run_id: str) -> SessionRecord | None:
-        row = self._conn().execute(Q("get_session"), {"run_id": run_id}).fetchone()
+    def get_session(self, run_id: str, user_id: str) -> SessionRecord | None:
+        row = (
+            self._conn()
+            .execute(Q("get_session"), {"run_id": run_id, "user_id": user_id})
+            .fetchone()
+        )
         return self._session(row) if row else None
 
-    def update_session(self, run_id: str, **changes: Any) -> SessionRecord:
+    def run_sessions(self, run_id: str) -> list[SessionRecord]:
+        return [
+            self._session(r) for r in self._conn().execute(Q("run_sessions"), {"run_id": run_id})
+        ]
+
+    def previous_session(
+        self, run_id: str, user_id: str, window_start: datetime | None, window_end: datetime | None
+    ) -> SessionRecord | None:
+        row = (
+            self._conn()
+            .execute(
+                Q("previous_session"),
+                {
+                    "run_id": run_id,
+                    "user_id": user_id,
+                    "window_start": _iso(window_start),
+                    "window_end": _iso(window_end),
+                },
+            )
+            .fetchone()
+        )
+        return self._session(row) if row else None
+
+    def update_session(self, run_id: str, user_id: str, **changes: Any) -> SessionRecord:
         unknown = set(changes) - SESSION_FIELDS
         if unknown:
             raise ValueError(f"not session fields: {sorted(unknown)}")
@@ -335,7 +362,7 @@ class SqliteStore:
                 f"UPDATE sync_sessions SET {assignments} WHERE dagster_run_id = :_run",
                 {**values, "_run": run_id},
             )
-        session = self.get_session(run_id)
+        session = self.get_session(run_id, user_id)
         if session is None:
             raise SyncError(
                 ErrorType.DATABASE, f"no sync session for run {run_id}", retryable=False

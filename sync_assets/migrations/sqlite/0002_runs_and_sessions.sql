@@ -51,7 +51,7 @@ CREATE INDEX runs_user_start_idx ON runs (user_id, start_date DESC);
 CREATE TABLE sync_sessions (
     id                   TEXT PRIMARY KEY,
     user_id              TEXT NOT NULL,
-    dagster_run_id       TEXT UNIQUE,
+    dagster_run_id       TEXT NOT NULL,
     sync_type            TEXT NOT NULL DEFAULT 'backfill'
                          CHECK (sync_type IN ('backfill', 'incremental', 'webhook', 'manual')),
     status               TEXT NOT NULL DEFAULT 'initiated'
@@ -74,7 +74,8 @@ CREATE TABLE sync_sessions (
     started_at           TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     completed_at         TEXT,
     created_at           TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
-    updated_at           TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    updated_at           TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    UNIQUE (dagster_run_id, user_id)
 );
 CREATE INDEX sync_sessions_user_started_idx ON sync_sessions (user_id, started_at DESC);
 

@@ -3,4 +3,4 @@ select id::text, user_id::text, dagster_run_id, sync_type, status, window_start,
        activities_skipped, activities_failed, progress, last_error, retry_count,
        last_successful_page, checkpoint_data, started_at, completed_at
 from public.sync_sessions
-where dagster_run_id = %(run_id)s
+where dagster_run_id = %(run_id)s and user_id = %(user_id)s

@@ -1,0 +1,109 @@
+"""`runs_table`: the app's `public.runs`, upserted from the fetched activities."""
+
+from typing import Any
+
+import pyarrow as pa
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    Backoff,
+    Failure,
+    Jitter,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+)
+
+from sync_assets.errors import ErrorInfo, ErrorType
+from sync_assets.partitions import run_partition_keys, split_key, strava_partitions
+from sync_assets.resources.parquet_io import PartitionData
+from sync_assets.resources.supabase import SupabaseResource
+from sync_assets.sessions import SyncState, tracker_for_run
+from sync_assets.storage import QuarantineRecord, StoreResult, runs_rows
+
+
+def _by_user(keys: list[str], loaded: Any) -> dict[str, list[PartitionData]]:
+    # The IO manager hands one partition as itself and several as a dict keyed by partition.
+    parts = loaded if isinstance(loaded, dict) else {keys[0]: loaded}
+    users: dict[str, list[PartitionData]] = {}
+    for key in keys:
+        user, _ = split_key(key)
+        data = parts.get(key)
+        if data is not None:
+            users.setdefault(user, []).append(data)
+    return users
+
+
+@asset(
+    partitions_def=strava_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="strava",
+    kinds={"postgres"},
+    retry_policy=RetryPolicy(
+        max_retries=3, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+    ),
+)
+def runs_table(
+    context: AssetExecutionContext,
+    supabase: SupabaseResource,
+    raw_strava_activities,  # noqa: ANN001 - PartitionData, or a dict of them for a range run
+) -> MaterializeResult:
+    """Upserts the partitions' activities into `runs` on (user_id, strava_id): re-running a
+    partition changes nothing; invalid activities go to `activity_quarantine`."""
+    keys = list(run_partition_keys(context))
+    store = supabase.store()
+    total, quarantined = StoreResult(), 0
+    for user, parts in _by_user(keys, raw_strava_activities).items():
+        table = pa.concat_tables([p.activities for p in parts])
+        invalid = pa.concat_tables([p.quarantine for p in parts]).to_pylist()
+        dates = table.column("start_date").to_pylist()
+        tracker = tracker_for_run(
+            store,
+            context.run,
+            user,
+            window_start=min(dates, default=None),
+            window_end=max(dates, default=None),
+        )
+        tracker.enter(SyncState.STORING)
+        try:
+            result = store.upsert_runs(runs_rows(table))
+            quarantined += store.quarantine(
+                [
+                    QuarantineRecord(user, q["strava_id"], q["reason"], q["payload"])
+                    for q in invalid
+                ],
+                session_id=tracker.session.id,
+            )
+        except Exception as exc:  # the database is down or refused the batch outright
+            tracker.fail(
+                ErrorInfo(
+                    type=ErrorType.DATABASE,
+                    retryable=True,
+                    message=f"storing runs failed: {type(exc).__name__}",
+                )
+            )
+            raise Failure(
+                description=f"storing runs for user {user} failed: {type(exc).__name__}",
+                allow_retries=True,
+            ) from None
+        tracker.complete(
+            activities_stored=result.saved,
+            activities_updated=result.updated,
+            activities_skipped=result.skipped,
+            activities_failed=result.failed + len(invalid),
+        )
+        total.add(result)
+    rows = total.saved + total.updated + total.skipped
+    return MaterializeResult(
+        metadata={
+            "saved": total.saved,
+            "updated": total.updated,
+            "skipped_unchanged": total.skipped,
+            "failed": total.failed,
+            "quarantined_invalid": quarantined,
+            "store_seconds": round(total.seconds, 3),
+            "rows_per_second": round(rows / total.seconds) if total.seconds else 0,
+            "errors": MetadataValue.text("\n".join(total.errors[:20]) or "none"),
+        }
+    )

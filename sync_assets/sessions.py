@@ -1,0 +1,217 @@
+"""`sync_sessions`: one row per user and Dagster run, moved through the sync's phases.
+
+    initiated -> fetching_activities -> enriching_weather -> storing_data -> completed
+    any phase -> failed -> retrying -> the phase it failed in (or a later one)
+
+Writes are rate-limited (at most one progress write per `min_interval` seconds, phase changes
+and the end always written) so a Supabase Realtime subscriber sees progress move without the
+pipeline writing once per row. The row of a re-launched run points at the session it resumes.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sync_assets.errors import ErrorInfo
+from sync_assets.storage.base import SessionRecord, Store
+
+
+class SyncState(StrEnum):
+    INITIATED = "initiated"
+    FETCHING = "fetching_activities"
+    ENRICHING = "enriching_weather"
+    STORING = "storing_data"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    CANCELLED = "cancelled"
+
+
+PHASES = (SyncState.FETCHING, SyncState.ENRICHING, SyncState.STORING)
+TERMINAL = frozenset({SyncState.COMPLETED, SyncState.FAILED, SyncState.CANCELLED})
+
+ALLOWED: dict[SyncState, frozenset[SyncState]] = {
+    SyncState.INITIATED: frozenset({SyncState.FETCHING, SyncState.FAILED, SyncState.CANCELLED}),
+    # Enrichment may be skipped (no enrichment asset selected): fetching -> storing is legal.
+    SyncState.FETCHING: frozenset(
+        {SyncState.ENRICHING, SyncState.STORING, SyncState.FAILED, SyncState.CANCELLED}
+    ),
+    SyncState.ENRICHING: frozenset({SyncState.STORING, SyncState.FAILED, SyncState.CANCELLED}),
+    SyncState.STORING: frozenset({SyncState.COMPLETED, SyncState.FAILED, SyncState.CANCELLED}),
+    SyncState.FAILED: frozenset({SyncState.RETRYING}),
+    SyncState.RETRYING: frozenset({*PHASES, SyncState.FAILED, SyncState.CANCELLED}),
+    SyncState.COMPLETED: frozenset(),
+    SyncState.CANCELLED: frozenset(),
+}
+
+
+class InvalidTransition(ValueError):
+    pass
+
+
+def check_transition(current: str, new: str) -> None:
+    if SyncState(new) not in ALLOWED[SyncState(current)]:
+        raise InvalidTransition(f"sync session cannot go from {current} to {new}")
+
+
+class SessionTracker:
+    """Keeps one session row up to date for one user within one Dagster run."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        run_id: str,
+        user_id: str,
+        sync_type: str = "backfill",
+        window_start: datetime | None = None,
+        window_end: datetime | None = None,
+        min_interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.user_id = user_id
+        self.min_interval = min_interval
+        self._last_write = 0.0
+        self._phase_started = time.monotonic()
+        self.session: SessionRecord = store.create_session(
+            run_id=run_id,
+            user_id=user_id,
+            sync_type=sync_type,
+            window_start=window_start,
+            window_end=window_end,
+        )
+
+    @property
+    def state(self) -> SyncState:
+        return SyncState(self.session.status)
+
+    def _write(self, **changes: Any) -> SessionRecord:
+        self.session = self.store.update_session(self.run_id, self.user_id, **changes)
+        self._last_write = time.monotonic()
+        return self.session
+
+    def enter(self, phase: SyncState, **counters: Any) -> SessionRecord:
+        """Move to `phase` (through `retrying` when the session had failed)."""
+        if self.state == phase:
+            return self._write(**counters) if counters else self.session
+        if self.state == SyncState.FAILED:
+            self._write(status=SyncState.RETRYING.value, retry_count=self.session.retry_count + 1)
+        check_transition(self.state, phase)
+        self._phase_started = time.monotonic()
+        return self._write(
+            status=phase.value,
+            progress={"phase": phase.value, "processed": 0, "total": None, "errors": 0},
+            **counters,
+        )
+
+    def progress(
+        self,
+        processed: int,
+        total: int | None = None,
+        errors: int = 0,
+        *,
+        force: bool = False,
+        **counters: Any,
+    ) -> SessionRecord:
+        """Report progress within the phase; written at most once per `min_interval`."""
+        now = time.monotonic()
+        if not force and now - self._last_write < self.min_interval:
+            return self.session
+        eta = None
+        elapsed = now - self._phase_started
+        if total and processed and elapsed > 0:
+            remaining = max(total - processed, 0) * elapsed / processed
+            eta = (datetime.now(UTC) + timedelta(seconds=remaining)).isoformat()
+        return self._write(
+            progress={
+                "phase": self.session.status,
+                "processed": processed,
+                "total": total,
+                "errors": errors,
+                "estimated_completion": eta,
+            },
+            **counters,
+        )
+
+    def checkpoint(self, page: int, data: dict[str, Any], **counters: Any) -> SessionRecord:
+        return self._write(last_successful_page=page, checkpoint_data=data, **counters)
+
+    def complete(self, **counters: Any) -> SessionRecord:
+        if self.state != SyncState.STORING:
+            self.enter(SyncState.STORING)
+        return self._write(
+            status=SyncState.COMPLETED.value,
+            completed_at=datetime.now(UTC),
+            progress={**self.session.progress, "phase": "completed"},
+            **counters,
+        )
+
+    def fail(self, error: ErrorInfo) -> SessionRecord:
+        if self.state in TERMINAL:
+            return self.session
+        return self._write(
+            status=SyncState.FAILED.value,
+            last_error=error.model_dump(mode="json"),
+            completed_at=datetime.now(UTC),
+        )
+
+
+def finish_from_run_status(
+    store: Store, run_id: str, *, success: bool, reason: str | None
+) -> list[SessionRecord]:
+    """Write the final state of every session of a finished run (idempotent).
+
+    Used by the run status sensor: a run killed from outside (crash, cancel) never reaches the
+    asset code that would have said so.
+    """
+    finished = []
+    for session in store.run_sessions(run_id):
+        state = SyncState(session.status)
+        if state in TERMINAL:
+            continue
+        if success:
+            changes: dict[str, Any] = {"status": SyncState.COMPLETED.value}
+        else:
+            info = ErrorInfo(
+                type="UNKNOWN",
+                message=reason or "the Dagster run failed",
+                retryable=True,
+                details={"dagster_run_id": run_id, "phase": session.status},
+            )
+            changes = {"status": SyncState.FAILED.value, "last_error": info.model_dump(mode="json")}
+        finished.append(
+            store.update_session(run_id, session.user_id, completed_at=datetime.now(UTC), **changes)
+        )
+    return finished
+
+
+ROOT_RUN_TAG = "dagster/root_run_id"
+SYNC_TYPE_TAG = "sync_assets/sync_type"
+
+
+def session_key(run_tags: dict[str, str] | Any, run_id: str) -> str:
+    """Re-executions of a run share its session (so failed -> retrying is visible)."""
+    return run_tags.get(ROOT_RUN_TAG) or run_id
+
+
+def tracker_for_run(
+    store: Store,
+    run: Any,
+    user_id: str,
+    *,
+    window_start: datetime | None,
+    window_end: datetime | None,
+) -> SessionTracker:
+    """The tracker of `user_id` in Dagster run `run` (created on first use, then reused)."""
+    return SessionTracker(
+        store,
+        run_id=session_key(run.tags, run.run_id),
+        user_id=user_id,
+        sync_type=run.tags.get(SYNC_TYPE_TAG, "backfill"),
+        window_start=window_start,
+        window_end=window_end,
+    )
