@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from pydantic import SecretStr
 
@@ -13,6 +14,8 @@ from sync_assets.resources.strava_client import StravaClient
 from sync_assets.resources.tokens import StravaTokens
 from sync_assets.sandbox import AthleteHandle, SandboxServer, StravaSandbox
 from sync_assets.storage import Store, close_stores, open_store
+
+from .pg import ADMIN_URL, temporary_database
 
 
 @pytest.fixture
@@ -96,3 +99,36 @@ def make_client(
     yield make
     for c in clients:
         c.close()
+
+
+BOOTSTRAP = (Path(__file__).parent / "sql" / "supabase_bootstrap.sql").read_text()
+
+
+@pytest.fixture(scope="session")
+def pg_roles() -> Iterator[None]:
+    """Supabase's roles are cluster-wide: create the missing ones, drop only those at the end."""
+    wanted = ["anon", "authenticated", "service_role", "sync_pipeline"]
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        existing = {
+            r[0]
+            for r in conn.execute("select rolname from pg_roles where rolname = any(%s)", (wanted,))
+        }
+    yield
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        for role in wanted:
+            if role not in existing:
+                conn.execute(f'drop role if exists "{role}"')
+
+
+@pytest.fixture
+def pg_url(pg_roles) -> Iterator[str]:
+    with temporary_database() as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(BOOTSTRAP)
+        yield url
+
+
+def add_users(url: str, *ids: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for uid in ids:
+            conn.execute("insert into auth.users (id) values (%s) on conflict do nothing", (uid,))

@@ -22,9 +22,9 @@ from sync_assets.storage.crypto import TokenCipher
 from sync_assets.storage.postgres import PostgresStore
 from sync_assets.storage.sqlite import SqliteStore
 
-from .pg import ADMIN_URL, temporary_database
+from .conftest import add_users
+from .pg import ADMIN_URL
 
-BOOTSTRAP = (Path(__file__).parent / "sql" / "supabase_bootstrap.sql").read_text()
 KEY = Fernet.generate_key().decode()
 
 
@@ -34,36 +34,6 @@ def make_rows(user_id: str, n: int, seed: int = 1) -> list[dict]:
     now = datetime(2026, 1, 2, tzinfo=UTC)
     table = activities_table([activity_row(user_id, a, p, now) for a, p in batch.activities])
     return runs_rows(table)
-
-
-@pytest.fixture(scope="session")
-def pg_roles() -> Iterator[None]:
-    """Supabase's roles are cluster-wide: create the missing ones, drop only those at the end."""
-    wanted = ["anon", "authenticated", "service_role", "sync_pipeline"]
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        existing = {
-            r[0]
-            for r in conn.execute("select rolname from pg_roles where rolname = any(%s)", (wanted,))
-        }
-    yield
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        for role in wanted:
-            if role not in existing:
-                conn.execute(f'drop role if exists "{role}"')
-
-
-@pytest.fixture
-def pg_url(pg_roles) -> Iterator[str]:
-    with temporary_database() as url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(BOOTSTRAP)
-        yield url
-
-
-def add_users(url: str, *ids: str) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        for uid in ids:
-            conn.execute("insert into auth.users (id) values (%s) on conflict do nothing", (uid,))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

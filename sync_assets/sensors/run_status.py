@@ -10,6 +10,7 @@ from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
+    RunsFilter,
     RunStatusSensorContext,
     SensorEvaluationContext,
     SkipReason,
@@ -19,7 +20,7 @@ from dagster import (
 )
 
 from sync_assets.resources.supabase import SupabaseResource
-from sync_assets.sessions import finish_from_run_status, session_key
+from sync_assets.sessions import ROOT_RUN_TAG, finish_from_run_status, session_key
 
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
@@ -76,9 +77,11 @@ def reconcile_sync_sessions(context: SensorEvaluationContext, supabase: Supabase
         run = context.instance.get_run_by_id(session.dagster_run_id)
         if run is None:
             continue
-        # A re-executed run shares its root's session: look at the newest run of the group.
-        group = context.instance.get_run_group(run.run_id)
-        latest = max(group[1], key=lambda r: r.create_timestamp or 0) if group else run
+        # A re-executed run shares its root's session: look at the newest re-execution.
+        newer = context.instance.get_runs(
+            filters=RunsFilter(tags={ROOT_RUN_TAG: run.run_id}), limit=1
+        )
+        latest = newer[0] if newer else run
         if latest.status not in FINISHED:
             continue
         finished += len(

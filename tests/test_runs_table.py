@@ -1,0 +1,284 @@
+"""`runs_table` and `sync_sessions` end to end: sandbox -> Dagster -> SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from cryptography.fernet import Fernet
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    build_run_status_sensor_context,
+    build_sensor_context,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+from dagster._core.test_utils import create_run_for_test, instance_for_test
+
+from sync_assets.definitions import STRAVA_SYNC_JOB
+from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
+from sync_assets.resources import ParquetIOManager, StravaResource, SupabaseResource
+from sync_assets.resources.tokens import StravaTokens
+from sync_assets.sensors.run_status import (
+    reconcile_sync_sessions,
+    sync_sessions_on_failure,
+)
+from sync_assets.sessions import InvalidTransition, SessionTracker, SyncState
+from sync_assets.storage import close_stores, open_store
+
+from .conftest import add_users
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as inst:
+        yield inst
+
+
+def run_sync(instance, resources, user: str, first: str, last: str):
+    from dagster import materialize
+
+    from sync_assets.assets import raw_strava_activities, runs_table
+
+    return materialize(
+        [raw_strava_activities, runs_table],
+        instance=instance,
+        resources=resources,
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: f"{first}|{user}",
+            ASSET_PARTITION_RANGE_END_TAG: f"{last}|{user}",
+        },
+        raise_on_error=False,
+    )
+
+
+def make_resources(sandbox, server, tmp_path: Path, database_url: str | None, data_dir: Path):
+    supabase = SupabaseResource(database_url=database_url, data_dir=str(data_dir))
+    return {
+        "strava": StravaResource(
+            client_id=sandbox.client_id,
+            client_secret=sandbox.client_secret,
+            api_url=server.api_url,
+            oauth_url=server.oauth_url,
+            max_wait_seconds=30,
+            backoff_base_seconds=0.01,
+            backoff_max_seconds=0.05,
+            supabase=supabase,
+        ),
+        "parquet_io_manager": ParquetIOManager(base_path=str(tmp_path / "parquet")),
+        "supabase": supabase,
+    }
+
+
+def connect(store, sandbox, n: int, **kw) -> tuple[str, object]:
+    athlete = sandbox.add_athlete(n_activities=n, **kw)
+    user = str(uuid.uuid4())
+    return user, athlete
+
+
+def save(store, user, athlete) -> None:
+    store.save_connection(
+        user,
+        StravaTokens(
+            access_token=athlete.access_token,
+            refresh_token=athlete.refresh_token,
+            expires_at=athlete.expires_at,
+        ),
+        athlete_id=athlete.athlete_id,
+    )
+
+
+def whole_history(sandbox, athlete) -> tuple[str, str]:
+    first = month_key(
+        datetime.fromisoformat(sandbox.activities(athlete.athlete_id)[0]["start_date"])
+    )
+    return first, month_key(datetime.fromtimestamp(sandbox.now(), UTC))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request, tmp_path: Path, monkeypatch) -> Iterator[tuple[str | None, Path]]:
+    data_dir = tmp_path / "data"
+    if request.param == "sqlite":
+        yield None, data_dir
+    else:
+        monkeypatch.setenv("SYNC_ASSETS_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+        url = request.getfixturevalue("pg_url")
+        yield url, data_dir
+    close_stores()
+
+
+def test_whole_history_lands_once_with_a_completed_session(
+    backend, sandbox, server, instance, tmp_path
+) -> None:
+    url, data_dir = backend
+    resources = make_resources(sandbox, server, tmp_path, url, data_dir)
+    store = open_store(url, data_dir)
+    user, athlete = connect(store, sandbox, 700)
+    if url:
+        add_users(url, user)
+    save(store, user, athlete)
+    sandbox.set_faults(malformed_activities=3)
+    instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
+    first, last = whole_history(sandbox, athlete)
+    result = run_sync(instance, resources, user, first, last)
+    assert result.success
+    truth = [a["id"] for a in sandbox.activities(athlete.athlete_id)]
+    stored = store.run_ids(user)
+    assert len(stored) == len(set(stored)) == 697
+    assert set(stored) < set(truth)
+    session = store.get_session(result.run_id, user)
+    assert session.status == "completed"
+    assert (session.activities_fetched, session.activities_stored, session.activities_failed) == (
+        700,
+        697,
+        3,
+    )
+    assert session.last_successful_page == 4
+    assert session.checkpoint_data["cursor"] > 0
+    assert session.completed_at is not None
+    runs_md = next(
+        m for m in result.get_asset_materialization_events() if m.asset_key.path == ["runs_table"]
+    ).materialization.metadata
+    assert runs_md["saved"].value == 697 and runs_md["quarantined_invalid"].value == 3
+    # The same partitions again: nothing new, nothing twice.
+    again = run_sync(instance, resources, user, first, last)
+    assert again.success
+    assert store.run_ids(user) == stored
+    md = next(
+        m for m in again.get_asset_materialization_events() if m.asset_key.path == ["runs_table"]
+    ).materialization.metadata
+    assert (md["saved"].value, md["updated"].value, md["skipped_unchanged"].value) == (0, 0, 697)
+
+
+def test_revoked_user_ends_in_a_failed_session_with_a_clear_error(
+    backend, sandbox, server, instance, tmp_path, caplog
+) -> None:
+    url, data_dir = backend
+    resources = make_resources(sandbox, server, tmp_path, url, data_dir)
+    store = open_store(url, data_dir)
+    user, athlete = connect(store, sandbox, 900)
+    if url:
+        add_users(url, user)
+    save(store, user, athlete)
+    sandbox.set_faults(revoke_after_requests={athlete.athlete_id: 2})
+    instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
+    first, last = whole_history(sandbox, athlete)
+    result = run_sync(instance, resources, user, first, last)
+    assert not result.success
+    session = store.get_session(result.run_id, user)
+    assert session.status == "failed"
+    assert session.last_error["type"] == "AUTHENTICATION"
+    assert session.last_error["retryable"] is False
+    assert session.last_successful_page == 2  # the checkpoint of what was fetched before
+    text = (
+        json.dumps(session.last_error)
+        + caplog.text
+        + "\n".join(str(e) for e in instance.all_logs(result.run_id))
+    )
+    for secret in (athlete.access_token, athlete.refresh_token, sandbox.client_secret):
+        assert secret not in text
+    assert store.list_connections(status="revoked")[0].user_id == user
+
+
+def test_state_machine_refuses_illegal_moves(tmp_path) -> None:
+    store = open_store(None, tmp_path)
+    t = SessionTracker(store, run_id="r1", user_id="u1", min_interval=0)
+    with pytest.raises(InvalidTransition):
+        t.enter(SyncState.STORING)  # initiated -> storing skips fetching
+    t.enter(SyncState.FETCHING)
+    t.fail(
+        __import__("sync_assets.errors", fromlist=["ErrorInfo"]).ErrorInfo(
+            type="NETWORK", message="boom", retryable=True
+        )
+    )
+    again = SessionTracker(store, run_id="r1", user_id="u1", min_interval=0)
+    again.enter(SyncState.FETCHING)  # failed -> retrying -> fetching
+    assert again.session.retry_count == 1 and again.state == SyncState.FETCHING
+    again.complete()
+    assert again.state == SyncState.COMPLETED
+    with pytest.raises(InvalidTransition):
+        again.enter(SyncState.FETCHING)
+    close_stores()
+
+
+def test_progress_writes_are_rate_limited(tmp_path) -> None:
+    store = open_store(None, tmp_path)
+    t = SessionTracker(store, run_id="r2", user_id="u1", min_interval=3600)
+    t.enter(SyncState.FETCHING)
+    for i in range(100):
+        t.progress(i, 100)
+    assert t.session.progress["processed"] == 0  # nothing written within the interval
+    t.progress(100, 100, force=True)
+    assert t.session.progress["processed"] == 100
+    close_stores()
+
+
+def test_killed_run_ends_failed_through_the_run_status_sensor(
+    sandbox, server, instance, tmp_path
+) -> None:
+    data_dir = tmp_path / "data"
+    store = open_store(None, data_dir)
+    supabase = SupabaseResource(data_dir=str(data_dir))
+    run = create_run_for_test(instance, job_name=STRAVA_SYNC_JOB, status=DagsterRunStatus.STARTED)
+    tracker = SessionTracker(store, run_id=run.run_id, user_id="u-killed", min_interval=0)
+    tracker.enter(SyncState.FETCHING)  # then the worker is SIGKILLed: no asset code runs again
+    instance.report_run_failed(run, message="worker process exited unexpectedly (SIGKILL)")
+    failure = next(
+        e
+        for e in instance.all_logs(run.run_id)
+        if e.dagster_event and e.dagster_event.event_type == DagsterEventType.RUN_FAILURE
+    )
+    ctx = build_run_status_sensor_context(
+        sensor_name="sync_sessions_on_failure",
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(run.run_id),
+        dagster_event=failure.dagster_event,
+        resources={"supabase": supabase},
+    ).for_run_failure()
+    sync_sessions_on_failure(ctx)
+    session = store.get_session(run.run_id, "u-killed")
+    assert session.status == "failed"
+    assert "SIGKILL" in session.last_error["message"]
+    sync_sessions_on_failure(ctx)  # the cursor may replay: nothing changes
+    assert store.get_session(run.run_id, "u-killed").last_error == session.last_error
+    close_stores()
+
+
+def test_reconcile_sensor_finishes_sessions_whose_run_event_was_missed(instance, tmp_path) -> None:
+    data_dir = tmp_path / "data"
+    store = open_store(None, data_dir)
+    done = create_run_for_test(instance, job_name=STRAVA_SYNC_JOB, status=DagsterRunStatus.SUCCESS)
+    dead = create_run_for_test(instance, job_name=STRAVA_SYNC_JOB, status=DagsterRunStatus.CANCELED)
+    alive = create_run_for_test(instance, job_name=STRAVA_SYNC_JOB, status=DagsterRunStatus.STARTED)
+    for run in (done, dead, alive):
+        SessionTracker(store, run_id=run.run_id, user_id="u", min_interval=0).enter(
+            SyncState.FETCHING
+        )
+    ctx = build_sensor_context(
+        instance=instance, resources={"supabase": SupabaseResource(data_dir=str(data_dir))}
+    )
+    reconcile_sync_sessions(ctx)
+    assert store.get_session(done.run_id, "u").status == "completed"
+    assert store.get_session(dead.run_id, "u").status == "failed"
+    assert "CANCELED" in store.get_session(dead.run_id, "u").last_error["message"]
+    assert store.get_session(alive.run_id, "u").status == "fetching_activities"
+    close_stores()
+
+
+def test_auth_uid_reads_the_jwt_claims_as_supabase_does(pg_url) -> None:
+    uid = str(uuid.uuid4())
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("select auth.uid()").fetchone()[0] is None
+        conn.execute(
+            "select set_config('request.jwt.claims', %s, true)", (json.dumps({"sub": uid}),)
+        )
+        assert str(conn.execute("select auth.uid()").fetchone()[0]) == uid
