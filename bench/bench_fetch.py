@@ -79,7 +79,7 @@ def run_once(
             tracemalloc.start()
         started = time.perf_counter()
         with client:
-            data, received = fetch_span(client, span)
+            data, received, _ = fetch_span(client, span)
         seconds = time.perf_counter() - started
         peak = 0
         if trace_memory:

@@ -4,6 +4,7 @@
     sync-assets sandbox [--port 8710]      # Strava-compatible sandbox on loopback
     sync-assets connect --user ID (--refresh-token T | --code C)
     sync-assets sync --user ID [--from YYYY-MM] [--to YYYY-MM]
+    sync-assets rotate-keys                # after prepending a key to SYNC_ASSETS_ENCRYPTION_KEYS
 
 Credentials come from the environment (STRAVA_CLIENT_ID, STRAVA_CLIENT_SECRET, STRAVA_API_URL,
 STRAVA_OAUTH_URL); data goes under SYNC_ASSETS_HOME (default ~/.sync_assets), Dagster's
@@ -131,6 +132,9 @@ class SyncSummary:
     list_requests: int
     list_requests_minimum: int
     token_requests: int
+    saved: int
+    updated: int
+    unchanged: int
     seconds: float
     run_id: str
     error: str | None = None
@@ -168,11 +172,15 @@ def sync(
         raise_on_error=False,
     )
     seconds = time.perf_counter() - started
-    metadata: dict[str, object] = {}
+    by_asset: dict[str, dict[str, object]] = {}
     for event in result.all_events:
         if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
-            metadata = {k: v.value for k, v in event.materialization.metadata.items()}
-            break
+            name = event.asset_key.to_user_string()
+            by_asset.setdefault(
+                name, {k: v.value for k, v in event.materialization.metadata.items()}
+            )
+    metadata = by_asset.get("raw_strava_activities", {})
+    stored = by_asset.get("runs_table", {})
     error = None
     if not result.success:
         failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
@@ -188,6 +196,9 @@ def sync(
         list_requests=int(metadata.get("list_requests", 0)),
         list_requests_minimum=int(metadata.get("list_requests_minimum", 0)),
         token_requests=int(metadata.get("token_requests", 0)),
+        saved=int(stored.get("saved", 0)),
+        updated=int(stored.get("updated", 0)),
+        unchanged=int(stored.get("skipped_unchanged", 0)),
         seconds=seconds,
         run_id=result.run_id,
         error=error,
@@ -201,8 +212,8 @@ def _print_summary(s: SyncSummary) -> None:
     print(
         f"  user {s.user_id}: {s.activities} activities ({s.quarantined} quarantined) over "
         f"{s.months} months; {s.list_requests} list requests (minimum "
-        f"{s.list_requests_minimum}), {s.token_requests} token requests; {s.seconds:.1f} s; "
-        f"run {s.run_id[:8]}"
+        f"{s.list_requests_minimum}), {s.token_requests} token requests; stored {s.saved} new, "
+        f"{s.updated} updated, {s.unchanged} unchanged; {s.seconds:.1f} s; run {s.run_id[:8]}"
     )
 
 
@@ -287,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     p_sync.add_argument("--from", dest="first", type=_parse_month, help="YYYY-MM (default 2009-01)")
     p_sync.add_argument("--to", dest="last", type=_parse_month, help="YYYY-MM (default: now)")
 
+    sub.add_parser("rotate-keys", help="re-encrypt stored tokens with the newest key")
+
     args = parser.parse_args(argv)
     # BackfillPolicy is marked beta on Dagster 1.13: a note for developers, not for CLI users.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
@@ -299,6 +312,12 @@ def main(argv: list[str] | None = None) -> int:
 
             sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
             serve(args.host, args.port, seed=args.seed, athletes=args.athletes, sizes=sizes)
+            return 0
+        if args.command == "rotate-keys":
+            from sync_assets.storage import open_store
+
+            count = open_store(settings.database_url(), settings.data_dir()).rotate_keys()
+            print(f"re-encrypted the tokens of {count} connections with the newest key")
             return 0
         if args.command == "connect":
             athlete_id = connect(args.user, refresh_token=args.refresh_token, code=args.code)

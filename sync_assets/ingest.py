@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from sync_assets.partitions import SyncSpan, month_key, partition_key, sync_span
 from sync_assets.resources.parquet_io import PartitionData
 from sync_assets.resources.strava_client import PAGE_SIZE, StravaClient
 from sync_assets.sessions import SessionTracker, SyncState
+from sync_assets.storage.base import Store
 
 
 def minimum_list_calls(n_activities: int) -> int:
@@ -39,25 +41,34 @@ class FetchReport:
     http_requests: int = 0
     retries: int = 0
     rate_limit_waits: int = 0
+    resumed: int = 0  # activities taken from a checkpoint instead of Strava
     rate_limit_usage: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
 
 def fetch_span(
-    client: StravaClient, span: SyncSpan, tracker: SessionTracker | None = None
-) -> tuple[dict[str, PartitionData], int]:
-    """All activities of one span, split into its month partitions; returns (data, received).
+    client: StravaClient,
+    span: SyncSpan,
+    tracker: SessionTracker | None = None,
+    staging: Store | None = None,
+) -> tuple[dict[str, PartitionData], int, int]:
+    """All activities of one span, split into its month partitions.
 
-    With a tracker, every page is checkpointed (page number, listing cursor) and progress is
-    reported to `sync_sessions`.
+    Returns (data, received, resumed): activities received in this listing (resumed ones
+    included) and how many came from a checkpoint instead of Strava. With `staging`, every page
+    is kept until the span is done, so a re-launched sync resumes after the last page it had
+    (at most the one page in flight is fetched again); with a tracker, every page is also
+    checkpointed in `sync_sessions` (page number, listing cursor) with the progress.
     """
     fetched_at = datetime.now(UTC).replace(microsecond=0)
     rows: list[dict[str, Any]] = []
     quarantine: dict[str, list[QuarantinedActivity]] = {m: [] for m in span.months}
-    received = 0
-    for page in client.iter_activity_pages(span.start, span.end):
-        received += len(page.records)
-        batch = validate_page(page.records)
+    received = resumed = 0
+    span_id = f"{span.start.isoformat()}/{span.end.isoformat()}"
+    staged = staging.staged_pages(span.user_id, span_id) if staging else []
+
+    def take(records: list[Any]) -> None:
+        batch = validate_page(records)
         for activity, payload in batch.activities:
             if month_key(activity.start_date) in quarantine:
                 rows.append(activity_row(span.user_id, activity, payload, fetched_at))
@@ -72,12 +83,44 @@ def fetch_span(
                 )
         # A record we could not parse has no trustworthy month: it waits in the span's first.
         quarantine[span.months[0]].extend(batch.quarantined)
+
+    seen: set[int] = set()
+    for page in staged:
+        records = json.loads(page.records)
+        seen.update(
+            r["id"] for r in records if isinstance(r, dict) and isinstance(r.get("id"), int)
+        )
+        take(records)
+        resumed += len(records)
+    received = resumed
+    pages = client.iter_activity_pages(
+        span.start,
+        span.end,
+        cursor=staged[-1].cursor if staged else None,
+        first_page=staged[-1].page + 1 if staged else 1,
+        seen=seen,
+    )
+    for page in pages:
+        received += len(page.records)
+        take(page.records)
+        if staging is not None:
+            staging.stage_page(
+                span.user_id,
+                span_id,
+                page.number,
+                page.cursor,
+                json.dumps(page.records, ensure_ascii=False),
+            )
         if tracker is not None:
             failed = sum(len(q) for q in quarantine.values())
             tracker.checkpoint(
                 page.number,
-                {"cursor": page.cursor, "window": [span.start.isoformat(), span.end.isoformat()]},
-                activities_fetched=tracker.session.activities_fetched + len(page.records),
+                {
+                    "cursor": page.cursor,
+                    "window": [span.start.isoformat(), span.end.isoformat()],
+                    "resumed_activities": resumed,
+                },
+                activities_fetched=received,
             )
             tracker.progress(received, None, failed, activities_failed=failed)
     rows.sort(key=lambda r: (r["start_date"], r["strava_id"]))
@@ -96,13 +139,16 @@ def fetch_span(
         )
         for m in span.months
     }
-    return data, received
+    if staging is not None:
+        staging.clear_staging(span.user_id, span_id)  # the span is whole: nothing to resume
+    return data, received, resumed
 
 
 def fetch_partitions(
     client_for: Callable[[str], StravaClient],
     keys: Sequence[str],
     tracker_for: Callable[[str, datetime, datetime], SessionTracker] | None = None,
+    staging: Store | None = None,
 ) -> FetchReport:
     """Fetch every partition in `keys` with one paginated query per user and block of months.
 
@@ -122,14 +168,16 @@ def fetch_partitions(
         tracker = trackers.get(span.user_id)
         with client_for(span.user_id) as client:
             try:
-                data, received = fetch_span(client, span, tracker)
+                data, received, resumed = fetch_span(client, span, tracker, staging)
             except SyncError as err:
                 if tracker is not None:
                     tracker.fail(err.info())
                 raise
             report.partitions.update(data)
             report.spans += 1
-            report.minimum_list_calls += minimum_list_calls(received)
+            report.resumed += resumed
+            # What remained to fetch after the checkpoint, at 200 per page (+1 closing page).
+            report.minimum_list_calls += minimum_list_calls(received - resumed)
             stats = client.stats
             report.list_calls += stats.list_calls
             report.token_calls += stats.token_calls

@@ -80,6 +80,7 @@ def test_sandbox_connect_and_sync_as_separate_processes(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stdout + out.stderr
         assert "420 activities" in out.stdout
         assert "3 list requests (minimum 3)" in out.stdout
+        assert "stored 420 new, 0 updated, 0 unchanged" in out.stdout
         # Strava's OAuth code exchange registers a second user.
         other = "2b0e6a57-8f0c-4c55-9a43-5a1c0f1e9d02"
         out = subprocess.run(

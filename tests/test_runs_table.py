@@ -61,10 +61,18 @@ def run_sync(instance, resources, user: str, first: str, last: str):
     )
 
 
-def make_resources(sandbox, server, tmp_path: Path, database_url: str | None, data_dir: Path):
+def make_resources(
+    sandbox,
+    server,
+    tmp_path: Path,
+    database_url: str | None,
+    data_dir: Path,
+    **strava_options: object,
+):
     supabase = SupabaseResource(database_url=database_url, data_dir=str(data_dir))
     return {
         "strava": StravaResource(
+            **strava_options,
             client_id=sandbox.client_id,
             client_secret=sandbox.client_secret,
             api_url=server.api_url,
@@ -282,3 +290,50 @@ def test_auth_uid_reads_the_jwt_claims_as_supabase_does(pg_url) -> None:
             "select set_config('request.jwt.claims', %s, true)", (json.dumps({"sub": uid}),)
         )
         assert str(conn.execute("select auth.uid()").fetchone()[0]) == uid
+
+
+def test_relaunch_resumes_from_the_checkpoint_without_refetching(
+    backend, sandbox, server, instance, tmp_path
+) -> None:
+    url, data_dir = backend
+    resources = make_resources(
+        sandbox,
+        server,
+        tmp_path,
+        url,
+        data_dir,
+        max_retries=1,
+        step_retries=1,
+        step_retry_seconds=0.1,
+    )
+    store = open_store(url, data_dir)
+    user, athlete = connect(store, sandbox, 1000)  # 6 list pages for the whole history
+    if url:
+        add_users(url, user)
+    save(store, user, athlete)
+    instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
+    first, last = whole_history(sandbox, athlete)
+    sandbox.set_faults(outage_after_requests=3)  # Strava goes down after the third page
+    failed = run_sync(instance, resources, user, first, last)
+    assert not failed.success
+    session = store.get_session(failed.run_id, user)
+    assert session.status == "failed" and session.last_error["type"] == "SERVER"
+    assert session.last_successful_page == 3
+    sandbox.clear_faults()
+    sandbox.clear_requests()
+    resumed = run_sync(instance, resources, user, first, last)
+    assert resumed.success
+    lists = sandbox.request_count(kind="api", path_prefix="/api/v3/athlete/activities")
+    assert lists == 3  # pages 4, 5 and 6: nothing fetched twice
+    md = next(
+        m
+        for m in resumed.get_asset_materialization_events()
+        if m.asset_key.path == ["raw_strava_activities"]
+    ).materialization.metadata
+    assert md["resumed_from_checkpoint"].value == session.activities_fetched > 590
+    truth = [a["id"] for a in sandbox.activities(athlete.athlete_id)]
+    assert store.run_ids(user) == truth  # every activity, once
+    assert store.staged_pages(user, "any") == []
+    done = store.get_session(resumed.run_id, user)
+    assert done.status == "completed"
+    assert done.checkpoint_data["resumed_activities"] == session.activities_fetched

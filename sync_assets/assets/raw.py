@@ -5,12 +5,10 @@ from datetime import datetime
 from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
-    Backoff,
     Failure,
-    Jitter,
     MetadataValue,
     Output,
-    RetryPolicy,
+    RetryRequested,
     asset,
 )
 
@@ -35,6 +33,7 @@ def _metadata(report: FetchReport) -> dict[str, object]:
         "token_requests": report.token_calls,
         "http_requests": report.http_requests,
         "retries": report.retries,
+        "resumed_from_checkpoint": report.resumed,
         "rate_limit_waits": report.rate_limit_waits,
         "rate_limit_usage_15min": MetadataValue.text(
             f"{usage.get('read_usage_15min', 0)}/{usage.get('read_limit_15min', 0)} read, "
@@ -56,10 +55,9 @@ def as_failure(err: SyncError) -> Failure:
     }
     if err.retry_after:
         metadata["retry_after"] = err.retry_after.isoformat()
-    # The run's retry policy handles transient errors (its retries back off); a rate limit
-    # that outlasts STRAVA_MAX_WAIT_SECONDS, and every non-retryable error, end the run here.
-    allow = err.retryable and err.type != ErrorType.RATE_LIMIT
-    return Failure(description=str(err), metadata=metadata, allow_retries=allow)
+    # Step retries were spent (or cannot help): the run ends here; the session says whether a
+    # later sync can succeed (`retryable`, `retry_after`).
+    return Failure(description=str(err), metadata=metadata, allow_retries=False)
 
 
 @asset(
@@ -68,9 +66,6 @@ def as_failure(err: SyncError) -> Failure:
     io_manager_key="parquet_io_manager",
     group_name="strava",
     kinds={"python", "parquet"},
-    retry_policy=RetryPolicy(
-        max_retries=3, delay=10, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
-    ),
 )
 def raw_strava_activities(
     context: AssetExecutionContext, strava: StravaResource, supabase: SupabaseResource
@@ -88,9 +83,19 @@ def raw_strava_activities(
 
     try:
         report = fetch_partitions(
-            lambda user: strava.client(user, logger=context.log), keys, tracker
+            lambda user: strava.client(user, logger=context.log), keys, tracker, staging=store
         )
     except SyncError as err:
+        if (
+            err.retryable
+            and err.type != ErrorType.RATE_LIMIT
+            and (context.retry_number < strava.step_retries)
+        ):
+            # The client already retried with backoff; a fresh attempt later (it resumes from
+            # the checkpoint) may find the service back. Waits grow: 1x, 2x, 4x the base.
+            wait = strava.step_retry_seconds * 2**context.retry_number
+            context.log.warning(f"{err}; the step retries in {wait:.0f} s")
+            raise RetryRequested(max_retries=strava.step_retries, seconds_to_wait=wait) from None
         raise as_failure(err) from None
     context.log.info(
         f"{report.activities} activities ({report.quarantined} quarantined) in "

@@ -31,6 +31,10 @@ class StravaResource(ConfigurableResource):
     backoff_base_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
     timeout_seconds: float = 30.0
+    step_retries: int = Field(
+        default=3, description="step re-attempts after the client's own retries gave up"
+    )
+    step_retry_seconds: float = Field(default=30.0, description="first step re-attempt delay")
     refresh_margin_seconds: float = Field(
         default=300.0, description="refresh the access token this long before it expires"
     )

@@ -407,20 +407,26 @@ class StravaClient:
         return body
 
     def iter_activity_pages(
-        self, after: datetime, before: datetime, *, cursor: int | None = None
+        self,
+        after: datetime,
+        before: datetime,
+        *,
+        cursor: int | None = None,
+        first_page: int = 1,
+        seen: set[int] | None = None,
     ) -> Iterator[ActivityPage]:
         """Every activity with `after <= start_date < before`, oldest first, page by page.
 
         Keyset pagination: each request asks for `start_date > cursor`, where the cursor is one
         second before the newest start seen, so activities sharing that second are seen again
         (and dropped as duplicates) rather than lost at a page boundary. Offsets never shift
-        under us when activities are added or deleted mid-listing. `cursor` resumes a listing
-        from a checkpoint.
+        under us when activities are added or deleted mid-listing. `cursor`, `first_page` and
+        `seen` (ids already fetched) resume a listing from a checkpoint.
         """
         lower = int(after.timestamp()) - 1 if cursor is None else cursor
         upper = int(before.timestamp())
-        seen: set[int] = set()
-        page_no, offset_page = 0, 1
+        seen = set(seen or ())
+        page_no, offset_page = first_page - 1, 1
         while True:
             page_no += 1
             self.stats.list_calls += 1

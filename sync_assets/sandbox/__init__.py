@@ -1,8 +1,13 @@
-"""Offline stand-ins for the outside world, served on loopback (`sync-assets sandbox`)."""
+"""An offline Strava API v3 (`sync-assets sandbox`): OAuth, activities, limits and faults.
 
-from sync_assets.sandbox.serving import SandboxServer, serve
-from sync_assets.sandbox.strava_api import AthleteHandle, Faults, RateLimits, StravaSandbox
-from sync_assets.sandbox.synthetic import generate_activities
+`StravaSandbox` holds the state (athletes, tokens, rate-limit windows, faults, clock),
+`SandboxServer` serves it over HTTP on loopback, `serve` runs one in the foreground, and
+`generate_activities` makes the deterministic synthetic histories.
+"""
+
+from sync_assets.sandbox.athletes import generate_activities
+from sync_assets.sandbox.server import SandboxServer, serve
+from sync_assets.sandbox.strava import AthleteHandle, Faults, RateLimits, StravaSandbox
 
 __all__ = [
     "AthleteHandle",

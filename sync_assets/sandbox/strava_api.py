@@ -72,6 +72,7 @@ class Faults:
     malformed_page_next: int = 0
     malformed_activities: int = 0  # per athlete: this many activities are served corrupt
     revoke_after_requests: dict[int, int] = field(default_factory=dict)
+    outage_after_requests: int | None = None  # after N more API requests, 503 until cleared
     mutate_between_pages: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -159,6 +160,8 @@ class StravaSandbox:
         self._refresh: dict[str, int] = {}  # token -> athlete
         self._codes: dict[str, int] = {}
         self._revoke_at: dict[int, int] = {}  # athlete -> API request count that revokes it
+        self._api_total = 0
+        self._outage_at: int | None = None
         self._usage = {"w15": -1, "wday": -1, "all15": 0, "allday": 0, "read15": 0, "readday": 0}
 
     # -- clock -----------------------------------------------------------------------------
@@ -309,6 +312,8 @@ class StravaSandbox:
             if unknown:
                 raise ValueError(f"unknown faults: {sorted(unknown)}")
             for name, value in changes.items():
+                if name == "outage_after_requests":
+                    self._outage_at = None if value is None else self._api_total + int(value)
                 if name == "revoke_after_requests":
                     # Counted from now: "revoke after this athlete's next N API requests".
                     value = {int(k): int(v) for k, v in value.items()}
@@ -321,6 +326,7 @@ class StravaSandbox:
         with self._lock:
             self.faults = Faults()
             self._revoke_at.clear()
+            self._outage_at = None
 
     def _roll_windows(self) -> None:
         now = self.now()
@@ -506,6 +512,10 @@ class StravaSandbox:
         )
         if over:
             return _error(429, "Rate Limit Exceeded", "Application", "rate limit", "exceeded"), None
+        self._api_total += 1
+        if self._outage_at is not None and self._api_total > self._outage_at:
+            page = HTML_502.replace(b"502 Bad Gateway", b"503 Service Unavailable")
+            return Response(503, page, [("Content-Type", "text/html")]), None
         if f.drop_connection_next > 0 or (
             f.drop_connection_rate and self._rng.random() < f.drop_connection_rate
         ):

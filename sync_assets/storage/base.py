@@ -103,6 +103,16 @@ class StoreResult:
         self.errors.extend(other.errors)
 
 
+STAGING_MAX_AGE = 24 * 3600  # older pages may have changed upstream: fetch them again
+
+
+@dataclass(frozen=True)
+class StagedPage:
+    page: int
+    cursor: int
+    records: str  # JSON array, as received
+
+
 @dataclass(frozen=True)
 class QuarantineRecord:
     user_id: str
@@ -181,6 +191,13 @@ class Store(Protocol):
     ) -> SessionRecord | None: ...
     def update_session(self, run_id: str, user_id: str, **changes: Any) -> SessionRecord: ...
     def open_sessions(self) -> list[SessionRecord]: ...
+
+    # Checkpointed pages of unfinished listings.
+    def stage_page(self, user_id: str, span: str, page: int, cursor: int, records: str) -> None: ...
+    def staged_pages(
+        self, user_id: str, span: str, max_age_seconds: int = STAGING_MAX_AGE
+    ) -> list[StagedPage]: ...
+    def clear_staging(self, user_id: str, span: str) -> None: ...
 
     def close(self) -> None: ...
 

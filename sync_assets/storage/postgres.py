@@ -31,8 +31,10 @@ from sync_assets.storage.base import (
     RUNS_COLUMNS,
     SESSION_FIELDS,
     SESSION_JSON_FIELDS,
+    STAGING_MAX_AGE,
     QuarantineRecord,
     SessionRecord,
+    StagedPage,
     StoreResult,
 )
 from sync_assets.storage.crypto import TokenCipher
@@ -335,6 +337,34 @@ class PostgresStore:
     def run_ids(self, user_id: str) -> list[int]:
         with self._tx() as conn:
             return [r[0] for r in conn.execute(Q("run_ids"), {"user_id": user_id})]
+
+    # -- staging --------------------------------------------------------------------------
+    def stage_page(self, user_id: str, span: str, page: int, cursor: int, records: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                Q("stage_page"),
+                {
+                    "user_id": user_id,
+                    "span": span,
+                    "page": page,
+                    "cursor": cursor,
+                    "records": records,
+                },
+            )
+
+    def staged_pages(
+        self, user_id: str, span: str, max_age_seconds: int = STAGING_MAX_AGE
+    ) -> list[StagedPage]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                Q("staged_pages"),
+                {"user_id": user_id, "span": span, "max_age_seconds": max_age_seconds},
+            ).fetchall()
+        return [StagedPage(r[0], r[1], r[2]) for r in rows]
+
+    def clear_staging(self, user_id: str, span: str) -> None:
+        with self._tx() as conn:
+            conn.execute(Q("clear_staging"), {"user_id": user_id, "span": span})
 
     # -- sessions -------------------------------------------------------------------------
     def create_session(
