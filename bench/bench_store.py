@@ -33,7 +33,7 @@ from sync_assets.storage.postgres import PostgresStore  # noqa: E402
 from sync_assets.storage.sqlite import SqliteStore  # noqa: E402
 from tests.pg import temporary_database  # noqa: E402
 
-BOOTSTRAP = (Path(__file__).resolve().parents[1] / "tests" / "sql" / "supabase_bootstrap.sql")
+BOOTSTRAP = Path(__file__).resolve().parents[1] / "tests" / "sql" / "supabase_bootstrap.sql"
 
 
 def make_rows(user: str, n: int) -> list[dict]:
@@ -48,8 +48,10 @@ def measure(store, rows: list[dict]) -> dict[str, float]:
     for label, data in (
         ("insert", rows),
         ("unchanged", rows),
-        ("10% changed", [{**r, "name": r["name"] + " *"} if i % 10 == 0 else r
-                         for i, r in enumerate(rows)]),
+        (
+            "10% changed",
+            [{**r, "name": r["name"] + " *"} if i % 10 == 0 else r for i, r in enumerate(rows)],
+        ),
     ):
         started = time.perf_counter()
         result = store.upsert_runs(data)
@@ -88,15 +90,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--backends", default="postgres,sqlite")
     args = parser.parse_args()
-    print(f"rows/s, medians of {args.repeat} runs (PostgreSQL: "
-          f"{os.environ.get('SYNC_ASSETS_TEST_PG', 'postgresql://postgres@127.0.0.1:5432')})")
+    print(
+        f"rows/s, medians of {args.repeat} runs (PostgreSQL: "
+        f"{os.environ.get('SYNC_ASSETS_TEST_PG', 'postgresql://postgres@127.0.0.1:5432')})"
+    )
     print(f"{'backend':>9} {'rows':>8} {'insert':>9} {'unchanged':>10} {'10% changed':>12}")
     for backend in args.backends.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
             runs = [run(backend, size) for _ in range(args.repeat)]
             med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-            print(f"{backend:>9} {size:>8} {med['insert']:>9.0f} {med['unchanged']:>10.0f} "
-                  f"{med['10% changed']:>12.0f}", flush=True)
+            print(
+                f"{backend:>9} {size:>8} {med['insert']:>9.0f} {med['unchanged']:>10.0f} "
+                f"{med['10% changed']:>12.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

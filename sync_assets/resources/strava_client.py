@@ -16,6 +16,7 @@ www.strava.com and against the bundled sandbox. What it guarantees:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -426,6 +427,7 @@ class StravaClient:
         lower = int(after.timestamp()) - 1 if cursor is None else cursor
         upper = int(before.timestamp())
         seen = set(seen or ())
+        seen_unidentified: set[str] = set()
         page_no, offset_page = first_page - 1, 1
         while True:
             page_no += 1
@@ -450,6 +452,13 @@ class StravaClient:
                     if rid in seen:
                         continue
                     seen.add(rid)
+                else:
+                    # No usable id (a damaged record): the overlap may serve it again, so
+                    # recognise it by its content rather than quarantine it twice.
+                    digest = json.dumps(record, sort_keys=True, default=str)
+                    if digest in seen_unidentified:
+                        continue
+                    seen_unidentified.add(digest)
                 fresh.append(record)
             starts = [s for s in (_start_epoch(r) for r in body) if s is not None]
             newest = max(starts, default=None)

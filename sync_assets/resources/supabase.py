@@ -1,9 +1,12 @@
 """`SupabaseResource`: the pipeline's database, Supabase/PostgreSQL or the embedded SQLite."""
 
+from typing import TYPE_CHECKING
+
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from sync_assets.storage import Store, open_store
+if TYPE_CHECKING:  # storage imports resources.tokens: import it lazily to avoid a cycle
+    from sync_assets.storage import Store
 
 
 class SupabaseResource(ConfigurableResource):
@@ -16,5 +19,7 @@ class SupabaseResource(ConfigurableResource):
     database_url: str | None = Field(default=None, description="DATABASE_URL")
     data_dir: str = Field(description="folder of the embedded default (SYNC_ASSETS_HOME)")
 
-    def store(self) -> Store:
+    def store(self) -> "Store":
+        from sync_assets.storage import open_store
+
         return open_store(self.database_url, self.data_dir)
