@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from sync_assets.errors import AuthenticationError
 from sync_assets.resources.tokens import StravaConnection, StravaTokens
 
 # Columns of public.runs written by the pipeline (id, created_at, updated_at are the database's).
@@ -200,6 +201,20 @@ class Store(Protocol):
     def clear_staging(self, user_id: str, span: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+def require_active(user_id: str, conn: StravaConnection | None) -> StravaConnection:
+    """The user's connection, or the clear error that stops their sync."""
+    if conn is None:
+        raise AuthenticationError(
+            f"user {user_id} has no Strava connection: run `sync-assets connect`"
+        )
+    if conn.status != "active":
+        raise AuthenticationError(
+            f"the Strava connection of user {user_id} is {conn.status}"
+            f" ({conn.status_reason or 'no reason recorded'}): the athlete must reconnect"
+        )
+    return conn
 
 
 def runs_rows(table: pa.Table, enrichment: dict[str, Any] | None = None) -> list[dict[str, Any]]:

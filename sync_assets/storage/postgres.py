@@ -24,7 +24,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from sync_assets.errors import AuthenticationError, ErrorType, SyncError
+from sync_assets.errors import ErrorType, SyncError
 from sync_assets.migrations import migrate_postgres
 from sync_assets.resources.tokens import StravaConnection, StravaTokens
 from sync_assets.storage.base import (
@@ -36,6 +36,7 @@ from sync_assets.storage.base import (
     SessionRecord,
     StagedPage,
     StoreResult,
+    require_active,
 )
 from sync_assets.storage.crypto import TokenCipher
 from sync_assets.storage.sql import statement
@@ -155,17 +156,7 @@ class PostgresStore:
             )
 
     def _active(self, user_id: str, row: dict[str, Any] | None) -> StravaConnection:
-        if row is None:
-            raise AuthenticationError(
-                f"user {user_id} has no Strava connection: run `sync-assets connect`"
-            )
-        conn = self._connection(row)
-        if conn.status != "active":
-            raise AuthenticationError(
-                f"the Strava connection of user {user_id} is {conn.status}"
-                f" ({conn.status_reason or 'no reason recorded'}): the athlete must reconnect"
-            )
-        return conn
+        return require_active(user_id, self._connection(row) if row is not None else None)
 
     def get(self, user_id: str) -> StravaConnection:
         with self._tx() as conn:

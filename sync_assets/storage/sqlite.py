@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sync_assets.errors import AuthenticationError, ErrorType, SyncError
+from sync_assets.errors import ErrorType, SyncError
 from sync_assets.migrations import migrate_sqlite
 from sync_assets.resources.tokens import StravaConnection, StravaTokens
 from sync_assets.storage.base import (
@@ -30,6 +30,7 @@ from sync_assets.storage.base import (
     SessionRecord,
     StagedPage,
     StoreResult,
+    require_active,
 )
 from sync_assets.storage.crypto import TokenCipher
 from sync_assets.storage.sql import statement
@@ -119,17 +120,7 @@ class SqliteStore:
         )
 
     def _active(self, user_id: str, row: sqlite3.Row | None) -> StravaConnection:
-        if row is None:
-            raise AuthenticationError(
-                f"user {user_id} has no Strava connection: run `sync-assets connect`"
-            )
-        conn = self._connection(row)
-        if conn.status != "active":
-            raise AuthenticationError(
-                f"the Strava connection of user {user_id} is {conn.status}"
-                f" ({conn.status_reason or 'no reason recorded'}): the athlete must reconnect"
-            )
-        return conn
+        return require_active(user_id, self._connection(row) if row is not None else None)
 
     def save_connection(
         self,
