@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -117,7 +118,11 @@ def pg_roles() -> Iterator[None]:
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         for role in wanted:
             if role not in existing:
-                conn.execute(f'drop role if exists "{role}"')
+                try:
+                    conn.execute(f'drop role if exists "{role}"')
+                except psycopg.errors.DependentObjectsStillExist:
+                    # Some database not created by these tests still uses it: leave it there.
+                    warnings.warn(f"role {role} is still in use; not dropped", stacklevel=1)
 
 
 @pytest.fixture
