@@ -7,7 +7,7 @@ default). One contract test suite runs against both so that they cannot drift.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from sync_assets.errors import AuthenticationError
-from sync_assets.resources.tokens import StravaConnection, StravaTokens
+from sync_assets.resources.tokens import StravaConnection, TokenStore
 
 # Columns of public.runs written by the pipeline (id, created_at, updated_at are the database's).
 RUNS_COLUMNS: tuple[str, ...] = (
@@ -147,26 +147,13 @@ class SessionRecord:
     completed_at: datetime | None
 
 
-class Store(Protocol):
+class Store(TokenStore, Protocol):
     """The pipeline's whole view of its database."""
 
     def migrate(self) -> list[str]: ...
 
-    # Connections and tokens (see resources.tokens.TokenStore).
-    def save_connection(
-        self,
-        user_id: str,
-        tokens: StravaTokens,
-        *,
-        athlete_id: int | None = None,
-        scopes: str | None = None,
-    ) -> None: ...
-    def get(self, user_id: str) -> StravaConnection: ...
-    def update_tokens(
-        self, user_id: str, update: Callable[[StravaTokens], StravaTokens]
-    ) -> StravaTokens: ...
-    def mark_revoked(self, user_id: str, reason: str) -> None: ...
-    def list_connections(self, status: str | None = "active") -> list[StravaConnection]: ...
+    # Connections and tokens: everything `TokenStore` has, plus key rotation.
+    def rotate_keys(self) -> int: ...
 
     # Runs.
     def upsert_runs(self, rows: Sequence[dict[str, Any]]) -> StoreResult: ...
