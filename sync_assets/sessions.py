@@ -5,7 +5,7 @@
 
 Writes are rate-limited (at most one progress write per `min_interval` seconds, phase changes
 and the end always written) so a Supabase Realtime subscriber sees progress move without the
-pipeline writing once per row. The row of a re-launched run points at the session it resumes.
+pipeline writing once per row. A re-execution of a run shares its root run's session.
 """
 
 from __future__ import annotations

@@ -49,18 +49,6 @@ def Q(name: str) -> str:  # noqa: N802 - reads like a constant
     return statement("postgres", name)
 
 
-def redact_url(url: str) -> str:
-    """A database URL fit for logs and errors: no password."""
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "<unparsable database url>"
-    return (
-        f"postgresql://{info.get('user', '')}@{info.get('host', '')}:{info.get('port', 5432)}/"
-        f"{info.get('dbname', '')}"
-    )
-
-
 def _session(row: dict[str, Any]) -> SessionRecord:
     return SessionRecord(**row)
 
@@ -77,7 +65,6 @@ class PostgresStore:
         batch_size: int = BATCH_SIZE,
         retries: int = 3,
     ) -> None:
-        self.url_for_logs = redact_url(database_url)
         self._cipher = cipher
         self.batch_size = batch_size
         self._retries = retries
@@ -398,23 +385,6 @@ class PostgresStore:
                 .fetchall()
             )
         return [_session(r) for r in rows]
-
-    def previous_session(
-        self,
-        run_id: str,
-        user_id: str,
-        window_start: datetime | None,
-        window_end: datetime | None,
-    ) -> SessionRecord | None:
-        return self._one(
-            "previous_session",
-            {
-                "run_id": run_id,
-                "user_id": user_id,
-                "window_start": window_start,
-                "window_end": window_end,
-            },
-        )
 
     def update_session(self, run_id: str, user_id: str, **changes: Any) -> SessionRecord:
         unknown = set(changes) - SESSION_FIELDS

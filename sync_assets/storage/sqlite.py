@@ -354,24 +354,6 @@ class SqliteStore:
             self._session(r) for r in self._conn().execute(Q("run_sessions"), {"run_id": run_id})
         ]
 
-    def previous_session(
-        self, run_id: str, user_id: str, window_start: datetime | None, window_end: datetime | None
-    ) -> SessionRecord | None:
-        row = (
-            self._conn()
-            .execute(
-                Q("previous_session"),
-                {
-                    "run_id": run_id,
-                    "user_id": user_id,
-                    "window_start": _iso(window_start),
-                    "window_end": _iso(window_end),
-                },
-            )
-            .fetchone()
-        )
-        return self._session(row) if row else None
-
     def update_session(self, run_id: str, user_id: str, **changes: Any) -> SessionRecord:
         unknown = set(changes) - SESSION_FIELDS
         if unknown:

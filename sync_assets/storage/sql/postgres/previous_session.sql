@@ -1,9 +1,0 @@
-select id::text, user_id::text, dagster_run_id, sync_type, status, window_start, window_end,
-       activities_fetched, activities_enriched, activities_stored, activities_updated,
-       activities_skipped, activities_failed, progress, last_error, retry_count,
-       last_successful_page, checkpoint_data, started_at, completed_at
-from public.sync_sessions
-where user_id = %(user_id)s and window_start = %(window_start)s
-  and window_end = %(window_end)s and dagster_run_id <> %(run_id)s
-order by started_at desc
-limit 1

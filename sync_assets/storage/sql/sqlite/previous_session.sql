@@ -1,7 +1,0 @@
-SELECT id, user_id, dagster_run_id, sync_type, status, window_start, window_end,
-       activities_fetched, activities_enriched, activities_stored, activities_updated,
-       activities_skipped, activities_failed, progress, last_error, retry_count,
-       last_successful_page, checkpoint_data, started_at, completed_at
-FROM sync_sessions WHERE user_id = :user_id AND window_start = :window_start AND window_end = :window_end
-  AND dagster_run_id <> :run_id
-ORDER BY started_at DESC LIMIT 1
