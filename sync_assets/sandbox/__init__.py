@@ -1,4 +1,5 @@
-"""An offline Strava API v3 (`sync-assets sandbox`): OAuth, activities, limits and faults.
+"""Offline Strava API v3 and Open-Meteo archive (`sync-assets sandbox`): OAuth, activities,
+weather, limits and faults.
 
 `StravaSandbox` holds the state (athletes, tokens, rate-limit windows, faults, clock),
 `SandboxServer` serves it over HTTP on loopback, `serve` runs one in the foreground, and
@@ -8,6 +9,7 @@
 from sync_assets.sandbox.athletes import generate_activities
 from sync_assets.sandbox.server import SandboxServer, serve
 from sync_assets.sandbox.strava import AthleteHandle, Faults, RateLimits, StravaSandbox
+from sync_assets.sandbox.weather import WeatherFaults, WeatherLimits, WeatherSandbox
 
 __all__ = [
     "AthleteHandle",
@@ -15,6 +17,9 @@ __all__ = [
     "RateLimits",
     "SandboxServer",
     "StravaSandbox",
+    "WeatherFaults",
+    "WeatherLimits",
+    "WeatherSandbox",
     "generate_activities",
     "serve",
 ]

@@ -16,9 +16,10 @@ import threading
 from collections.abc import Callable
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from sync_assets.sandbox.strava import Faults, RateLimits, Response, StravaSandbox
+from sync_assets.sandbox.weather import WeatherSandbox
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +124,40 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
 
 
+class SandboxApp(Protocol):
+    def now(self) -> float: ...
+    def handle(
+        self, method: str, path: str, query_string: str, headers: dict[str, str], body: bytes
+    ) -> Response: ...
+
+
+WEATHER_PREFIXES = ("/v1/archive", "/data/3.0/", "/_weather")
+
+
+class SandboxRouter:
+    """One HTTP server for both sandboxes: Open-Meteo's and OpenWeatherMap's paths (and the
+    weather control API) go to the weather sandbox, everything else to Strava's."""
+
+    def __init__(self, strava: StravaSandbox, weather: WeatherSandbox) -> None:
+        self.strava = strava
+        self.weather = weather
+
+    def now(self) -> float:
+        return self.strava.now()
+
+    def handle(
+        self, method: str, path: str, query_string: str, headers: dict[str, str], body: bytes
+    ) -> Response:
+        app: SandboxApp = self.weather if path.startswith(WEATHER_PREFIXES) else self.strava
+        return app.handle(method, path, query_string, headers, body)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
     def __init__(
-        self, address: tuple[str, int], sandbox: StravaSandbox, family: socket.AddressFamily
+        self, address: tuple[str, int], sandbox: SandboxApp, family: socket.AddressFamily
     ) -> None:
         self.address_family = family
         self.sandbox = sandbox
@@ -166,10 +195,18 @@ def _is_loopback(host: str) -> bool:
 
 
 class SandboxServer:
-    """Serves a `StravaSandbox` in a background thread; a context manager."""
+    """Serves a `StravaSandbox` (and a `WeatherSandbox`, by default one sharing its clock) in
+    a background thread; a context manager."""
 
-    def __init__(self, sandbox: StravaSandbox, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        sandbox: StravaSandbox,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        weather: WeatherSandbox | None = None,
+    ) -> None:
         self.sandbox = sandbox
+        self.weather = weather or WeatherSandbox(seed=sandbox.seed, clock=sandbox.now)
         self.host = host
         self.port = port
         self._server: _Server | None = None
@@ -181,7 +218,8 @@ class SandboxServer:
         if not _is_loopback(self.host):
             log.warning("the Strava sandbox listens on %s, beyond this machine", self.host)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        self._server = _Server((self.host, self.port), self.sandbox, family)
+        app = SandboxRouter(self.sandbox, self.weather)
+        self._server = _Server((self.host, self.port), app, family)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -227,6 +265,16 @@ class SandboxServer:
     @property
     def oauth_url(self) -> str:
         return f"{self.url}/oauth/token"
+
+    @property
+    def weather_url(self) -> str:
+        """Open-Meteo's archive endpoint (`WEATHER_API_URL`)."""
+        return f"{self.url}/v1/archive"
+
+    @property
+    def openweathermap_url(self) -> str:
+        """OpenWeatherMap's One Call 3.0 timemachine endpoint."""
+        return f"{self.url}/data/3.0/onecall/timemachine"
 
 
 def default_sizes(athletes: int) -> list[int]:
@@ -279,6 +327,8 @@ def serve(
         print(f"  STRAVA_OAUTH_URL={server.oauth_url}", file=out)
         print(f"  STRAVA_CLIENT_ID={client_id}", file=out)
         print(f"  STRAVA_CLIENT_SECRET={client_secret}", file=out)
+        print(f"  WEATHER_API_URL={server.weather_url}  (Open-Meteo archive)", file=out)
+        print(f"  OpenWeatherMap timemachine: {server.openweathermap_url}", file=out)
         for h in handles:
             n = len(sandbox.activities(h.athlete_id))
             print(
@@ -288,7 +338,12 @@ def serve(
                 file=out,
             )
         print(f"  control API: {server.url}/_sandbox/ (athletes, faults, limits, clock,", file=out)
-        print("    usage, requests, mutations)", file=out, flush=True)
+        print("    usage, requests, mutations)", file=out)
+        print(
+            f"  weather control API: {server.url}/_weather/ (faults, limits, usage, clock,",
+            file=out,
+        )
+        print("    requests)", file=out, flush=True)
         if on_ready is not None:
             on_ready(server)
         waiter = stop or threading.Event()
