@@ -4,11 +4,12 @@
     sync-assets sandbox [--port 8710]      # Strava-compatible sandbox on loopback
     sync-assets connect --user ID (--refresh-token T | --code C)
     sync-assets sync --user ID [--from YYYY-MM] [--to YYYY-MM]
+    sync-assets enrich --user ID [--from YYYY-MM] [--to YYYY-MM]   # weather again, no Strava
     sync-assets rotate-keys                # after prepending a key to SYNC_ASSETS_ENCRYPTION_KEYS
 
 Credentials come from the environment (STRAVA_CLIENT_ID, STRAVA_CLIENT_SECRET, STRAVA_API_URL,
-STRAVA_OAUTH_URL); data goes under SYNC_ASSETS_HOME (default ~/.sync_assets), Dagster's
-instance under DAGSTER_HOME (default $SYNC_ASSETS_HOME/dagster).
+STRAVA_OAUTH_URL; WEATHER_API_URL, WEATHER_PROVIDER); data goes under SYNC_ASSETS_HOME (default
+~/.sync_assets), Dagster's instance under DAGSTER_HOME (default $SYNC_ASSETS_HOME/dagster).
 """
 
 from __future__ import annotations
@@ -138,19 +139,42 @@ class SyncSummary:
     seconds: float
     run_id: str
     error: str | None = None
+    weather_enriched: int = 0
+    weather_pending: int = 0
+    weather_failed: int = 0
+    no_location: int = 0
+    weather_requests: int = 0
+    weather_cache_hits: int = 0
 
 
 def sync(
     user_id: str, first_month: str | None = None, last_month: str | None = None
 ) -> SyncSummary:
     """Materialize a user's months as one Dagster run (one paginated Strava query)."""
+    from sync_assets.definitions import STRAVA_SYNC_JOB
+
+    return _run_job(STRAVA_SYNC_JOB, user_id, first_month, last_month)
+
+
+def enrich(
+    user_id: str, first_month: str | None = None, last_month: str | None = None
+) -> SyncSummary:
+    """Enrich a user's stored months again (weather pending or failed); no Strava request."""
+    from sync_assets.sensors.enrichment import WEATHER_ENRICHMENT_JOB
+
+    return _run_job(WEATHER_ENRICHMENT_JOB, user_id, first_month, last_month)
+
+
+def _run_job(
+    job_name: str, user_id: str, first_month: str | None, last_month: str | None
+) -> SyncSummary:
     from dagster import DagsterEventType
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
         ASSET_PARTITION_RANGE_START_TAG,
     )
 
-    from sync_assets.definitions import STRAVA_SYNC_JOB, defs
+    from sync_assets.definitions import defs
 
     validate_user_id(user_id)
     instance = _instance()
@@ -161,7 +185,7 @@ def sync(
     if first > last:
         raise SystemExit(f"error: --from {first[:7]} is after --to {last[:7]}")
     started = time.perf_counter()
-    result = defs.resolve_job_def(STRAVA_SYNC_JOB).execute_in_process(
+    result = defs.resolve_job_def(job_name).execute_in_process(
         instance=instance,
         tags={
             ASSET_PARTITION_RANGE_START_TAG: str(partition_key(user_id, first)),
@@ -181,6 +205,7 @@ def sync(
             )
     metadata = by_asset.get("raw_strava_activities", {})
     stored = by_asset.get("runs_table", {})
+    weather = by_asset.get("weather_enriched_activities", {})
     error = None
     if not result.success:
         failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
@@ -202,6 +227,12 @@ def sync(
         seconds=seconds,
         run_id=result.run_id,
         error=error,
+        weather_enriched=int(weather.get("weather_enriched", 0)),
+        weather_pending=int(weather.get("weather_pending", 0)),
+        weather_failed=int(weather.get("weather_failed", 0)),
+        no_location=int(weather.get("no_location", 0)),
+        weather_requests=int(weather.get("weather_requests", 0)),
+        weather_cache_hits=int(weather.get("weather_cache_hits", 0)),
     )
 
 
@@ -214,6 +245,11 @@ def _print_summary(s: SyncSummary) -> None:
         f"{s.months} months; {s.list_requests} list requests (minimum "
         f"{s.list_requests_minimum}), {s.token_requests} token requests; stored {s.saved} new, "
         f"{s.updated} updated, {s.unchanged} unchanged; {s.seconds:.1f} s; run {s.run_id[:8]}"
+    )
+    print(
+        f"    weather: {s.weather_enriched} enriched, {s.weather_pending} pending, "
+        f"{s.weather_failed} failed, {s.no_location} without coordinates; "
+        f"{s.weather_requests} weather requests, {s.weather_cache_hits} cached hours used"
     )
 
 
@@ -239,9 +275,10 @@ def demo(home: Path | None = None, sizes: tuple[int, ...] = DEMO_SIZES, seed: in
                 "STRAVA_CLIENT_SECRET": sandbox.client_secret,
                 "STRAVA_API_URL": server.api_url,
                 "STRAVA_OAUTH_URL": server.oauth_url,
+                "WEATHER_API_URL": server.weather_url,
             }
         )
-        print(f"Strava sandbox on {server.url}; data in {home}")
+        print(f"Strava and Open-Meteo sandboxes on {server.url}; data in {home}")
         summaries = []
         for i, size in enumerate(sizes):
             athlete = sandbox.add_athlete(n_activities=size, seed=seed + i)
@@ -251,9 +288,13 @@ def demo(home: Path | None = None, sizes: tuple[int, ...] = DEMO_SIZES, seed: in
                 f"connected user {user_id} (Strava athlete {athlete.athlete_id}, "
                 f"{size} activities in the sandbox)"
             )
-            summaries.append(sync(user_id))
+            # From the athlete's first month: earlier months hold nothing to record.
+            history = sandbox.activities(athlete.athlete_id)
+            first = month_key(datetime.fromisoformat(history[0]["start_date"])) if history else None
+            summaries.append(sync(user_id, first))
         api_requests = sandbox.request_count(kind="api")
         oauth_requests = sandbox.request_count(kind="oauth")
+        weather_requests = server.weather.request_count(kind="archive")
     total = time.perf_counter() - started
     print("Summary:")
     for s in summaries:
@@ -261,7 +302,7 @@ def demo(home: Path | None = None, sizes: tuple[int, ...] = DEMO_SIZES, seed: in
     activities = sum(s.activities for s in summaries)
     print(
         f"  total: {activities} activities, {api_requests} Strava API requests + "
-        f"{oauth_requests} token requests, {total:.1f} s "
+        f"{oauth_requests} token requests, {weather_requests} weather requests, {total:.1f} s "
         f"({activities / total:.0f} activities/s)"
     )
     print(
@@ -298,6 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     p_sync.add_argument("--from", dest="first", type=_parse_month, help="YYYY-MM (default 2009-01)")
     p_sync.add_argument("--to", dest="last", type=_parse_month, help="YYYY-MM (default: now)")
 
+    p_enrich = sub.add_parser(
+        "enrich", help="fill in missing weather of stored months (no Strava request)"
+    )
+    p_enrich.add_argument("--user", required=True)
+    p_enrich.add_argument("--from", dest="first", type=_parse_month, help="YYYY-MM")
+    p_enrich.add_argument("--to", dest="last", type=_parse_month, help="YYYY-MM")
+
     sub.add_parser("rotate-keys", help="re-encrypt stored tokens with the newest key")
 
     args = parser.parse_args(argv)
@@ -323,8 +371,9 @@ def main(argv: list[str] | None = None) -> int:
             athlete_id = connect(args.user, refresh_token=args.refresh_token, code=args.code)
             print(f"connected user {args.user} to Strava athlete {athlete_id}")
             return 0
-        if args.command == "sync":
-            summary = sync(args.user, args.first, args.last)
+        if args.command in ("sync", "enrich"):
+            run = sync if args.command == "sync" else enrich
+            summary = run(args.user, args.first, args.last)
             _print_summary(summary)
             return 0 if summary.success else 1
     except (SyncError, ValueError) as err:

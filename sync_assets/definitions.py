@@ -9,16 +9,32 @@ from __future__ import annotations
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
 
 from sync_assets import settings
-from sync_assets.assets import raw_strava_activities, runs_table
-from sync_assets.resources import ParquetIOManager, StravaResource, SupabaseResource
+from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
+from sync_assets.resources import (
+    ParquetIOManager,
+    StravaResource,
+    SupabaseResource,
+    WeatherResource,
+)
 from sync_assets.sensors import all_sensors
+from sync_assets.sensors.enrichment import WEATHER_ENRICHMENT_JOB
+from sync_assets.sessions import SYNC_TYPE_TAG
 
 STRAVA_SYNC_JOB = "strava_sync"
 
 strava_sync_job = define_asset_job(
     STRAVA_SYNC_JOB,
-    selection=AssetSelection.assets(raw_strava_activities, runs_table),
-    description="Sync a user's months from Strava into `runs` (one run may cover a range).",
+    selection=AssetSelection.assets(raw_strava_activities, weather_enriched_activities, runs_table),
+    description="Sync a user's months from Strava into `runs`, with place and weather (one run "
+    "may cover a range).",
+)
+
+weather_enrichment_job = define_asset_job(
+    WEATHER_ENRICHMENT_JOB,
+    selection=AssetSelection.assets(weather_enriched_activities, runs_table),
+    tags={SYNC_TYPE_TAG: "enrichment"},
+    description="Re-enrich stored activities (weather pending or failed) and update `runs`: "
+    "reads the fetched activities back from Parquet, never calls Strava.",
 )
 
 
@@ -37,13 +53,20 @@ def build_resources() -> dict[str, object]:
             supabase=supabase,
         ),
         "supabase": supabase,
+        "weather": WeatherResource(
+            provider=settings.weather_provider(),
+            api_url=settings.weather_api_url(),
+            api_key=EnvVar("OPENWEATHERMAP_API_KEY")
+            if settings.openweathermap_api_key_set()
+            else None,
+        ),
         "parquet_io_manager": ParquetIOManager(base_path=settings.storage_url()),
     }
 
 
 defs = Definitions(
-    assets=[raw_strava_activities, runs_table],
+    assets=[raw_strava_activities, weather_enriched_activities, runs_table],
     sensors=all_sensors,
-    jobs=[strava_sync_job],
+    jobs=[strava_sync_job, weather_enrichment_job],
     resources=build_resources(),
 )

@@ -1,6 +1,7 @@
 """`sync_sessions`: one row per user and Dagster run, moved through the sync's phases.
 
     initiated -> fetching_activities -> enriching_weather -> storing_data -> completed
+    initiated -> enriching_weather -> ...   (a run that re-enriches stored activities)
     any phase -> failed -> retrying -> the phase it failed in (or a later one)
 
 Writes are rate-limited (at most one progress write per `min_interval` seconds, phase changes
@@ -34,7 +35,10 @@ PHASES = (SyncState.FETCHING, SyncState.ENRICHING, SyncState.STORING)
 TERMINAL = frozenset({SyncState.COMPLETED, SyncState.FAILED, SyncState.CANCELLED})
 
 ALLOWED: dict[SyncState, frozenset[SyncState]] = {
-    SyncState.INITIATED: frozenset({SyncState.FETCHING, SyncState.FAILED, SyncState.CANCELLED}),
+    # A run that only re-enriches (weather retry) starts at enriching_weather.
+    SyncState.INITIATED: frozenset(
+        {SyncState.FETCHING, SyncState.ENRICHING, SyncState.FAILED, SyncState.CANCELLED}
+    ),
     # Enrichment may be skipped (no enrichment asset selected): fetching -> storing is legal.
     SyncState.FETCHING: frozenset(
         {SyncState.ENRICHING, SyncState.STORING, SyncState.FAILED, SyncState.CANCELLED}

@@ -6,6 +6,10 @@ import os
 from pathlib import Path
 
 from sync_assets.resources.strava_client import DEFAULT_API_URL, DEFAULT_OAUTH_URL
+from sync_assets.resources.weather_providers import (
+    OPEN_METEO_ARCHIVE_URL,
+    OPENWEATHERMAP_TIMEMACHINE_URL,
+)
 
 
 def data_dir() -> Path:
@@ -33,3 +37,22 @@ def strava_oauth_url() -> str:
 
 def strava_max_wait_seconds() -> float:
     return float(os.environ.get("STRAVA_MAX_WAIT_SECONDS") or 900)
+
+
+def weather_provider() -> str:
+    """`WEATHER_PROVIDER`: `open-meteo` (default, no key) or `openweathermap`."""
+    return os.environ.get("WEATHER_PROVIDER") or "open-meteo"
+
+
+def weather_api_url() -> str:
+    """`WEATHER_API_URL`: the provider's endpoint (its public one by default)."""
+    default = (
+        OPENWEATHERMAP_TIMEMACHINE_URL
+        if weather_provider() == "openweathermap"
+        else OPEN_METEO_ARCHIVE_URL
+    )
+    return os.environ.get("WEATHER_API_URL") or default
+
+
+def openweathermap_api_key_set() -> bool:
+    return bool(os.environ.get("OPENWEATHERMAP_API_KEY"))

@@ -10,6 +10,12 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
+from sync_assets.resources import (
+    ParquetIOManager,
+    StravaResource,
+    SupabaseResource,
+    WeatherResource,
+)
 from sync_assets.resources.rate_limit import RateLimitBudget
 from sync_assets.resources.strava_client import StravaClient
 from sync_assets.resources.tokens import StravaTokens
@@ -137,3 +143,54 @@ def add_users(url: str, *ids: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         for uid in ids:
             conn.execute("insert into auth.users (id) values (%s) on conflict do nothing", (uid,))
+
+
+def make_resources(
+    sandbox: StravaSandbox,
+    server: SandboxServer,
+    tmp_path: Path,
+    database_url: str | None,
+    data_dir: Path,
+    weather: dict[str, object] | None = None,
+    **strava_options: object,
+) -> dict[str, object]:
+    """The job's resources against the sandboxes, with short backoffs (tests wait less)."""
+    supabase = SupabaseResource(database_url=database_url, data_dir=str(data_dir))
+    weather_options: dict[str, object] = {
+        "api_url": server.weather_url,
+        "backoff_base_seconds": 0.01,
+        "backoff_max_seconds": 0.05,
+        "max_wait_seconds": 5.0,
+    }
+    weather_options.update(weather or {})
+    return {
+        "strava": StravaResource(
+            **{
+                "client_id": sandbox.client_id,
+                "client_secret": sandbox.client_secret,
+                "api_url": server.api_url,
+                "oauth_url": server.oauth_url,
+                "max_wait_seconds": 30,
+                "backoff_base_seconds": 0.01,
+                "backoff_max_seconds": 0.05,
+                **strava_options,
+            },
+            supabase=supabase,
+        ),
+        "weather": WeatherResource(**weather_options),
+        "parquet_io_manager": ParquetIOManager(base_path=str(tmp_path / "parquet")),
+        "supabase": supabase,
+    }
+
+
+def save_tokens(store: Store, user: str, athlete: AthleteHandle) -> None:
+    """Store an athlete's sandbox tokens as `sync-assets connect` would."""
+    store.save_connection(
+        user,
+        StravaTokens(
+            access_token=athlete.access_token,
+            refresh_token=athlete.refresh_token,
+            expires_at=athlete.expires_at,
+        ),
+        athlete_id=athlete.athlete_id,
+    )

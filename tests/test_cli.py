@@ -32,8 +32,12 @@ def test_demo_runs_the_main_job_offline(tmp_path: Path) -> None:
     assert totals, out.stdout
     activities = int(totals.group(1))
     assert activities > 2000
-    files = list((tmp_path / "demo" / "parquet").rglob("activities.parquet"))
-    assert sum(pq.read_metadata(f).num_rows for f in files) == activities
+    for asset in ("raw_strava_activities", "weather_enriched_activities"):
+        files = list((tmp_path / "demo" / "parquet" / asset).rglob("activities.parquet"))
+        assert sum(pq.read_metadata(f).num_rows for f in files) == activities
+    weather = re.findall(r"weather: (\d+) enriched, (\d+) pending, (\d+) failed", out.stdout)
+    assert len(weather) == 2 and all(int(w[0]) > 300 and w[2] == "0" for w in weather)
+    assert re.search(r"(\d+) weather requests", out.stdout)
 
 
 def test_sandbox_connect_and_sync_as_separate_processes(tmp_path: Path) -> None:
@@ -62,6 +66,7 @@ def test_sandbox_connect_and_sync_as_separate_processes(tmp_path: Path) -> None:
                 "STRAVA_CLIENT_SECRET": "sandbox-secret",
                 "STRAVA_API_URL": f"{base}/api/v3",
                 "STRAVA_OAUTH_URL": f"{base}/oauth/token",
+                "WEATHER_API_URL": f"{base}/v1/archive",
             }
         )
         user = "2b0e6a57-8f0c-4c55-9a43-5a1c0f1e9d01"
@@ -81,6 +86,21 @@ def test_sandbox_connect_and_sync_as_separate_processes(tmp_path: Path) -> None:
         assert "420 activities" in out.stdout
         assert "3 list requests (minimum 3)" in out.stdout
         assert "stored 420 new, 0 updated, 0 unchanged" in out.stdout
+        weather = re.search(r"weather: (\d+) enriched, (\d+) pending, (\d+) failed", out.stdout)
+        assert weather and int(weather.group(1)) > 250 and weather.group(3) == "0", out.stdout
+
+        # Weather again, from the stored activities: no Strava request, all from the cache.
+        def strava_requests() -> int:
+            log = httpx.get(f"{base}/_sandbox/requests").json()
+            return sum(1 for r in log if r["kind"] in ("api", "oauth"))
+
+        before = strava_requests()
+        out = subprocess.run(
+            [BIN, "enrich", "--user", user], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert strava_requests() == before
+        assert f"{weather.group(1)} enriched" in out.stdout
         # Strava's OAuth code exchange registers a second user.
         other = "2b0e6a57-8f0c-4c55-9a43-5a1c0f1e9d02"
         out = subprocess.run(

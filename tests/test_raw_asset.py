@@ -17,7 +17,8 @@ from dagster._core.test_utils import instance_for_test
 
 from sync_assets.assets import raw_strava_activities
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
-from sync_assets.resources import ParquetIOManager, StravaResource, SupabaseResource
+
+from .conftest import make_resources
 
 
 @pytest.fixture
@@ -28,20 +29,7 @@ def instance():
 
 @pytest.fixture
 def resources(server, sandbox, token_store, data_dir, tmp_path: Path) -> dict[str, object]:
-    return {
-        "strava": StravaResource(
-            client_id=sandbox.client_id,
-            client_secret=sandbox.client_secret,
-            api_url=server.api_url,
-            oauth_url=server.oauth_url,
-            max_wait_seconds=30,
-            backoff_base_seconds=0.01,
-            backoff_max_seconds=0.05,
-            supabase=SupabaseResource(data_dir=str(data_dir)),
-        ),
-        "parquet_io_manager": ParquetIOManager(base_path=str(tmp_path / "parquet")),
-        "supabase": SupabaseResource(data_dir=str(data_dir)),
-    }
+    return make_resources(sandbox, server, tmp_path, None, data_dir)
 
 
 def run_range(instance: DagsterInstance, resources, user: str, first: str, last: str):

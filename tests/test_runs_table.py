@@ -26,8 +26,7 @@ from dagster._core.test_utils import create_run_for_test, instance_for_test
 
 from sync_assets.definitions import STRAVA_SYNC_JOB
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
-from sync_assets.resources import ParquetIOManager, StravaResource, SupabaseResource
-from sync_assets.resources.tokens import StravaTokens
+from sync_assets.resources import SupabaseResource
 from sync_assets.sensors.run_status import (
     reconcile_sync_sessions,
     sync_sessions_on_failure,
@@ -35,7 +34,7 @@ from sync_assets.sensors.run_status import (
 from sync_assets.sessions import InvalidTransition, SessionTracker, SyncState
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import add_users
+from .conftest import add_users, make_resources, save_tokens
 
 
 @pytest.fixture
@@ -47,10 +46,10 @@ def instance() -> Iterator[DagsterInstance]:
 def run_sync(instance, resources, user: str, first: str, last: str):
     from dagster import materialize
 
-    from sync_assets.assets import raw_strava_activities, runs_table
+    from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
 
     return materialize(
-        [raw_strava_activities, runs_table],
+        [raw_strava_activities, weather_enriched_activities, runs_table],
         instance=instance,
         resources=resources,
         tags={
@@ -61,48 +60,10 @@ def run_sync(instance, resources, user: str, first: str, last: str):
     )
 
 
-def make_resources(
-    sandbox,
-    server,
-    tmp_path: Path,
-    database_url: str | None,
-    data_dir: Path,
-    **strava_options: object,
-):
-    supabase = SupabaseResource(database_url=database_url, data_dir=str(data_dir))
-    return {
-        "strava": StravaResource(
-            **strava_options,
-            client_id=sandbox.client_id,
-            client_secret=sandbox.client_secret,
-            api_url=server.api_url,
-            oauth_url=server.oauth_url,
-            max_wait_seconds=30,
-            backoff_base_seconds=0.01,
-            backoff_max_seconds=0.05,
-            supabase=supabase,
-        ),
-        "parquet_io_manager": ParquetIOManager(base_path=str(tmp_path / "parquet")),
-        "supabase": supabase,
-    }
-
-
 def connect(store, sandbox, n: int, **kw) -> tuple[str, object]:
     athlete = sandbox.add_athlete(n_activities=n, **kw)
     user = str(uuid.uuid4())
     return user, athlete
-
-
-def save(store, user, athlete) -> None:
-    store.save_connection(
-        user,
-        StravaTokens(
-            access_token=athlete.access_token,
-            refresh_token=athlete.refresh_token,
-            expires_at=athlete.expires_at,
-        ),
-        athlete_id=athlete.athlete_id,
-    )
 
 
 def whole_history(sandbox, athlete) -> tuple[str, str]:
@@ -133,7 +94,7 @@ def test_whole_history_lands_once_with_a_completed_session(
     user, athlete = connect(store, sandbox, 700)
     if url:
         add_users(url, user)
-    save(store, user, athlete)
+    save_tokens(store, user, athlete)
     sandbox.set_faults(malformed_activities=3)
     instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
     first, last = whole_history(sandbox, athlete)
@@ -176,7 +137,7 @@ def test_revoked_user_ends_in_a_failed_session_with_a_clear_error(
     user, athlete = connect(store, sandbox, 900)
     if url:
         add_users(url, user)
-    save(store, user, athlete)
+    save_tokens(store, user, athlete)
     sandbox.set_faults(revoke_after_requests={athlete.athlete_id: 2})
     instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
     first, last = whole_history(sandbox, athlete)
@@ -310,7 +271,7 @@ def test_relaunch_resumes_from_the_checkpoint_without_refetching(
     user, athlete = connect(store, sandbox, 1000)  # 6 list pages for the whole history
     if url:
         add_users(url, user)
-    save(store, user, athlete)
+    save_tokens(store, user, athlete)
     instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
     first, last = whole_history(sandbox, athlete)
     sandbox.set_faults(outage_after_requests=3)  # Strava goes down after the third page

@@ -17,21 +17,16 @@ from dagster import (
 
 from sync_assets.errors import ErrorInfo, ErrorType
 from sync_assets.partitions import run_partition_keys, split_key, strava_partitions
-from sync_assets.resources.parquet_io import PartitionData
+from sync_assets.resources.parquet_io import PartitionData, by_partition
 from sync_assets.resources.supabase import SupabaseResource
 from sync_assets.sessions import SyncState, tracker_for_run
 from sync_assets.storage import QuarantineRecord, StoreResult, runs_rows
 
 
 def _by_user(keys: list[str], loaded: Any) -> dict[str, list[PartitionData]]:
-    # The IO manager hands one partition as itself and several as a dict keyed by partition.
-    parts = loaded if isinstance(loaded, dict) else {keys[0]: loaded}
     users: dict[str, list[PartitionData]] = {}
-    for key in keys:
-        user, _ = split_key(key)
-        data = parts.get(key)
-        if data is not None:
-            users.setdefault(user, []).append(data)
+    for key, data in by_partition(keys, loaded).items():
+        users.setdefault(split_key(key)[0], []).append(data)
     return users
 
 
@@ -47,14 +42,14 @@ def _by_user(keys: list[str], loaded: Any) -> dict[str, list[PartitionData]]:
 def runs_table(
     context: AssetExecutionContext,
     supabase: SupabaseResource,
-    raw_strava_activities,  # noqa: ANN001 - PartitionData, or a dict of them for a range run
+    weather_enriched_activities,  # noqa: ANN001 - PartitionData, or a dict of them
 ) -> MaterializeResult:
-    """Upserts the partitions' activities into `runs` on (user_id, strava_id): re-running a
-    partition changes nothing; invalid activities go to `activity_quarantine`."""
+    """Upserts the partitions' enriched activities into `runs` on (user_id, strava_id):
+    re-running a partition changes nothing; invalid activities go to `activity_quarantine`."""
     keys = list(run_partition_keys(context))
     store = supabase.store()
     total, quarantined = StoreResult(), 0
-    for user, parts in _by_user(keys, raw_strava_activities).items():
+    for user, parts in _by_user(keys, weather_enriched_activities).items():
         table = pa.concat_tables([p.activities for p in parts])
         invalid = pa.concat_tables([p.quarantine for p in parts]).to_pylist()
         dates = table.column("start_date").to_pylist()

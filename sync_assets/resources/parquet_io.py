@@ -40,6 +40,14 @@ class PartitionData:
         return cls(ACTIVITY_SCHEMA.empty_table(), QUARANTINE_SCHEMA.empty_table())
 
 
+def by_partition(keys: list[str], loaded: Any) -> dict[str, PartitionData]:
+    """An input of this IO manager keyed by partition: it hands one partition as itself and
+    several as a dict keyed by partition key."""
+    if isinstance(loaded, Mapping):
+        return {key: loaded[key] for key in keys if key in loaded}
+    return {keys[0]: loaded}
+
+
 def _write(table: pa.Table, path: UPath) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as fh:

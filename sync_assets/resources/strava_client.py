@@ -34,6 +34,7 @@ from tenacity import (
 )
 
 from sync_assets.errors import AuthenticationError, ErrorType, RateLimitError, SyncError
+from sync_assets.resources.http import response_json
 from sync_assets.resources.rate_limit import RateLimitBudget
 from sync_assets.resources.tokens import StravaTokens, TokenStore
 
@@ -366,33 +367,10 @@ class StravaClient:
                     status_code=403,
                 )
             )
-        if resp.status_code >= 500:
-            raise self._count_error(
-                SyncError(
-                    ErrorType.SERVER,
-                    f"GET {path} answered {resp.status_code}",
-                    status_code=resp.status_code,
-                )
-            )
-        if resp.status_code != 200:
-            raise self._count_error(
-                SyncError(
-                    ErrorType.CLIENT,
-                    f"GET {path} answered {resp.status_code}: {_strava_message(resp)}",
-                    retryable=False,
-                    status_code=resp.status_code,
-                )
-            )
         try:
-            return resp.json()
-        except ValueError:
-            raise self._count_error(
-                SyncError(
-                    ErrorType.INVALID_RESPONSE,
-                    f"GET {path} sent a body that is not JSON",
-                    status_code=200,
-                )
-            ) from None
+            return response_json(resp, f"GET {path}", _strava_message)
+        except SyncError as err:
+            raise self._count_error(err) from None
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         for attempt in self._retrying():

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from sync_assets.enrichment.weather import WeatherCache
 from sync_assets.errors import AuthenticationError
 from sync_assets.resources.tokens import StravaConnection, TokenStore
 
@@ -104,6 +105,20 @@ class StoreResult:
         self.errors.extend(other.errors)
 
 
+# weather_store.sql parameter -> HourlyWeather field.
+WEATHER_PARAMS: dict[str, str] = {
+    "temperature": "temperature_celsius",
+    "feels_like": "feels_like_celsius",
+    "humidity": "humidity_percent",
+    "pressure": "pressure_hpa",
+    "wind_speed": "wind_speed_mps",
+    "wind_direction": "wind_direction_degrees",
+    "code": "weather_code",
+    "cond": "weather_condition",
+    "visibility": "visibility_meters",
+    "uv": "uv_index",
+}
+
 STAGING_MAX_AGE = 24 * 3600  # older pages may have changed upstream: fetch them again
 
 
@@ -147,8 +162,8 @@ class SessionRecord:
     completed_at: datetime | None
 
 
-class Store(TokenStore, Protocol):
-    """The pipeline's whole view of its database."""
+class Store(TokenStore, WeatherCache, Protocol):
+    """The pipeline's whole view of its database (tokens and the weather cache included)."""
 
     def migrate(self) -> list[str]: ...
 
@@ -176,6 +191,10 @@ class Store(TokenStore, Protocol):
     def run_sessions(self, run_id: str) -> list[SessionRecord]: ...
     def update_session(self, run_id: str, user_id: str, **changes: Any) -> SessionRecord: ...
     def open_sessions(self) -> list[SessionRecord]: ...
+
+    def pending_enrichment(self, now: datetime) -> list[tuple[str, datetime, int]]:
+        """(user, month, activities) whose weather is pending or failed and due by `now`."""
+        ...
 
     # Checkpointed pages of unfinished listings.
     def stage_page(self, user_id: str, span: str, page: int, cursor: int, records: str) -> None: ...

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -27,11 +27,13 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from sync_assets.errors import ErrorType, SyncError
 from sync_assets.migrations import migrate_postgres
 from sync_assets.resources.tokens import StravaConnection, StravaTokens
+from sync_assets.resources.weather_providers import Cell, HourKey, HourlyWeather
 from sync_assets.storage.base import (
     RUNS_COLUMNS,
     SESSION_FIELDS,
     SESSION_JSON_FIELDS,
     STAGING_MAX_AGE,
+    WEATHER_PARAMS,
     QuarantineRecord,
     SessionRecord,
     StagedPage,
@@ -315,6 +317,69 @@ class PostgresStore:
     def run_ids(self, user_id: str) -> list[int]:
         with self._tx() as conn:
             return [r[0] for r in conn.execute(Q("run_ids"), {"user_id": user_id})]
+
+    def pending_enrichment(self, now: datetime) -> list[tuple[str, datetime, int]]:
+        with self._tx() as conn:
+            return [
+                (r[0], r[1].replace(tzinfo=UTC), r[2])
+                for r in conn.execute(Q("pending_enrichment"), {"now": now})
+            ]
+
+    # -- weather cache ----------------------------------------------------------------------
+    def weather_lookup(
+        self, provider: str, keys: Collection[HourKey]
+    ) -> dict[HourKey, HourlyWeather]:
+        found: dict[HourKey, HourlyWeather] = {}
+        keys = list(keys)
+        for start in range(0, len(keys), self.batch_size * 4):
+            chunk = keys[start : start + self.batch_size * 4]
+            params = {
+                "provider": provider,
+                "lats": [k[0][0] for k in chunk],
+                "lngs": [k[0][1] for k in chunk],
+                "hours": [k[1] for k in chunk],
+            }
+            with self._tx() as conn, conn.cursor(row_factory=dict_row) as cur:
+                for r in cur.execute(Q("weather_lookup"), params):
+                    cell = (round(r.pop("cell_lat"), 2), round(r.pop("cell_lng"), 2))
+                    hour = r.pop("hour_utc").astimezone(UTC)
+                    found[(cell, hour)] = HourlyWeather(**r)
+        return found
+
+    @contextmanager
+    def weather_lock(self, provider: str, cells: Collection[Cell]) -> Iterator[None]:
+        """Hold these cells for this process until the block ends (see weather_lock.sql)."""
+        keys = [f"weather:{provider}:{lat:.2f}:{lng:.2f}" for lat, lng in sorted(set(cells))]
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            taken: list[str] = []
+            try:
+                for key in keys:
+                    conn.execute(Q("weather_lock"), {"key": key})
+                    taken.append(key)
+                yield
+            finally:
+                for key in reversed(taken):
+                    conn.execute(Q("weather_unlock"), {"key": key})
+                conn.autocommit = False
+
+    def weather_store(self, provider: str, rows: Mapping[HourKey, HourlyWeather]) -> int:
+        items = list(rows.items())
+        stored = 0
+        for start in range(0, len(items), self.batch_size * 4):
+            chunk = items[start : start + self.batch_size * 4]
+            params: dict[str, Any] = {
+                "provider": provider,
+                "lats": [k[0][0] for k, _ in chunk],
+                "lngs": [k[0][1] for k, _ in chunk],
+                "hours": [k[1] for k, _ in chunk],
+            }
+            for param, name in WEATHER_PARAMS.items():
+                params[param] = [getattr(w, name) for _, w in chunk]
+            for attempt in self._retrying():
+                with attempt, self._tx() as conn:
+                    stored += conn.execute(Q("weather_store"), params).rowcount
+        return stored
 
     # -- staging --------------------------------------------------------------------------
     def stage_page(self, user_id: str, span: str, page: int, cursor: int, records: str) -> None:

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,13 @@ from typing import Any
 from sync_assets.errors import ErrorType, SyncError
 from sync_assets.migrations import migrate_sqlite
 from sync_assets.resources.tokens import StravaConnection, StravaTokens
+from sync_assets.resources.weather_providers import Cell, HourKey, HourlyWeather
 from sync_assets.storage.base import (
     RUNS_COLUMNS,
     SESSION_FIELDS,
     SESSION_JSON_FIELDS,
     STAGING_MAX_AGE,
+    WEATHER_PARAMS,
     QuarantineRecord,
     SessionRecord,
     StagedPage,
@@ -36,6 +38,7 @@ from sync_assets.storage.crypto import TokenCipher
 from sync_assets.storage.sql import statement
 
 BATCH_SIZE = 5_000
+_WEATHER_LOCK = threading.RLock()
 
 
 def Q(name: str) -> str:  # noqa: N802 - reads like a constant
@@ -274,6 +277,55 @@ class SqliteStore:
 
     def run_ids(self, user_id: str) -> list[int]:
         return [r[0] for r in self._conn().execute(Q("run_ids"), {"user_id": user_id})]
+
+    def pending_enrichment(self, now: datetime) -> list[tuple[str, datetime, int]]:
+        rows = self._conn().execute(Q("pending_enrichment"), {"now": _iso(now)})
+        return [(r[0], _dt(r[1]), r[2]) for r in rows]
+
+    # -- weather cache ----------------------------------------------------------------------
+    def weather_lookup(
+        self, provider: str, keys: Collection[HourKey]
+    ) -> dict[HourKey, HourlyWeather]:
+        with self._tx() as conn:
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS weather_keys "
+                "(cell_lat REAL, cell_lng REAL, hour_utc TEXT)"
+            )
+            conn.execute("DELETE FROM temp.weather_keys")
+            conn.executemany(
+                "INSERT INTO temp.weather_keys VALUES (?, ?, ?)",
+                [(k[0][0], k[0][1], _iso(k[1])) for k in keys],
+            )
+            rows = conn.execute(Q("weather_lookup"), {"provider": provider}).fetchall()
+        found: dict[HourKey, HourlyWeather] = {}
+        for r in rows:
+            d = dict(r)
+            cell = (round(d.pop("cell_lat"), 2), round(d.pop("cell_lng"), 2))
+            hour = _dt(d.pop("hour_utc"))
+            found[(cell, hour)] = HourlyWeather(**d)
+        return found
+
+    @contextlib.contextmanager
+    def weather_lock(self, provider: str, cells: Collection[Cell]) -> Iterator[None]:
+        """One fetch at a time in this process (the embedded default serves one machine)."""
+        with _WEATHER_LOCK:
+            yield
+
+    def weather_store(self, provider: str, rows: Mapping[HourKey, HourlyWeather]) -> int:
+        params = [
+            {
+                "provider": provider,
+                "cell_lat": cell[0],
+                "cell_lng": cell[1],
+                "hour_utc": _iso(hour),
+                **{name: getattr(w, name) for name in WEATHER_PARAMS.values()},
+            }
+            for (cell, hour), w in rows.items()
+        ]
+        with self._tx("IMMEDIATE") as conn:
+            before = conn.total_changes
+            conn.executemany(Q("weather_store"), params)
+            return conn.total_changes - before
 
     # -- staging --------------------------------------------------------------------------
     def stage_page(self, user_id: str, span: str, page: int, cursor: int, records: str) -> None:

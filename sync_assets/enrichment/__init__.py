@@ -1,0 +1,1 @@
+"""Enrichment of activities: place names (offline) and historical weather (batched, cached)."""

@@ -1,0 +1,78 @@
+"""`WeatherResource`: which historical weather provider to use, and how politely."""
+
+import logging
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from sync_assets.errors import ErrorType, SyncError
+from sync_assets.resources.weather_providers import (
+    DEFAULT_CELL_DEGREES,
+    OPEN_METEO_ARCHIVE_URL,
+    PENDING_DAYS,
+    OpenMeteoProvider,
+    OpenWeatherMapProvider,
+    WeatherProvider,
+)
+
+PROVIDERS = ("open-meteo", "openweathermap")
+
+
+class WeatherResource(ConfigurableResource):
+    """Open-Meteo's archive by default (no key). `openweathermap` uses One Call 3.0
+    `timemachine` (key from `EnvVar("OPENWEATHERMAP_API_KEY")`; `api_url` is then its URL),
+    which adds visibility and UV index but costs one call per place and hour.
+    """
+
+    provider: str = Field(default="open-meteo", description="WEATHER_PROVIDER")
+    api_url: str = Field(default=OPEN_METEO_ARCHIVE_URL, description="WEATHER_API_URL")
+    api_key: str | None = Field(default=None, description="OPENWEATHERMAP_API_KEY (EnvVar)")
+    cell_degrees: float = Field(
+        default=DEFAULT_CELL_DEGREES, description="grid of the cache: start points this close share"
+    )
+    pending_days: int = Field(
+        default=PENDING_DAYS, description="hours missing from the archive this recent are pending"
+    )
+    calls_per_minute: int = Field(default=600, description="provider limit (weighted calls)")
+    calls_per_hour: int = 5_000
+    calls_per_day: int = 10_000
+    max_locations_per_request: int = 100
+    max_request_weight: float = Field(default=100.0, description="weighted calls per request")
+    max_wait_seconds: float = Field(
+        default=90.0, description="longest wait for the budget inside a run; beyond, fail"
+    )
+    max_retries: int = 3
+    backoff_base_seconds: float = 0.5
+    backoff_max_seconds: float = 10.0
+    timeout_seconds: float = 60.0
+    breaker_fail_max: int = Field(default=5, description="failed requests that open the breaker")
+    breaker_reset_seconds: float = 60.0
+
+    def client(self, logger: logging.Logger | Any = None) -> WeatherProvider:
+        common: dict[str, Any] = {
+            "minutely": self.calls_per_minute,
+            "hourly": self.calls_per_hour,
+            "daily": self.calls_per_day,
+            "timeout": self.timeout_seconds,
+            "max_retries": self.max_retries,
+            "backoff": (self.backoff_base_seconds, self.backoff_max_seconds),
+            "max_wait_seconds": self.max_wait_seconds,
+            "breaker_fail_max": self.breaker_fail_max,
+            "breaker_reset_seconds": self.breaker_reset_seconds,
+            "logger": logger,
+        }
+        if self.provider == "open-meteo":
+            return OpenMeteoProvider(
+                self.api_url,
+                max_locations=self.max_locations_per_request,
+                max_request_weight=self.max_request_weight,
+                **common,
+            )
+        if self.provider == "openweathermap":
+            return OpenWeatherMapProvider(self.api_key or "", self.api_url, **common)
+        raise SyncError(
+            ErrorType.CONFIGURATION,
+            f"unknown weather provider {self.provider!r}: choose one of {', '.join(PROVIDERS)}",
+            retryable=False,
+        )

@@ -1,0 +1,11 @@
+-- Months of each user holding activities whose weather is pending or failed (retryable)
+-- and due: what the weather retry sensor re-enriches, without asking Strava again.
+select user_id::text as user_id, date_trunc('month', start_date at time zone 'UTC') as month,
+       count(*) as activities
+from public.runs
+where enrichment_status ->> 'weather_status' in ('pending', 'failed')
+  and coalesce((enrichment_status ->> 'weather_retryable')::boolean, true)
+  and coalesce((enrichment_status ->> 'weather_retry_after')::timestamptz, '-infinity')
+      <= %(now)s
+group by 1, 2
+order by 1, 2
