@@ -350,18 +350,10 @@ class PostgresStore:
     def weather_lock(self, provider: str, cells: Collection[Cell]) -> Iterator[None]:
         """Hold these cells for this process until the block ends (see weather_lock.sql)."""
         keys = [f"weather:{provider}:{lat:.2f}:{lng:.2f}" for lat, lng in sorted(set(cells))]
-        with self._pool.connection() as conn:
-            conn.autocommit = True
-            taken: list[str] = []
-            try:
-                for key in keys:
-                    conn.execute(Q("weather_lock"), {"key": key})
-                    taken.append(key)
-                yield
-            finally:
-                for key in reversed(taken):
-                    conn.execute(Q("weather_unlock"), {"key": key})
-                conn.autocommit = False
+        with self._tx() as conn:  # the locks live as long as this (otherwise idle) transaction
+            for key in keys:
+                conn.execute(Q("weather_lock"), {"key": key})
+            yield
 
     def weather_store(self, provider: str, rows: Mapping[HourKey, HourlyWeather]) -> int:
         items = list(rows.items())

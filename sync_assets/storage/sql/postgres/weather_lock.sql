@@ -1,3 +1,4 @@
 -- Serialize fetches of one provider's cell across runs and processes: a run that waited finds
--- the hours cached. Session-level, taken in a fixed order (no deadlock), released after.
-select pg_advisory_lock(hashtextextended(%(key)s, 0))
+-- the hours cached. Transaction-scoped (safe behind Supavisor/PgBouncer in transaction mode),
+-- taken in a fixed order (no deadlock), released when the holder's transaction ends.
+select pg_advisory_xact_lock(hashtextextended(%(key)s, 0))
