@@ -172,9 +172,15 @@ def _fetch(
                 retry_after=err.retry_after,
                 retryable=err.retryable,
             )
-            for key in missing:
-                if key not in failures and request.covers(key):
-                    failures[key] = status
+            for loc in request.locations:
+                for hour in by_cell.get(loc.cell, ()):
+                    covered = (
+                        hour == request.hour
+                        if request.hour is not None
+                        else loc.start <= hour.date() <= loc.end
+                    )
+                    if covered:
+                        failures.setdefault((loc.cell, hour), status)
             continue
         rows = {k: v for k, v in answer.items() if v is not None}
         if rows:

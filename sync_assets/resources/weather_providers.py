@@ -98,13 +98,6 @@ class WeatherRequest:
     weight: float
     hour: datetime | None = None
 
-    def covers(self, key: HourKey) -> bool:
-        cell, hour = key
-        if self.hour is not None:
-            return self.locations[0].cell == cell and self.hour == hour
-        day = hour.date()
-        return any(loc.cell == cell and loc.start <= day <= loc.end for loc in self.locations)
-
 
 @dataclass
 class ProviderStats:
