@@ -255,6 +255,32 @@ def _gateway_page(status: int) -> Response:
     return Response(status, body, [("Content-Type", "text/html")])
 
 
+def common_control(
+    app: Any, method: str, parts: list[str], data: dict[str, Any]
+) -> Response | None:
+    """The control endpoints both sandboxes share: usage, clock and the request log."""
+    if parts == ["usage"] and method == "GET":
+        return _json(200, app.usage())
+    if parts == ["usage"] and method == "DELETE":
+        app.reset_usage()
+        return _json(200, app.usage())
+    if parts == ["clock"] and method == "GET":
+        return _json(200, {"now": app.now()})
+    if parts == ["clock"] and method == "POST":
+        if "epoch" in data:
+            app.set_clock(float(data["epoch"]))
+        if "advance" in data:
+            app.advance_clock(float(data["advance"]))
+        return _json(200, {"now": app.now()})
+    if parts == ["requests"] and method == "GET":
+        with app._lock:
+            return _json(200, list(app.requests))
+    if parts == ["requests"] and method == "DELETE":
+        app.clear_requests()
+        return _json(200, {"cleared": True})
+    return None
+
+
 def _parse_query(query_string: str) -> dict[str, str]:
     parsed = parse_qs(query_string, keep_blank_values=True, errors="replace")
     return {k: v[-1] for k, v in parsed.items()}
@@ -1110,25 +1136,9 @@ class StravaSandbox:
         if parts == ["limits"] and method in ("PUT", "PATCH", "POST"):
             self.set_limits(RateLimits(**{**asdict(self.limits), **data}))
             return _json(200, asdict(self.limits))
-        if parts == ["usage"] and method == "GET":
-            return _json(200, self.usage())
-        if parts == ["usage"] and method == "DELETE":
-            self.reset_usage()
-            return _json(200, self.usage())
-        if parts == ["clock"] and method == "GET":
-            return _json(200, {"now": self.now()})
-        if parts == ["clock"] and method == "POST":
-            if "epoch" in data:
-                self.set_clock(float(data["epoch"]))
-            if "advance" in data:
-                self.advance_clock(float(data["advance"]))
-            return _json(200, {"now": self.now()})
-        if parts == ["requests"] and method == "GET":
-            with self._lock:
-                return _json(200, list(self.requests))
-        if parts == ["requests"] and method == "DELETE":
-            self.clear_requests()
-            return _json(200, {"cleared": True})
+        common = common_control(self, method, parts, data)
+        if common is not None:
+            return common
         if parts == ["mutations"] and method == "GET":
             with self._lock:
                 return _json(200, list(self.mutations))

@@ -70,6 +70,7 @@ from sync_assets.sandbox.strava import (
     _dumps,
     _gateway_page,
     _parse_query,
+    common_control,
 )
 
 MINUTE = 60
@@ -1021,25 +1022,9 @@ class WeatherSandbox:
                 for key, value in owm.items():
                     setattr(self, key, value)
             return _json(200, self._limits_json())
-        if parts == ["usage"] and method == "GET":
-            return _json(200, self.usage())
-        if parts == ["usage"] and method == "DELETE":
-            self.reset_usage()
-            return _json(200, self.usage())
-        if parts == ["clock"] and method == "GET":
-            return _json(200, {"now": self.now()})
-        if parts == ["clock"] and method == "POST":
-            if "epoch" in data:
-                self.set_clock(float(data["epoch"]))
-            if "advance" in data:
-                self.advance_clock(float(data["advance"]))
-            return _json(200, {"now": self.now()})
-        if parts == ["requests"] and method == "GET":
-            with self._lock:
-                return _json(200, list(self.requests))
-        if parts == ["requests"] and method == "DELETE":
-            self.clear_requests()
-            return _json(200, {"cleared": True})
+        common = common_control(self, method, parts, data)
+        if common is not None:
+            return common
         return _not_found()
 
     def _limits_json(self) -> dict[str, Any]:
