@@ -151,7 +151,7 @@ def sync(
     user_id: str, first_month: str | None = None, last_month: str | None = None
 ) -> SyncSummary:
     """Materialize a user's months as one Dagster run (one paginated Strava query)."""
-    from sync_assets.definitions import STRAVA_SYNC_JOB
+    from sync_assets.job_names import STRAVA_SYNC_JOB
 
     return _run_job(STRAVA_SYNC_JOB, user_id, first_month, last_month)
 
@@ -160,7 +160,7 @@ def enrich(
     user_id: str, first_month: str | None = None, last_month: str | None = None
 ) -> SyncSummary:
     """Enrich a user's stored months again (weather pending or failed); no Strava request."""
-    from sync_assets.sensors.enrichment import WEATHER_ENRICHMENT_JOB
+    from sync_assets.job_names import WEATHER_ENRICHMENT_JOB
 
     return _run_job(WEATHER_ENRICHMENT_JOB, user_id, first_month, last_month)
 

@@ -10,17 +10,15 @@ from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
 
 from sync_assets import settings
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
+from sync_assets.job_names import STRAVA_SYNC_JOB, WEATHER_ENRICHMENT_JOB
 from sync_assets.resources import (
     ParquetIOManager,
     StravaResource,
     SupabaseResource,
     WeatherResource,
 )
-from sync_assets.sensors import all_sensors
-from sync_assets.sensors.enrichment import WEATHER_ENRICHMENT_JOB
+from sync_assets.sensors import all_schedules, all_sensors
 from sync_assets.sessions import SYNC_TYPE_TAG
-
-STRAVA_SYNC_JOB = "strava_sync"
 
 strava_sync_job = define_asset_job(
     STRAVA_SYNC_JOB,
@@ -67,6 +65,7 @@ def build_resources() -> dict[str, object]:
 defs = Definitions(
     assets=[raw_strava_activities, weather_enriched_activities, runs_table],
     sensors=all_sensors,
+    schedules=all_schedules,
     jobs=[strava_sync_job, weather_enrichment_job],
     resources=build_resources(),
 )

@@ -56,3 +56,23 @@ def weather_api_url() -> str:
 
 def openweathermap_api_key_set() -> bool:
     return bool(os.environ.get("OPENWEATHERMAP_API_KEY"))
+
+
+def incremental_cron() -> str:
+    """`SYNC_ASSETS_INCREMENTAL_CRON`: when the incremental schedule ticks (hourly)."""
+    return os.environ.get("SYNC_ASSETS_INCREMENTAL_CRON") or "5 * * * *"
+
+
+def incremental_hours() -> int:
+    """`SYNC_ASSETS_INCREMENTAL_HOURS`: how often each user's current month is synced."""
+    return int(os.environ.get("SYNC_ASSETS_INCREMENTAL_HOURS") or 24)
+
+
+def incremental_share() -> float:
+    """`SYNC_ASSETS_INCREMENTAL_SHARE`: the part of the daily read budget incremental syncs use."""
+    return float(os.environ.get("SYNC_ASSETS_INCREMENTAL_SHARE") or 0.8)
+
+
+def strava_read_daily_limit() -> int:
+    """`STRAVA_READ_DAILY_LIMIT`: the app's daily read limit (Strava's default: 1,000)."""
+    return int(os.environ.get("STRAVA_READ_DAILY_LIMIT") or 1000)

@@ -20,9 +20,10 @@ from dagster._core.test_utils import instance_for_test
 
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
 from sync_assets.enrichment.weather import cell_of, hour_of
+from sync_assets.job_names import WEATHER_ENRICHMENT_JOB
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 from sync_assets.resources import SupabaseResource
-from sync_assets.sensors.enrichment import WEATHER_ENRICHMENT_JOB, weather_retry_sensor
+from sync_assets.sensors.enrichment import weather_retry_sensor
 from sync_assets.sessions import SYNC_TYPE_TAG
 from sync_assets.storage import close_stores, open_store
 

@@ -1,12 +1,14 @@
 """Sensors and schedules of the code location."""
 
 from sync_assets.sensors.enrichment import weather_retry_sensor
+from sync_assets.sensors.new_users import new_strava_users
 from sync_assets.sensors.run_status import (
     reconcile_sync_sessions,
     sync_sessions_on_cancel,
     sync_sessions_on_failure,
     sync_sessions_on_success,
 )
+from sync_assets.sensors.schedules import incremental_sync
 
 all_sensors = [
     sync_sessions_on_success,
@@ -14,6 +16,8 @@ all_sensors = [
     sync_sessions_on_cancel,
     reconcile_sync_sessions,
     weather_retry_sensor,
+    new_strava_users,
 ]
+all_schedules = [incremental_sync]
 
-__all__ = ["all_sensors"]
+__all__ = ["all_schedules", "all_sensors"]

@@ -17,6 +17,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from sync_assets.job_names import WEATHER_ENRICHMENT_JOB
 from sync_assets.partitions import (
     FIRST_MONTH,
     USERS_PARTITIONS_NAME,
@@ -26,8 +27,6 @@ from sync_assets.partitions import (
 )
 from sync_assets.resources.supabase import SupabaseResource
 from sync_assets.sessions import SYNC_TYPE_TAG
-
-WEATHER_ENRICHMENT_JOB = "weather_enrichment"
 
 
 def enrichment_run_requests(

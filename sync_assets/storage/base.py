@@ -169,6 +169,12 @@ class Store(TokenStore, WeatherCache, Protocol):
 
     # Connections and tokens: everything `TokenStore` has, plus key rotation.
     def rotate_keys(self) -> int: ...
+    def active_users(
+        self, since: datetime, after_user: str = "", limit: int = 1000
+    ) -> list[tuple[str, datetime]]:
+        """(user, connected at) of active connections after the keyset point (`since`,
+        `after_user`), oldest first."""
+        ...
 
     # Runs.
     def upsert_runs(self, rows: Sequence[dict[str, Any]]) -> StoreResult: ...

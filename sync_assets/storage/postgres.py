@@ -183,6 +183,14 @@ class PostgresStore:
         with self._tx() as conn:
             conn.execute(Q("mark_revoked"), {"user_id": user_id, "reason": reason[:500]})
 
+    def active_users(
+        self, since: datetime, after_user: str = "", limit: int = 1000
+    ) -> list[tuple[str, datetime]]:
+        params = {"since": since, "after_user": after_user, "limit": limit}
+        with self._tx() as conn:
+            rows = conn.execute(Q("active_users"), params)
+            return [(r[0], r[1].astimezone(UTC)) for r in rows]
+
     def list_connections(self, status: str | None = "active") -> list[StravaConnection]:
         with self._tx() as conn:
             rows = (

@@ -53,6 +53,11 @@ def _iso(value: Any) -> Any:
     return value
 
 
+def _iso_ms(value: datetime) -> str:
+    """The form SQLite's own `strftime('%Y-%m-%dT%H:%M:%fZ')` defaults write, to compare."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def _dt(value: Any) -> datetime | None:
     if value is None:
         return None
@@ -174,6 +179,13 @@ class SqliteStore:
     def mark_revoked(self, user_id: str, reason: str) -> None:
         with self._tx("IMMEDIATE") as conn:
             conn.execute(Q("mark_revoked"), {"user_id": user_id, "reason": reason[:500]})
+
+    def active_users(
+        self, since: datetime, after_user: str = "", limit: int = 1000
+    ) -> list[tuple[str, datetime]]:
+        params = {"since": _iso_ms(since), "after_user": after_user, "limit": limit}
+        rows = self._conn().execute(Q("active_users"), params)
+        return [(r[0], _dt(r[1])) for r in rows]
 
     def list_connections(self, status: str | None = "active") -> list[StravaConnection]:
         rows = self._conn().execute(Q("list_connections"), {"status": status}).fetchall()
