@@ -168,12 +168,13 @@ def test_the_schedule_stays_inside_the_daily_read_budget(instance, tmp_path, mon
     total = Counter()
     for h in range(24):
         when = datetime(2026, 3, 1, h, 5, tzinfo=UTC)
-        ctx = build_schedule_context(
+        # As a context manager: the context enters the instance and must leave it again.
+        with build_schedule_context(
             instance=instance,
             scheduled_execution_time=when,
             resources={"supabase": SupabaseResource(data_dir=str(tmp_path / "data"))},
-        )
-        requests = incremental_sync(ctx)
+        ) as ctx:
+            requests = incremental_sync(ctx)
         assert isinstance(requests, list) and len(requests) <= 8
         for r in requests:
             user = r.tags[ASSET_PARTITION_RANGE_START_TAG].split("|")[1]

@@ -40,6 +40,12 @@ def test_production_instance_stores_runs_in_postgres(
         monkeypatch.setenv("DAGSTER_PG_URL", url)
         instance = DagsterInstance.from_config(str(home))
         try:
+            concurrency = instance.get_concurrency_config()
+            assert concurrency.run_queue_config.max_concurrent_runs == 8
+            assert concurrency.run_queue_config.tag_concurrency_limits == [
+                {"key": "sync_assets/sync_type", "value": "backfill", "limit": 6}
+            ]
+            assert instance.global_op_concurrency_default_limit == 4  # strava_api, weather_api
             instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
             result = materialize(
                 [raw_strava_activities],

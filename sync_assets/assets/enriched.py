@@ -67,6 +67,7 @@ def _metadata(report: EnrichReport, provider: WeatherProvider) -> dict[str, obje
     partitions_def=strava_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     io_manager_key="parquet_io_manager",
+    pool="weather_api",
     group_name="strava",
     kinds={"python", "parquet"},
 )

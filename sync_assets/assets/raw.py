@@ -64,6 +64,7 @@ def as_failure(err: SyncError) -> Failure:
     partitions_def=strava_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     io_manager_key="parquet_io_manager",
+    pool="strava_api",
     group_name="strava",
     kinds={"python", "parquet"},
 )

@@ -13,12 +13,14 @@ the clock Strava resets on; a skewed local clock therefore cannot cause a 429.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
 
 from sync_assets.errors import RateLimitError
 
@@ -139,18 +141,22 @@ class RateLimitBudget:
                         c.usage_day += 1
                     return
                 reset = max(self._reset_at(now, is_read), s.exhausted_until)
-                wait = reset - now + self._margin
-            if wait > self.max_wait_seconds:
-                raise RateLimitError(
-                    f"Strava's app-wide {'read ' if is_read else ''}request budget is spent "
-                    f"until {datetime.fromtimestamp(reset, UTC).isoformat()} "
-                    f"(a {wait:.0f} s wait exceeds the {self.max_wait_seconds:.0f} s allowed)",
-                    retry_after=datetime.fromtimestamp(reset, UTC) + timedelta(seconds=1),
-                    details=self.usage(),
-                )
-            self.waits += 1
-            self.waited_seconds += wait
-            self._sleep(wait)
+            self._wait_for(reset, now, is_read)
+
+    def _wait_for(self, reset: float, now: float, is_read: bool) -> None:
+        """Sleep until `reset` (server time) if that is soon enough, else refuse: retryable."""
+        wait = reset - now + self._margin
+        if wait > self.max_wait_seconds:
+            raise RateLimitError(
+                f"Strava's app-wide {'read ' if is_read else ''}request budget is spent "
+                f"until {datetime.fromtimestamp(reset, UTC).isoformat()} "
+                f"(a {wait:.0f} s wait exceeds the {self.max_wait_seconds:.0f} s allowed)",
+                retry_after=datetime.fromtimestamp(reset, UTC) + timedelta(seconds=1),
+                details=self.usage(),
+            )
+        self.waits += 1
+        self.waited_seconds += wait
+        self._sleep(wait)
 
     def observe(self, headers: Mapping[str, str], *, status_code: int) -> None:
         """Take the authoritative numbers from a response."""
@@ -188,6 +194,110 @@ class RateLimitBudget:
                 "read_usage_daily": s.read.usage_day,
                 "read_limit_daily": s.read.limits[1],
             }
+
+
+class BudgetStore(Protocol):
+    def budget_take(self, app: str, **window: Any) -> bool: ...
+    def budget_observe(self, app: str, **observed: Any) -> None: ...
+    def budget_state(self, app: str) -> dict[str, Any] | None: ...
+
+
+class SharedRateLimitBudget(RateLimitBudget):
+    """The same budget kept in the database, so that every run of the application, in any
+    process or on any machine, takes each request from one row (atomically): 20 runs together
+    cannot overrun a window that one run alone would respect.
+
+    The server clock is still estimated per process (from `Date`); windows are numbered on it,
+    and a process whose clock lags can never move a stored window back.
+    """
+
+    def __init__(self, store: BudgetStore, app: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._store = store
+        self.app = app
+        self._synced = False
+
+    def acquire(self, *, is_read: bool = True) -> None:
+        if not self._synced:
+            # Until this process has seen a `Date`, use the clock offset other runs learnt:
+            # its first request then counts in the window Strava counts it in.
+            state = self._store.budget_state(self.app)
+            with self._lock:
+                if state and not self._synced:
+                    self._offset = float(state["clock_offset"])
+                self._synced = True
+        while True:
+            now = self.server_now()
+            window = {"now": now, "w15": window_15(now), "wday": window_day(now)}
+            if self._store.budget_take(self.app, read=int(is_read), **window):
+                return
+            self._wait_for(
+                self._reset_from(self._store.budget_state(self.app), now, is_read), now, is_read
+            )
+
+    @staticmethod
+    def _reset_from(state: dict[str, Any] | None, now: float, is_read: bool) -> float:
+        if not state:
+            return now
+        reset = (window_15(now) + 1) * QUARTER
+        same_day = state["window_day"] >= window_day(now)
+        spent = state["usage_day"] >= state["limit_day"] or (
+            is_read and state["read_usage_day"] >= state["read_limit_day"]
+        )
+        if same_day and spent:
+            reset = (window_day(now) + 1) * DAY
+        return max(reset, float(state["exhausted_until"]))
+
+    def observe(self, headers: Mapping[str, str], *, status_code: int) -> None:
+        with self._lock:
+            self._observe_date(headers)
+            self._synced = self._synced or bool(headers.get("date"))
+            offset = self._offset
+        now = self.server_now()
+        limits = _pair(headers.get("x-ratelimit-limit")) or (None, None)
+        usage = _pair(headers.get("x-ratelimit-usage")) or (None, None)
+        read_limits = _pair(headers.get("x-readratelimit-limit")) or (None, None)
+        read_usage = _pair(headers.get("x-readratelimit-usage")) or (None, None)
+        exhausted = 0.0
+        if status_code == 429:
+            spent = usage[1] is not None and limits[1] is not None and usage[1] >= limits[1]
+            exhausted = (window_day(now) + 1) * DAY if spent else (window_15(now) + 1) * QUARTER
+        self._store.budget_observe(
+            self.app,
+            w15=window_15(now),
+            wday=window_day(now),
+            limit_15=limits[0],
+            limit_day=limits[1],
+            read_limit_15=read_limits[0],
+            read_limit_day=read_limits[1],
+            usage_15=usage[0],
+            usage_day=usage[1],
+            read_usage_15=read_usage[0],
+            read_usage_day=read_usage[1],
+            exhausted_until=exhausted,
+            clock_offset=offset,
+        )
+
+    def usage(self) -> dict[str, int]:
+        state = self._store.budget_state(self.app) or {}
+        now = self.server_now()
+        same_q = state.get("window_15", -1) >= window_15(now)
+        same_d = state.get("window_day", -1) >= window_day(now)
+        return {
+            "usage_15min": state.get("usage_15", 0) if same_q else 0,
+            "limit_15min": state.get("limit_15", DEFAULT_LIMITS[0]),
+            "usage_daily": state.get("usage_day", 0) if same_d else 0,
+            "limit_daily": state.get("limit_day", DEFAULT_LIMITS[1]),
+            "read_usage_15min": state.get("read_usage_15", 0) if same_q else 0,
+            "read_limit_15min": state.get("read_limit_15", DEFAULT_READ_LIMITS[0]),
+            "read_usage_daily": state.get("read_usage_day", 0) if same_d else 0,
+            "read_limit_daily": state.get("read_limit_day", DEFAULT_READ_LIMITS[1]),
+        }
+
+
+def app_key(api_url: str, client_id: str) -> str:
+    """The budget row of one Strava application (no secret in it)."""
+    return hashlib.sha256(f"{api_url}|{client_id}".encode()).hexdigest()[:32]
 
 
 _shared: dict[tuple[str, str], RateLimitBudget] = {}

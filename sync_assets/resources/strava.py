@@ -6,7 +6,12 @@ from typing import Any
 from dagster import ConfigurableResource, ResourceDependency
 from pydantic import Field, SecretStr
 
-from sync_assets.resources.rate_limit import shared_budget
+from sync_assets.resources.rate_limit import (
+    RateLimitBudget,
+    SharedRateLimitBudget,
+    app_key,
+    shared_budget,
+)
 from sync_assets.resources.strava_client import DEFAULT_API_URL, DEFAULT_OAUTH_URL, StravaClient
 from sync_assets.resources.supabase import SupabaseResource
 
@@ -38,7 +43,22 @@ class StravaResource(ConfigurableResource):
     refresh_margin_seconds: float = Field(
         default=300.0, description="refresh the access token this long before it expires"
     )
+    shared_budget: bool = Field(
+        default=True,
+        description="keep the app-wide request budget in the database, shared by every run in "
+        "every process (off: one budget per process, learnt from Strava's headers)",
+    )
     supabase: ResourceDependency[SupabaseResource]
+
+    def budget(self) -> RateLimitBudget:
+        """The app's request budget: in the database (all runs) or this process's."""
+        if self.shared_budget:
+            return SharedRateLimitBudget(
+                self.supabase.store(),
+                app_key(self.api_url, self.client_id),
+                max_wait_seconds=self.max_wait_seconds,
+            )
+        return shared_budget(self.api_url, self.client_id, max_wait_seconds=self.max_wait_seconds)
 
     def client(self, user_id: str, logger: logging.Logger | Any = None) -> StravaClient:
         """A client acting for `user_id`; every client of this app shares one rate budget."""
@@ -47,9 +67,7 @@ class StravaResource(ConfigurableResource):
             client_id=self.client_id,
             client_secret=SecretStr(self.client_secret),
             token_store=self.supabase.store(),
-            budget=shared_budget(
-                self.api_url, self.client_id, max_wait_seconds=self.max_wait_seconds
-            ),
+            budget=self.budget(),
             api_url=self.api_url,
             oauth_url=self.oauth_url,
             max_retries=self.max_retries,

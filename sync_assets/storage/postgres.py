@@ -333,6 +333,21 @@ class PostgresStore:
                 for r in conn.execute(Q("pending_enrichment"), {"now": now})
             ]
 
+    # -- the app-wide Strava budget ---------------------------------------------------------
+    def budget_take(self, app: str, **window: Any) -> bool:
+        with self._tx() as conn:
+            conn.execute(Q("budget_ensure"), {"app": app})
+            return conn.execute(Q("budget_take"), {"app": app, **window}).fetchone() is not None
+
+    def budget_observe(self, app: str, **observed: Any) -> None:
+        with self._tx() as conn:
+            conn.execute(Q("budget_ensure"), {"app": app})
+            conn.execute(Q("budget_observe"), {"app": app, **observed})
+
+    def budget_state(self, app: str) -> dict[str, Any] | None:
+        with self._tx() as conn, conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(Q("budget_state"), {"app": app}).fetchone()
+
     # -- weather cache ----------------------------------------------------------------------
     def weather_lookup(
         self, provider: str, keys: Collection[HourKey]

@@ -294,6 +294,21 @@ class SqliteStore:
         rows = self._conn().execute(Q("pending_enrichment"), {"now": _iso(now)})
         return [(r[0], _dt(r[1]), r[2]) for r in rows]
 
+    # -- the app-wide Strava budget ---------------------------------------------------------
+    def budget_take(self, app: str, **window: Any) -> bool:
+        with self._tx("IMMEDIATE") as conn:
+            conn.execute(Q("budget_ensure"), {"app": app})
+            return conn.execute(Q("budget_take"), {"app": app, **window}).fetchone() is not None
+
+    def budget_observe(self, app: str, **observed: Any) -> None:
+        with self._tx("IMMEDIATE") as conn:
+            conn.execute(Q("budget_ensure"), {"app": app})
+            conn.execute(Q("budget_observe"), {"app": app, **observed})
+
+    def budget_state(self, app: str) -> dict[str, Any] | None:
+        row = self._conn().execute(Q("budget_state"), {"app": app}).fetchone()
+        return dict(row) if row else None
+
     # -- weather cache ----------------------------------------------------------------------
     def weather_lookup(
         self, provider: str, keys: Collection[HourKey]
