@@ -5,6 +5,7 @@
     sync-assets connect --user ID (--refresh-token T | --code C)
     sync-assets sync --user ID [--from YYYY-MM] [--to YYYY-MM]
     sync-assets enrich --user ID [--from YYYY-MM] [--to YYYY-MM]   # weather again, no Strava
+    sync-assets webhook [--port 8711]      # Strava push events (STRAVA_WEBHOOK_VERIFY_TOKEN)
     sync-assets rotate-keys                # after prepending a key to SYNC_ASSETS_ENCRYPTION_KEYS
 
 Credentials come from the environment (STRAVA_CLIENT_ID, STRAVA_CLIENT_SECRET, STRAVA_API_URL,
@@ -312,6 +313,27 @@ def demo(home: Path | None = None, sizes: tuple[int, ...] = DEMO_SIZES, seed: in
     return 0 if all(s.success for s in summaries) else 1
 
 
+# -- webhooks --------------------------------------------------------------------------------
+def serve_webhooks(host: str, port: int) -> int:
+    """Serve the push-event receiver in the foreground until Ctrl-C."""
+    from sync_assets.storage import open_store
+    from sync_assets.webhooks import WebhookReceiver, WebhookServer
+
+    subscription = os.environ.get("STRAVA_WEBHOOK_SUBSCRIPTION_ID")
+    receiver = WebhookReceiver(
+        open_store(settings.database_url(), settings.data_dir()),
+        _require_env("STRAVA_WEBHOOK_VERIFY_TOKEN"),
+        int(subscription) if subscription else None,
+    )
+    with WebhookServer(receiver, host, port) as server:
+        print(f"Strava webhook receiver on {server.url} (Ctrl-C stops it)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
+
+
 # -- entry point -----------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sync-assets", description=__doc__.split("\n")[0])
@@ -346,6 +368,10 @@ def main(argv: list[str] | None = None) -> int:
     p_enrich.add_argument("--from", dest="first", type=_parse_month, help="YYYY-MM")
     p_enrich.add_argument("--to", dest="last", type=_parse_month, help="YYYY-MM")
 
+    p_hook = sub.add_parser("webhook", help="receive Strava's push events (store, answer 200)")
+    p_hook.add_argument("--host", default="127.0.0.1")
+    p_hook.add_argument("--port", type=int, default=8711)
+
     sub.add_parser("rotate-keys", help="re-encrypt stored tokens with the newest key")
 
     args = parser.parse_args(argv)
@@ -361,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
             sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
             serve(args.host, args.port, seed=args.seed, athletes=args.athletes, sizes=sizes)
             return 0
+        if args.command == "webhook":
+            return serve_webhooks(args.host, args.port)
         if args.command == "rotate-keys":
             from sync_assets.storage import open_store
 

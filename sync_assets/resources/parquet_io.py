@@ -115,3 +115,17 @@ class ParquetIOManager(ConfigurableIOManagerFactory):
 
     def create_io_manager(self, context: Any) -> PartitionedParquetIOManager:
         return PartitionedParquetIOManager(base_path=UPath(self.base_path))
+
+
+def delete_user_files(base_path: str, user_id: str) -> int:
+    """Remove every partition folder of one user, in every asset (`<asset>/<month>/<user>`)."""
+    removed = 0
+    for folder in UPath(base_path).glob(f"*/*/{user_id}"):
+        for path in sorted(folder.rglob("*"), key=lambda p: -len(p.parts)):
+            if path.is_file():
+                path.unlink()
+            else:
+                path.rmdir()
+        folder.rmdir()
+        removed += 1
+    return removed

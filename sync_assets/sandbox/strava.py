@@ -79,6 +79,7 @@ from sync_assets.sandbox.athletes import (
     make_activity,
     synthetic_athlete,
 )
+from sync_assets.sandbox.push import PushSubscriptions
 
 QUARTER_HOUR = 15 * 60
 DAY = 86_400
@@ -352,6 +353,7 @@ class StravaSandbox:
         self._corrupt_cache: dict[tuple[int, int, int], set[int]] = {}
         self._quarter = self._day = -1
         self._used = {"overall_15min": 0, "overall_daily": 0, "read_15min": 0, "read_daily": 0}
+        self.push = PushSubscriptions(self.now)  # Strava's webhook events
 
     # -- clock -----------------------------------------------------------------------------
     def now(self) -> float:
@@ -512,6 +514,7 @@ class StravaSandbox:
                 new.setdefault("private", False)
                 self._next_activity_id = max(self._next_activity_id, new["id"] + 1)
             self._store(athlete, new)
+            self.push.emit("activity", new["id"], "create", athlete.id)
             return _clone(new)
 
     def update_activity(self, athlete_id: int, activity_id: int, **changes: Any) -> dict[str, Any]:
@@ -524,6 +527,14 @@ class StravaSandbox:
             if "start_date" in changes:
                 _epoch(updated["start_date"])
             self._store(athlete, updated)
+            # Strava's `updates` name what changed: title, type, private (as strings).
+            names = {"name": "title", "sport_type": "type", "type": "type", "private": "private"}
+            updates = {
+                names[k]: str(v).lower() if isinstance(v, bool) else str(v)
+                for k, v in changes.items()
+                if k in names
+            }
+            self.push.emit("activity", activity_id, "update", athlete.id, updates)
             return _clone(updated)
 
     def _store(self, athlete: _Athlete, activity: dict[str, Any]) -> None:
@@ -547,6 +558,7 @@ class StravaSandbox:
             self._unindex(athlete, activity_id)
             del athlete.activities[activity_id]
             athlete.version += 1
+            self.push.emit("activity", activity_id, "delete", athlete.id)
 
     def revoke(self, athlete_id: int) -> None:
         """Deauthorize the application for this athlete: every token and code stops working."""
@@ -557,6 +569,7 @@ class StravaSandbox:
             self._access = {t: g for t, g in self._access.items() if g.athlete_id != aid}
             self._refresh = {t: a for t, a in self._refresh.items() if a != aid}
             self._codes = {c: v for c, v in self._codes.items() if v[0] != aid}
+            self.push.emit("athlete", aid, "update", aid, {"authorized": "false"})
 
     # -- limits and usage -----------------------------------------------------------------
     def set_limits(self, limits: RateLimits) -> None:
@@ -802,6 +815,11 @@ class StravaSandbox:
                 logged = {"grant_type": form["grant_type"]} if "grant_type" in form else {}
                 self._log("oauth", method, path, logged, resp.status, None)
                 resp.delay = self._latency()
+            return resp
+        if path == "/api/v3/push_subscriptions" or path.startswith("/api/v3/push_subscriptions/"):
+            resp = self._push(method, path, {**query, **self._form(headers, body)})
+            with self._lock:
+                self._log("push", method, path, {}, resp.status, None)
             return resp
         if path.startswith("/api/v3/"):
             with self._lock:
@@ -1103,6 +1121,27 @@ class StravaSandbox:
                 "deleted_activities": deleted,
             }
         )
+
+    # -- push subscriptions (webhooks) ----------------------------------------------------
+    def _push(self, method: str, path: str, form: dict[str, str]) -> Response:
+        if (
+            form.get("client_id") != self.client_id
+            or form.get("client_secret") != self.client_secret
+        ):
+            return _error(401, "Authorization Error", "Application", "client_secret", "invalid")
+        if method == "POST" and path == "/api/v3/push_subscriptions":
+            missing = [k for k in ("callback_url", "verify_token") if not form.get(k)]
+            if missing:
+                return _error(400, "Bad Request", "PushSubscription", missing[0], "missing")
+            status, body = self.push.subscribe(form["callback_url"], form["verify_token"])
+            return _json(status, body)
+        if method == "GET" and path == "/api/v3/push_subscriptions":
+            return _json(200, self.push.list())
+        if method == "DELETE":
+            tail = path.rsplit("/", 1)[-1]
+            if tail.isdigit() and self.push.unsubscribe(int(tail)):
+                return Response(204)
+        return _not_found()
 
     # -- control API (/_sandbox/...) ------------------------------------------------------
     def _control(self, method: str, path: str, query: dict[str, str], body: bytes) -> Response:

@@ -9,6 +9,7 @@ from sync_assets.sensors.run_status import (
     sync_sessions_on_success,
 )
 from sync_assets.sensors.schedules import incremental_sync
+from sync_assets.sensors.webhooks import strava_webhook_events
 
 all_sensors = [
     sync_sessions_on_success,
@@ -17,6 +18,7 @@ all_sensors = [
     reconcile_sync_sessions,
     weather_retry_sensor,
     new_strava_users,
+    strava_webhook_events,
 ]
 all_schedules = [incremental_sync]
 

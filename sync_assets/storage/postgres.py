@@ -10,6 +10,7 @@ transaction is gone and the whole batch is retried on a fresh connection.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -332,6 +333,39 @@ class PostgresStore:
                 (r[0], r[1].replace(tzinfo=UTC), r[2])
                 for r in conn.execute(Q("pending_enrichment"), {"now": now})
             ]
+
+    # -- Strava webhooks -------------------------------------------------------------------
+    def record_webhook_event(self, event: dict[str, Any]) -> int | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                Q("record_webhook_event"), {**event, "updates": Jsonb(event["updates"])}
+            ).fetchone()
+            return row[0] if row else None
+
+    def webhook_events_after(self, after: int, limit: int = 1000) -> list[dict[str, Any]]:
+        with self._tx() as conn, conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(Q("webhook_events_after"), {"after": after, "limit": limit})
+            return [{**r, "updates": json.loads(r["updates"])} for r in rows.fetchall()]
+
+    def run_start(self, user_id: str, strava_id: int) -> datetime | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                Q("run_start"), {"user_id": user_id, "strava_id": strava_id}
+            ).fetchone()
+            return row[0].astimezone(UTC) if row else None
+
+    def delete_run(self, user_id: str, strava_id: int) -> int:
+        with self._tx() as conn:
+            return conn.execute(
+                Q("delete_run"), {"user_id": user_id, "strava_id": strava_id}
+            ).rowcount
+
+    def delete_user_data(self, user_id: str, reason: str) -> None:
+        params = {"user_id": user_id, "reason": reason[:500], "blank": self._cipher.encrypt("")}
+        with self._tx() as conn:
+            for stmt in Q("delete_user_data").split(";\n"):
+                if stmt.strip():
+                    conn.execute(stmt, params)
 
     # -- the app-wide Strava budget ---------------------------------------------------------
     def budget_take(self, app: str, **window: Any) -> bool:

@@ -294,6 +294,39 @@ class SqliteStore:
         rows = self._conn().execute(Q("pending_enrichment"), {"now": _iso(now)})
         return [(r[0], _dt(r[1]), r[2]) for r in rows]
 
+    # -- Strava webhooks -------------------------------------------------------------------
+    def record_webhook_event(self, event: dict[str, Any]) -> int | None:
+        with self._tx("IMMEDIATE") as conn:
+            row = conn.execute(
+                Q("record_webhook_event"), {**event, "updates": json.dumps(event["updates"])}
+            ).fetchone()
+            return row[0] if row else None
+
+    def webhook_events_after(self, after: int, limit: int = 1000) -> list[dict[str, Any]]:
+        rows = self._conn().execute(Q("webhook_events_after"), {"after": after, "limit": limit})
+        return [{**dict(r), "updates": json.loads(r["updates"])} for r in rows.fetchall()]
+
+    def run_start(self, user_id: str, strava_id: int) -> datetime | None:
+        row = (
+            self._conn()
+            .execute(Q("run_start"), {"user_id": user_id, "strava_id": strava_id})
+            .fetchone()
+        )
+        return _dt(row[0]) if row else None
+
+    def delete_run(self, user_id: str, strava_id: int) -> int:
+        with self._tx("IMMEDIATE") as conn:
+            return conn.execute(
+                Q("delete_run"), {"user_id": user_id, "strava_id": strava_id}
+            ).rowcount
+
+    def delete_user_data(self, user_id: str, reason: str) -> None:
+        params = {"user_id": user_id, "reason": reason[:500], "blank": self._cipher.encrypt("")}
+        with self._tx("IMMEDIATE") as conn:
+            for stmt in Q("delete_user_data").split(";\n"):
+                if stmt.strip():
+                    conn.execute(stmt, params)
+
     # -- the app-wide Strava budget ---------------------------------------------------------
     def budget_take(self, app: str, **window: Any) -> bool:
         with self._tx("IMMEDIATE") as conn:

@@ -1,0 +1,110 @@
+"""Strava's push events, stored by the receiver (`sync_assets.webhooks`), become work here.
+
+* activity `create` / `update`: one `strava_sync` run over that activity's month (taken from
+  `runs` when the activity is known, else from the event time, with the month before when an
+  upload lands in a month's first days); several events of a user are merged into one run.
+* activity `delete`: the row leaves `runs` at once, no Strava request.
+* athlete `update` with `authorized: "false"`: the connection is marked deauthorized and every
+  row and file of that user's Strava data is deleted, as Strava's API agreement requires.
+
+The cursor is the last event id handled. A tick that crashes is evaluated again: deletions are
+idempotent and run keys (`webhook:<user>:<months>:<last event id>`) launch once.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from sync_assets import settings
+from sync_assets.job_names import STRAVA_SYNC_JOB
+from sync_assets.partitions import (
+    USERS_PARTITIONS_NAME,
+    month_key,
+    partition_key,
+    sync_spans,
+    user_partitions,
+)
+from sync_assets.resources.parquet_io import delete_user_files
+from sync_assets.resources.supabase import SupabaseResource
+from sync_assets.sessions import SYNC_TYPE_TAG
+from sync_assets.webhooks import is_deauthorization
+
+EVENTS_PER_TICK = 500
+DEAUTHORIZED = "the athlete deauthorized the app (Strava webhook)"
+
+
+@sensor(
+    job_name=STRAVA_SYNC_JOB,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Turn Strava push events into syncs, deletions and deauthorizations.",
+)
+def strava_webhook_events(
+    context: SensorEvaluationContext, supabase: SupabaseResource
+) -> SensorResult | SkipReason:
+    store = supabase.store()
+    events = store.webhook_events_after(int(context.cursor or 0), EVENTS_PER_TICK)
+    if not events:
+        return SkipReason("no new Strava event")
+    known = set(context.instance.get_dynamic_partitions(USERS_PARTITIONS_NAME))
+    keys: dict[str, int] = {}  # partition key -> last event id asking for it
+    gone: list[str] = []
+    deleted = 0
+    for e in events:
+        user = e["user_id"]
+        if user is None:
+            continue  # an athlete this app does not know (any more)
+        if is_deauthorization(e):
+            store.delete_user_data(user, DEAUTHORIZED)
+            delete_user_files(settings.storage_url(), user)
+            keys = {k: i for k, i in keys.items() if not k.endswith(f"|{user}")}
+            if user in known:
+                gone.append(user)
+            continue
+        if e["object_type"] != "activity":
+            continue
+        if e["aspect_type"] == "delete":
+            deleted += store.delete_run(user, e["object_id"])
+            continue
+        if user not in known:
+            continue  # not synced yet: its first sync will bring this activity too
+        start = store.run_start(user, e["object_id"])
+        when = start or datetime.fromtimestamp(e["event_time"], UTC)
+        months = {month_key(when)}
+        if start is None:
+            months.add(month_key(when - timedelta(days=2)))  # a late upload of last month
+        for month in months:
+            keys[str(partition_key(user, month))] = e["id"]
+    requests = []
+    for span in sync_spans(keys):
+        last_event = max(keys[k] for k in span.partition_keys())
+        first, last = span.months[0], span.months[-1]
+        requests.append(
+            RunRequest(
+                run_key=f"webhook:{span.user_id}:{first}:{last}:{last_event}",
+                job_name=STRAVA_SYNC_JOB,
+                tags={
+                    ASSET_PARTITION_RANGE_START_TAG: str(partition_key(span.user_id, first)),
+                    ASSET_PARTITION_RANGE_END_TAG: str(partition_key(span.user_id, last)),
+                    SYNC_TYPE_TAG: "webhook",
+                },
+            )
+        )
+    if deleted or gone:
+        context.log.info(f"{deleted} activities deleted; {len(gone)} users deauthorized")
+    return SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[user_partitions.build_delete_request(gone)] if gone else [],
+        cursor=str(events[-1]["id"]),
+    )

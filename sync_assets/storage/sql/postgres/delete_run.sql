@@ -1,0 +1,1 @@
+delete from public.runs where user_id = %(user_id)s and strava_id = %(strava_id)s

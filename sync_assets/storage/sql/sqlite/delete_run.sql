@@ -1,0 +1,1 @@
+DELETE FROM runs WHERE user_id = :user_id AND strava_id = :strava_id
