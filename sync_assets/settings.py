@@ -76,3 +76,9 @@ def incremental_share() -> float:
 def strava_read_daily_limit() -> int:
     """`STRAVA_READ_DAILY_LIMIT`: the app's daily read limit (Strava's default: 1,000)."""
     return int(os.environ.get("STRAVA_READ_DAILY_LIMIT") or 1000)
+
+
+def webhooks_enabled() -> bool:
+    """`STRAVA_WEBHOOKS=on`: a push subscription feeds `strava_webhook_events`, so incremental
+    syncs skip users without news."""
+    return (os.environ.get("STRAVA_WEBHOOKS") or "off").lower() in ("on", "true", "1", "yes")

@@ -46,6 +46,7 @@ def test_backfill_of_two_users_over_a_year_runs_once_per_user(
         "STRAVA_CLIENT_SECRET": sandbox.client_secret,
         "STRAVA_API_URL": server.api_url,
         "STRAVA_OAUTH_URL": server.oauth_url,
+        "WEATHER_API_URL": server.weather_url,
     }
     store = open_store(None, home)
     users, truth = [], {}
@@ -75,7 +76,11 @@ def test_backfill_of_two_users_over_a_year_runs_once_per_user(
         backfill_id=make_new_backfill_id(),
         asset_graph=defs.resolve_asset_graph(),
         partition_names=keys,
-        asset_selection=[AssetKey("raw_strava_activities")],
+        asset_selection=[
+            AssetKey("raw_strava_activities"),
+            AssetKey("weather_enriched_activities"),
+            AssetKey("runs_table"),
+        ],
         backfill_timestamp=time.time(),
         tags={},
         dynamic_partitions_store=instance,
@@ -133,6 +138,8 @@ def test_backfill_of_two_users_over_a_year_runs_once_per_user(
                 if month_key(datetime.fromisoformat(a["start_date"])) == month
             ]
             assert len(ids) == counts.get(month, 0)
+        # ... and in `runs`, every activity of the year exactly once, with its weather.
+        assert sorted(store.run_ids(user)) == sorted(a["id"] for a in in_year)
     # Exactly one paginated query per user: the minimum number of list requests.
     assert sandbox.request_count(kind="api", path_prefix="/api/v3/athlete/activities") == (
         expected_requests

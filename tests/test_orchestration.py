@@ -188,3 +188,60 @@ def test_the_schedule_stays_inside_the_daily_read_budget(instance, tmp_path, mon
     assert sum(total.values()) <= 24 * 8 <= 240 * 0.8
     assert set(total.values()) == {1}
     close_stores()
+
+
+def test_with_webhooks_on_the_schedule_skips_users_without_news(
+    backend, instance, monkeypatch
+) -> None:
+    url, data_dir = backend
+    monkeypatch.setenv("STRAVA_WEBHOOKS", "on")
+    monkeypatch.setenv("SYNC_ASSETS_INCREMENTAL_HOURS", "1")  # every user due every hour
+    store = open_store(url, data_dir)
+    users = [str(uuid.uuid4()) for _ in range(3)]
+    if url:
+        add_users(url, *users)
+    now = datetime.now(UTC)
+    for athlete_id, user in enumerate(users, start=501):
+        store.save_connection(user, TOKENS, athlete_id=athlete_id)
+    instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, users)
+    news, synced_since, quiet = users
+
+    def event(athlete_id: int) -> None:
+        store.record_webhook_event(
+            {
+                "subscription_id": 1,
+                "object_type": "activity",
+                "object_id": 900 + athlete_id,
+                "aspect_type": "create",
+                "owner_id": athlete_id,
+                "event_time": int(now.timestamp()),
+                "updates": {},
+            }
+        )
+
+    def synced(user: str, at: datetime) -> None:
+        run_id = str(uuid.uuid4())
+        store.create_session(
+            run_id=run_id, user_id=user, sync_type="incremental", window_start=None, window_end=None
+        )
+        store.update_session(run_id, user, status="completed", completed_at=at)
+
+    synced(news, now - timedelta(hours=1))
+    event(501)  # after its last sync: news
+    event(502)
+    synced(synced_since, now + timedelta(minutes=1))  # the event is already synced
+    synced(quiet, now - timedelta(hours=1))  # no event at all
+    with build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=now,
+        resources={"supabase": SupabaseResource(database_url=url, data_dir=str(data_dir))},
+    ) as ctx:
+        requests = incremental_sync(ctx)
+    assert [r.run_key.split(":")[1] for r in requests] == [news]
+    monkeypatch.setenv("STRAVA_WEBHOOKS", "off")
+    with build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=now,
+        resources={"supabase": SupabaseResource(database_url=url, data_dir=str(data_dir))},
+    ) as ctx:
+        assert len(incremental_sync(ctx)) == 3

@@ -5,7 +5,8 @@ hourly and gives each user one hour slot per period (`SYNC_ASSETS_INCREMENTAL_HO
 24) by a hash of the user id, so the day's load is even; a tick launches at most its share of
 the daily budget (`STRAVA_READ_DAILY_LIMIT` x `SYNC_ASSETS_INCREMENTAL_SHARE` / 24, default
 1,000 x 0.8 / 24 = 33 runs) and leaves the rest for new users' backfills. An incremental run
-costs about one list request: its month holds at most a few dozen activities.
+costs about one list request: its month holds at most a few dozen activities. With webhooks on
+(`STRAVA_WEBHOOKS=on`), users without a push event since their last completed sync are skipped.
 """
 
 import hashlib
@@ -81,7 +82,13 @@ def incremental_sync(
 ) -> list[RunRequest] | SkipReason:
     when = context.scheduled_execution_time or datetime.now(UTC)
     known = set(context.instance.get_dynamic_partitions(USERS_PARTITIONS_NAME))
-    users = [u for u, _ in supabase.store().active_users(EPOCH, "", ALL_USERS) if u in known]
+    store = supabase.store()
+    users = [u for u, _ in store.active_users(EPOCH, "", ALL_USERS) if u in known]
+    if settings.webhooks_enabled():
+        # Strava pushes every change: only users with an event since their last sync can
+        # have anything new (the webhook sensor normally got them already: a safety net).
+        news = store.users_with_news()
+        users = [u for u in users if u in news]
     max_runs = max(1, int(settings.strava_read_daily_limit() * settings.incremental_share() / 24))
     requests, left = incremental_run_requests(
         users, when, period_hours=settings.incremental_hours(), max_runs=max_runs

@@ -347,6 +347,10 @@ class PostgresStore:
             rows = cur.execute(Q("webhook_events_after"), {"after": after, "limit": limit})
             return [{**r, "updates": json.loads(r["updates"])} for r in rows.fetchall()]
 
+    def users_with_news(self) -> set[str]:
+        with self._tx() as conn:
+            return {r[0] for r in conn.execute(Q("users_with_news"))}
+
     def run_start(self, user_id: str, strava_id: int) -> datetime | None:
         with self._tx() as conn:
             row = conn.execute(

@@ -306,6 +306,9 @@ class SqliteStore:
         rows = self._conn().execute(Q("webhook_events_after"), {"after": after, "limit": limit})
         return [{**dict(r), "updates": json.loads(r["updates"])} for r in rows.fetchall()]
 
+    def users_with_news(self) -> set[str]:
+        return {r[0] for r in self._conn().execute(Q("users_with_news"))}
+
     def run_start(self, user_id: str, strava_id: int) -> datetime | None:
         row = (
             self._conn()
