@@ -6,7 +6,7 @@ embedded default on a laptop and a production deployment; only variables differ.
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
+from dagster import AssetSelection, Definitions, EnvVar, ExecutorDefinition, define_asset_job
 
 from sync_assets import settings
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
@@ -62,7 +62,20 @@ def build_resources() -> dict[str, object]:
     }
 
 
+def build_executor() -> ExecutorDefinition | None:
+    """`SYNC_ASSETS_EXECUTOR=celery`: steps run on Celery workers (dagster-celery; broker in
+    `DAGSTER_CELERY_BROKER_URL`, e.g. RabbitMQ); unset: Dagster's default multiprocess executor."""
+    if settings.executor() != "celery":
+        return None
+    from dagster_celery import celery_executor
+
+    return celery_executor.configured(
+        {"broker": {"env": "DAGSTER_CELERY_BROKER_URL"}, "backend": "rpc://"}
+    )
+
+
 defs = Definitions(
+    executor=build_executor(),
     assets=[raw_strava_activities, weather_enriched_activities, runs_table],
     sensors=all_sensors,
     schedules=all_schedules,

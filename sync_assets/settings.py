@@ -82,3 +82,8 @@ def webhooks_enabled() -> bool:
     """`STRAVA_WEBHOOKS=on`: a push subscription feeds `strava_webhook_events`, so incremental
     syncs skip users without news."""
     return (os.environ.get("STRAVA_WEBHOOKS") or "off").lower() in ("on", "true", "1", "yes")
+
+
+def executor() -> str:
+    """`SYNC_ASSETS_EXECUTOR`: `celery` to run steps on Celery workers; default: Dagster's."""
+    return (os.environ.get("SYNC_ASSETS_EXECUTOR") or "default").lower()
