@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from sync_assets.resources import (
@@ -194,3 +195,16 @@ def save_tokens(store: Store, user: str, athlete: AthleteHandle) -> None:
         ),
         athlete_id=athlete.athlete_id,
     )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request, tmp_path: Path, monkeypatch) -> Iterator[tuple[str | None, Path]]:
+    """(database URL or None, data folder): each test runs on the embedded SQLite store and on
+    a throwaway Supabase-like PostgreSQL database."""
+    data_dir = tmp_path / "data"
+    if request.param == "sqlite":
+        yield None, data_dir
+    else:
+        monkeypatch.setenv("SYNC_ASSETS_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+        yield request.getfixturevalue("pg_url"), data_dir
+    close_stores()

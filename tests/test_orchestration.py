@@ -6,10 +6,8 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 from dagster import (
     DagsterInstance,
     SensorResult,
@@ -42,17 +40,6 @@ TOKENS = StravaTokens(access_token="a" * 20, refresh_token="r" * 20, expires_at=
 def instance() -> Iterator[DagsterInstance]:
     with instance_for_test() as inst:
         yield inst
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request, tmp_path: Path, monkeypatch) -> Iterator[tuple[str | None, Path]]:
-    data_dir = tmp_path / "data"
-    if request.param == "sqlite":
-        yield None, data_dir
-    else:
-        monkeypatch.setenv("SYNC_ASSETS_ENCRYPTION_KEYS", Fernet.generate_key().decode())
-        yield request.getfixturevalue("pg_url"), data_dir
-    close_stores()
 
 
 def connect_users(url: str | None, store, n: int) -> list[str]:

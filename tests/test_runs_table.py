@@ -6,11 +6,9 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
 import pytest
-from cryptography.fernet import Fernet
 from dagster import (
     DagsterEventType,
     DagsterInstance,
@@ -71,18 +69,6 @@ def whole_history(sandbox, athlete) -> tuple[str, str]:
         datetime.fromisoformat(sandbox.activities(athlete.athlete_id)[0]["start_date"])
     )
     return first, month_key(datetime.fromtimestamp(sandbox.now(), UTC))
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request, tmp_path: Path, monkeypatch) -> Iterator[tuple[str | None, Path]]:
-    data_dir = tmp_path / "data"
-    if request.param == "sqlite":
-        yield None, data_dir
-    else:
-        monkeypatch.setenv("SYNC_ASSETS_ENCRYPTION_KEYS", Fernet.generate_key().decode())
-        url = request.getfixturevalue("pg_url")
-        yield url, data_dir
-    close_stores()
 
 
 def test_whole_history_lands_once_with_a_completed_session(

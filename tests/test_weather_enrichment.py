@@ -38,17 +38,6 @@ def instance() -> Iterator[DagsterInstance]:
         yield inst
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request, tmp_path: Path, monkeypatch) -> Iterator[tuple[str | None, Path]]:
-    data_dir = tmp_path / "data"
-    if request.param == "sqlite":
-        yield None, data_dir
-    else:
-        monkeypatch.setenv("SYNC_ASSETS_ENCRYPTION_KEYS", Fernet.generate_key().decode())
-        yield request.getfixturevalue("pg_url"), data_dir
-    close_stores()
-
-
 def connect(url, store, sandbox, instance, n: int, **kw) -> tuple[str, object]:
     athlete = sandbox.add_athlete(n_activities=n, **kw)
     user = str(uuid.uuid4())

@@ -12,10 +12,6 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from sync_assets.job_names import WEATHER_ENRICHMENT_JOB
 from sync_assets.partitions import (
@@ -26,7 +22,7 @@ from sync_assets.partitions import (
     sync_spans,
 )
 from sync_assets.resources.supabase import SupabaseResource
-from sync_assets.sessions import SYNC_TYPE_TAG
+from sync_assets.sensors.requests import range_run_request
 
 
 def enrichment_run_requests(
@@ -43,15 +39,14 @@ def enrichment_run_requests(
     for span in sync_spans(keys):
         first, last = span.months[0], span.months[-1]
         requests.append(
-            RunRequest(
+            range_run_request(
+                WEATHER_ENRICHMENT_JOB,
+                span.user_id,
+                first,
+                last,
                 # One request per block and hour: a repeated tick adds nothing.
                 run_key=f"weather-retry:{span.user_id}:{first}:{last}:{hour}",
-                job_name=WEATHER_ENRICHMENT_JOB,
-                tags={
-                    ASSET_PARTITION_RANGE_START_TAG: str(partition_key(span.user_id, first)),
-                    ASSET_PARTITION_RANGE_END_TAG: str(partition_key(span.user_id, last)),
-                    SYNC_TYPE_TAG: "enrichment",
-                },
+                sync_type="enrichment",
             )
         )
     return requests

@@ -19,21 +19,16 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from sync_assets.job_names import STRAVA_SYNC_JOB
 from sync_assets.partitions import (
     FIRST_MONTH,
     month_key,
-    partition_key,
     user_partitions,
     validate_user_id,
 )
 from sync_assets.resources.supabase import SupabaseResource
-from sync_assets.sessions import SYNC_TYPE_TAG
+from sync_assets.sensors.requests import range_run_request
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 USERS_PER_TICK = 500  # a burst of sign-ups is spread over ticks, oldest first
@@ -41,14 +36,13 @@ USERS_PER_TICK = 500  # a burst of sign-ups is spread over ticks, oldest first
 
 def history_run_request(user_id: str, now: datetime) -> RunRequest:
     """One run over every month of the user's history (2009 to the current month)."""
-    return RunRequest(
+    return range_run_request(
+        STRAVA_SYNC_JOB,
+        user_id,
+        FIRST_MONTH,
+        month_key(now),
         run_key=f"initial-sync:{user_id}",
-        job_name=STRAVA_SYNC_JOB,
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: str(partition_key(user_id, FIRST_MONTH)),
-            ASSET_PARTITION_RANGE_END_TAG: str(partition_key(user_id, month_key(now))),
-            SYNC_TYPE_TAG: "backfill",
-        },
+        sync_type="backfill",
     )
 
 

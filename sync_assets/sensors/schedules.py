@@ -19,17 +19,13 @@ from dagster import (
     SkipReason,
     schedule,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from sync_assets import settings
 from sync_assets.job_names import STRAVA_SYNC_JOB
-from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key, partition_key
+from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 from sync_assets.resources.supabase import SupabaseResource
 from sync_assets.sensors.new_users import EPOCH
-from sync_assets.sessions import SYNC_TYPE_TAG
+from sync_assets.sensors.requests import range_run_request
 
 ALL_USERS = 1_000_000
 
@@ -56,14 +52,13 @@ def incremental_run_requests(
     last = month_key(when)
     hour = when.strftime("%Y-%m-%dT%H")
     requests = [
-        RunRequest(
+        range_run_request(
+            STRAVA_SYNC_JOB,
+            user,
+            first,
+            last,
             run_key=f"incremental:{user}:{hour}",
-            job_name=STRAVA_SYNC_JOB,
-            tags={
-                ASSET_PARTITION_RANGE_START_TAG: str(partition_key(user, first)),
-                ASSET_PARTITION_RANGE_END_TAG: str(partition_key(user, last)),
-                SYNC_TYPE_TAG: "incremental",
-            },
+            sync_type="incremental",
         )
         for user in sorted(chosen)
     ]

@@ -15,15 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 from dagster import (
     DefaultSensorStatus,
-    RunRequest,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     sensor,
-)
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
 )
 
 from sync_assets import settings
@@ -37,7 +32,7 @@ from sync_assets.partitions import (
 )
 from sync_assets.resources.parquet_io import delete_user_files
 from sync_assets.resources.supabase import SupabaseResource
-from sync_assets.sessions import SYNC_TYPE_TAG
+from sync_assets.sensors.requests import range_run_request
 from sync_assets.webhooks import is_deauthorization
 
 EVENTS_PER_TICK = 500
@@ -91,14 +86,13 @@ def strava_webhook_events(
         last_event = max(keys[k] for k in span.partition_keys())
         first, last = span.months[0], span.months[-1]
         requests.append(
-            RunRequest(
+            range_run_request(
+                STRAVA_SYNC_JOB,
+                span.user_id,
+                first,
+                last,
                 run_key=f"webhook:{span.user_id}:{first}:{last}:{last_event}",
-                job_name=STRAVA_SYNC_JOB,
-                tags={
-                    ASSET_PARTITION_RANGE_START_TAG: str(partition_key(span.user_id, first)),
-                    ASSET_PARTITION_RANGE_END_TAG: str(partition_key(span.user_id, last)),
-                    SYNC_TYPE_TAG: "webhook",
-                },
+                sync_type="webhook",
             )
         )
     if deleted or gone:

@@ -1,0 +1,25 @@
+"""The run requests every sensor and schedule here makes: one run over a user's months."""
+
+from dagster import RunRequest
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from sync_assets.partitions import partition_key
+from sync_assets.sessions import SYNC_TYPE_TAG
+
+
+def range_run_request(
+    job_name: str, user_id: str, first: str, last: str, *, run_key: str, sync_type: str
+) -> RunRequest:
+    """A single run over `user_id`'s months `first`..`last` (range tags, as backfills use)."""
+    return RunRequest(
+        run_key=run_key,
+        job_name=job_name,
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: str(partition_key(user_id, first)),
+            ASSET_PARTITION_RANGE_END_TAG: str(partition_key(user_id, last)),
+            SYNC_TYPE_TAG: sync_type,
+        },
+    )
