@@ -100,3 +100,9 @@ class RateLimitError(SyncError):
         super().__init__(
             ErrorType.RATE_LIMIT, message, retryable=True, retry_after=retry_after, **kw
         )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying right away (with backoff): retryable, and not a spent rate budget, which
+    has its own wait."""
+    return isinstance(exc, SyncError) and exc.retryable and exc.type != ErrorType.RATE_LIMIT

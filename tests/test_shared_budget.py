@@ -289,6 +289,8 @@ def test_the_budget_row_counts_rolls_and_never_goes_back(backend, request, tmp_p
     w = {"now": t, "w15": int(t // QUARTER), "wday": int(t // 86_400)}
     limits = {"limit_15": 10, "limit_day": 100, "read_limit_15": 3, "read_limit_day": 50}
     unknown = dict.fromkeys(("usage_15", "usage_day", "read_usage_15", "read_usage_day"))
+    store.budget_ensure(app)  # what a SharedRateLimitBudget does when it is made
+    store.budget_ensure(app)  # and again, by another run: still one row
     store.budget_observe(
         app,
         w15=w["w15"],

@@ -197,6 +197,7 @@ class RateLimitBudget:
 
 
 class BudgetStore(Protocol):
+    def budget_ensure(self, app: str) -> None: ...
     def budget_take(self, app: str, **window: Any) -> bool: ...
     def budget_observe(self, app: str, **observed: Any) -> None: ...
     def budget_state(self, app: str) -> dict[str, Any] | None: ...
@@ -216,6 +217,7 @@ class SharedRateLimitBudget(RateLimitBudget):
         self._store = store
         self.app = app
         self._synced = False
+        store.budget_ensure(app)  # the app's row exists from here on: takes are one UPDATE
 
     def acquire(self, *, is_read: bool = True) -> None:
         if not self._synced:

@@ -33,7 +33,13 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from sync_assets.errors import AuthenticationError, ErrorType, RateLimitError, SyncError
+from sync_assets.errors import (
+    AuthenticationError,
+    ErrorType,
+    RateLimitError,
+    SyncError,
+    is_transient,
+)
 from sync_assets.resources.http import response_json
 from sync_assets.resources.rate_limit import RateLimitBudget
 from sync_assets.resources.tokens import StravaTokens, TokenStore
@@ -72,10 +78,6 @@ class ActivityPage:
     records: list[Any]  # raw JSON values, new to this listing (overlap removed)
     received: int  # records in the response, overlap included
     cursor: int  # the `after` value that continues the listing past this page
-
-
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, SyncError) and exc.retryable and exc.type != ErrorType.RATE_LIMIT
 
 
 def _strava_message(resp: httpx.Response) -> str:
@@ -172,7 +174,7 @@ class StravaClient:
         if self._sleep is not None:
             kwargs["sleep"] = self._sleep
         return Retrying(
-            retry=retry_if_exception(_is_transient),
+            retry=retry_if_exception(is_transient),
             wait=wait_random_exponential(multiplier=self._backoff[0], max=self._backoff[1]),
             stop=stop_after_attempt(self._max_retries + 1),
             before_sleep=before_sleep,

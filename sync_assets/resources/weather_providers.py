@@ -42,7 +42,7 @@ from tenacity import (
 )
 
 from sync_assets.enrichment.wmo import condition
-from sync_assets.errors import ErrorType, RateLimitError, SyncError
+from sync_assets.errors import ErrorType, RateLimitError, SyncError, is_transient
 from sync_assets.redaction import install as install_redaction
 from sync_assets.resources.http import response_json
 
@@ -233,10 +233,6 @@ def shared_breaker(key: str, fail_max: int, reset_timeout: float) -> pybreaker.C
         return _breakers[k]
 
 
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, SyncError) and exc.retryable and exc.type != ErrorType.RATE_LIMIT
-
-
 def _reason(resp: httpx.Response) -> str:
     try:
         body = resp.json()
@@ -352,7 +348,7 @@ class HttpWeatherProvider:
             )
 
         for attempt in Retrying(
-            retry=retry_if_exception(_is_transient),
+            retry=retry_if_exception(is_transient),
             wait=wait_random_exponential(multiplier=self.backoff[0], max=self.backoff[1]),
             stop=stop_after_attempt(self.max_retries + 1),
             before_sleep=before_sleep,

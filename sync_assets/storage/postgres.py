@@ -372,14 +372,16 @@ class PostgresStore:
                     conn.execute(stmt, params)
 
     # -- the app-wide Strava budget ---------------------------------------------------------
-    def budget_take(self, app: str, **window: Any) -> bool:
+    def budget_ensure(self, app: str) -> None:
         with self._tx() as conn:
             conn.execute(Q("budget_ensure"), {"app": app})
+
+    def budget_take(self, app: str, **window: Any) -> bool:
+        with self._tx() as conn:
             return conn.execute(Q("budget_take"), {"app": app, **window}).fetchone() is not None
 
     def budget_observe(self, app: str, **observed: Any) -> None:
         with self._tx() as conn:
-            conn.execute(Q("budget_ensure"), {"app": app})
             conn.execute(Q("budget_observe"), {"app": app, **observed})
 
     def budget_state(self, app: str) -> dict[str, Any] | None:
