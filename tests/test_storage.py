@@ -153,6 +153,23 @@ def test_upsert_is_idempotent_and_skips_unchanged_rows(store) -> None:
     assert s.run_ids(uid) == [r["strava_id"] for r in rows]
 
 
+def test_an_activity_deleted_on_strava_is_never_stored_again(store) -> None:
+    s, url = store
+    uid = new_user(url)
+    rows = make_rows(uid, 20)
+    s.upsert_runs(rows)
+    gone = rows[5]["strava_id"]
+    assert s.delete_run(uid, gone) == 1
+    assert s.delete_run(uid, gone) == 0  # a redelivered delete event changes nothing
+    # A run that fetched it before the deletion, or an enrichment re-run reading older Parquet,
+    # stores the batch again: the deleted activity stays deleted, the rest is untouched.
+    again = s.upsert_runs(rows)
+    assert (again.saved, again.updated, again.skipped, again.failed) == (0, 0, 20, 0)
+    assert gone not in s.run_ids(uid) and len(s.run_ids(uid)) == 19
+    other = new_user(url)  # tombstones are per user: another user's id space is untouched
+    assert s.upsert_runs(make_rows(other, 20)).saved == 20
+
+
 def test_a_bad_row_is_quarantined_and_the_rest_stored(store) -> None:
     s, url = store
     uid = new_user(url)

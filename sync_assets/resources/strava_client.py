@@ -59,6 +59,7 @@ class RequestStats:
 
     list_calls: int = 0
     athlete_calls: int = 0
+    activity_calls: int = 0
     token_calls: int = 0
     http_requests: int = 0  # every attempt on the wire, retries included
     retries: int = 0
@@ -69,7 +70,7 @@ class RequestStats:
 
     @property
     def api_calls(self) -> int:
-        return self.list_calls + self.athlete_calls
+        return self.list_calls + self.athlete_calls + self.activity_calls
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def _start_epoch(record: Any) -> int | None:
         return None
     try:
         return int(datetime.fromisoformat(record["start_date"]).timestamp())
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
@@ -387,6 +388,20 @@ class StravaClient:
             raise SyncError(ErrorType.INVALID_RESPONSE, "GET /athlete did not return an object")
         return body
 
+    def activity(self, activity_id: int) -> dict[str, Any] | None:
+        """`GET /activities/{id}` (one read request), or None when Strava has no such activity
+        for this athlete (deleted since, or not theirs)."""
+        self.stats.activity_calls += 1
+        try:
+            body = self._get(f"/activities/{int(activity_id)}")
+        except SyncError as err:
+            if err.type == ErrorType.CLIENT and err.status_code == 404:
+                return None
+            raise
+        if not isinstance(body, dict):
+            raise SyncError(ErrorType.INVALID_RESPONSE, "GET /activities/{id} is not an object")
+        return body
+
     def iter_activity_pages(
         self,
         after: datetime,
@@ -440,7 +455,11 @@ class StravaClient:
                         continue
                     seen_unidentified.add(digest)
                 fresh.append(record)
-            starts = [s for s in (_start_epoch(r) for r in body) if s is not None]
+            # Only starts inside the window move the cursor: a damaged record dated 2999 (or
+            # 1900) must not make the next request skip (or repeat) the rest of the listing.
+            starts = [
+                s for s in (_start_epoch(r) for r in body) if s is not None and lower < s < upper
+            ]
             newest = max(starts, default=None)
             if newest is not None and newest - 1 > lower:
                 lower, offset_page = newest - 1, 1

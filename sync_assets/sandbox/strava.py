@@ -132,6 +132,9 @@ class Faults:
     malformed_page_next: int = 0  # activity-list pages that are 200 with invalid JSON
     malformed_activity_rate: float = 0.0  # share of activities served corrupt (by id)
     malformed_activities: int = 0  # per athlete: this many activities are served corrupt
+    # activity id -> the JSON value listed in its place (any value: a hostile record), while
+    # the listing order stays that of the real activity
+    served_payloads: dict[int, Any] = field(default_factory=dict)
     revoke_after_requests: dict[int, int] = field(default_factory=dict)  # athlete -> N more
     outage_after_requests: int | None = None  # after N more API requests, 503 until cleared
     mutate_between_pages: list[dict[str, Any]] = field(default_factory=list)
@@ -217,7 +220,10 @@ def _clone(value: Any) -> Any:
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:  # lone surrogates: sent as \u escapes, as JSON allows
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _json(status: int, value: Any) -> Response:
@@ -667,6 +673,8 @@ class StravaSandbox:
                         _Mutation(spec, spec["athlete_id"], pages + spec["after_page"])
                     )
                 return specs
+            if name == "served_payloads":
+                return {int(k): _clone(v) for k, v in dict(value).items()}
             if name == "outage_after_requests":
                 if value is None:
                     self._outage_at = None
@@ -976,7 +984,23 @@ class StravaSandbox:
                     401, "Authorization Error", "AccessToken", "activity:read_permission", "missing"
                 ), None
             return self._list(athlete, query, "activity:read_all" in grant.scopes)
+        if method == "GET" and path.startswith("/activities/"):
+            return self._activity(athlete, path.removeprefix("/activities/"), grant.scopes), None
         return _not_found(), None
+
+    def _activity(self, athlete: _Athlete, ident: str, scopes: frozenset[str]) -> Response:
+        """`GET /activities/{id}`: a DetailedActivity of the token's athlete; another athlete's,
+        a deleted one, or a private one without `activity:read_all` is Strava's 404."""
+        activity = athlete.activities.get(int(ident)) if ident.isdigit() else None
+        if not scopes & ACTIVITY_SCOPES:
+            return _error(
+                401, "Authorization Error", "AccessToken", "activity:read_permission", "missing"
+            )
+        if activity is None or (activity.get("private") and "activity:read_all" not in scopes):
+            return _error(404, "Record Not Found", "Activity", "id", "invalid")
+        return _json(
+            200, {**_clone(activity), "resource_state": 3, "description": None, "calories": None}
+        )
 
     def _athlete_json(self, athlete: _Athlete, scopes: frozenset[str]) -> dict[str, Any]:
         profile = _clone(athlete.profile)
@@ -1058,6 +1082,9 @@ class StravaSandbox:
         payload = []
         for activity in picked:
             kind = self._corruption(activity["id"], chosen)
+            if activity["id"] in self._faults.served_payloads:
+                payload.append(_clone(self._faults.served_payloads[activity["id"]]))
+                continue
             payload.append(activity if kind is None else _corrupt(activity, kind))
         body = _dumps(payload)
         athlete.list_pages += 1
@@ -1109,6 +1136,10 @@ class StravaSandbox:
             insort(athlete.index, (start, new["id"]))
             added.append(_clone(new))
         athlete.version += 1
+        for activity in deleted:  # Strava tells a push subscriber about each change
+            self.push.emit("activity", activity["id"], "delete", athlete.id)
+        for activity in added:
+            self.push.emit("activity", activity["id"], "create", athlete.id)
         self.mutations.append(
             {
                 "athlete_id": athlete.id,

@@ -1,8 +1,9 @@
 """Strava's push events, stored by the receiver (`sync_assets.webhooks`), become work here.
 
 * activity `create` / `update`: one `strava_sync` run over that activity's month (taken from
-  `runs` when the activity is known, else from the event time, with the month before when an
-  upload lands in a month's first days); several events of a user are merged into one run.
+  `runs` when the activity is known, else from one `GET /activities/{id}`: an upload can be
+  back-dated by years; if Strava cannot answer, the event's month and the one before);
+  several events of a user are merged into one run.
 * activity `delete`: the row leaves `runs` at once, no Strava request.
 * athlete `update` with `authorized: "false"`: the connection is marked deauthorized and every
   row and file of that user's Strava data is deleted, as Strava's API agreement requires.
@@ -22,6 +23,7 @@ from dagster import (
 )
 
 from sync_assets import settings
+from sync_assets.errors import SyncError
 from sync_assets.job_names import STRAVA_SYNC_JOB
 from sync_assets.partitions import (
     USERS_PARTITIONS_NAME,
@@ -31,12 +33,34 @@ from sync_assets.partitions import (
     user_partitions,
 )
 from sync_assets.resources.parquet_io import delete_user_files
+from sync_assets.resources.strava import StravaResource
 from sync_assets.resources.supabase import SupabaseResource
 from sync_assets.sensors.requests import range_run_request
 from sync_assets.webhooks import is_deauthorization
 
 EVENTS_PER_TICK = 500
 DEAUTHORIZED = "the athlete deauthorized the app (Strava webhook)"
+
+
+def activity_start(
+    strava: StravaResource, user: str, activity_id: int, context: SensorEvaluationContext
+) -> datetime | None | bool:
+    """When an activity we never stored starts (one read request), False if Strava no longer
+    has it, None if Strava cannot tell now (the caller falls back to the event's month)."""
+    try:
+        with strava.client(user, logger=context.log) as client:
+            activity = client.activity(activity_id)
+    except SyncError as err:
+        context.log.warning(
+            f"activity {activity_id} of user {user}: {err.type.value}; syncing the event's month"
+        )
+        return None
+    if activity is None:
+        return False
+    try:
+        return datetime.fromisoformat(str(activity["start_date"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return None
 
 
 @sensor(
@@ -46,7 +70,7 @@ DEAUTHORIZED = "the athlete deauthorized the app (Strava webhook)"
     description="Turn Strava push events into syncs, deletions and deauthorizations.",
 )
 def strava_webhook_events(
-    context: SensorEvaluationContext, supabase: SupabaseResource
+    context: SensorEvaluationContext, supabase: SupabaseResource, strava: StravaResource
 ) -> SensorResult | SkipReason:
     store = supabase.store()
     events = store.webhook_events_after(int(context.cursor or 0), EVENTS_PER_TICK)
@@ -75,6 +99,10 @@ def strava_webhook_events(
         if user not in known:
             continue  # not synced yet: its first sync will bring this activity too
         start = store.run_start(user, e["object_id"])
+        if start is None:
+            start = activity_start(strava, user, e["object_id"], context)
+            if start is False:
+                continue  # deleted since: its delete event follows
         when = start or datetime.fromtimestamp(e["event_time"], UTC)
         months = {month_key(when)}
         if start is None:

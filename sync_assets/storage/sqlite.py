@@ -225,7 +225,15 @@ class SqliteStore:
                 for user, ids in by_user.items()
                 for r in conn.execute(Q("existing_run_ids"), (user, json.dumps(ids)))
             }
+            deleted = {  # tombstones: deleted on Strava, never stored again
+                (user, r[0])
+                for user, ids in by_user.items()
+                for r in conn.execute(Q("deleted_run_ids"), (user, json.dumps(ids)))
+            }
             for row in rows:
+                if (row["user_id"], row["strava_id"]) in deleted:
+                    result.skipped += 1
+                    continue
                 conn.execute("SAVEPOINT run_row")
                 try:
                     changed = conn.execute(Q("upsert_run"), self._params(row)).rowcount
@@ -302,6 +310,17 @@ class SqliteStore:
             ).fetchone()
             return row[0] if row else None
 
+    def record_webhook_events(self, events: list[dict[str, Any]]) -> list[int | None]:
+        # In-process statements are cheap; the one COMMIT (the fsync) is what a batch saves.
+        ids: list[int | None] = []
+        with self._tx("IMMEDIATE") as conn:
+            for event in events:
+                row = conn.execute(
+                    Q("record_webhook_event"), {**event, "updates": json.dumps(event["updates"])}
+                ).fetchone()
+                ids.append(row[0] if row else None)
+        return ids
+
     def webhook_events_after(self, after: int, limit: int = 1000) -> list[dict[str, Any]]:
         rows = self._conn().execute(Q("webhook_events_after"), {"after": after, "limit": limit})
         return [{**dict(r), "updates": json.loads(r["updates"])} for r in rows.fetchall()]
@@ -318,10 +337,11 @@ class SqliteStore:
         return _dt(row[0]) if row else None
 
     def delete_run(self, user_id: str, strava_id: int) -> int:
+        params = {"user_id": user_id, "strava_id": strava_id}
         with self._tx("IMMEDIATE") as conn:
-            return conn.execute(
-                Q("delete_run"), {"user_id": user_id, "strava_id": strava_id}
-            ).rowcount
+            tombstone, delete = Q("delete_run").split(";\n")
+            conn.execute(tombstone, params)
+            return conn.execute(delete, params).rowcount
 
     def delete_user_data(self, user_id: str, reason: str) -> None:
         params = {"user_id": user_id, "reason": reason[:500], "blank": self._cipher.encrypt("")}

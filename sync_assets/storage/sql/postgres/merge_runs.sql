@@ -1,5 +1,6 @@
 -- Merge the staged batch into public.runs. Unchanged rows are skipped (not rewritten, so
 -- updated_at and the table's bloat stay put); RETURNING tells new rows (xmax = 0) from updates.
+-- Activities deleted on Strava (tombstoned) are skipped: a late run cannot bring them back.
 insert into public.runs (
   user_id, strava_id, athlete_id, name, type, sport_type, start_date, start_date_local,
   timezone, distance_meters, moving_time_seconds, elapsed_time_seconds,
@@ -18,6 +19,10 @@ select
   humidity_percent, pressure_hpa, wind_speed_mps, wind_direction_degrees,
   weather_condition, visibility_meters, uv_index, strava_data, enrichment_status
 from runs_stage
+where not exists (
+  select 1 from public.strava_deleted_activities d
+  where d.user_id = runs_stage.user_id and d.strava_id = runs_stage.strava_id
+)
 on conflict (user_id, strava_id) do update set
   athlete_id = excluded.athlete_id,
   name = excluded.name,
