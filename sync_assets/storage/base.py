@@ -185,6 +185,11 @@ class Store(TokenStore, WeatherCache, Protocol):
 
     # Strava push events (see `sync_assets.webhooks`).
     def record_webhook_event(self, event: dict[str, Any]) -> int | None: ...
+    def record_webhook_events(self, events: list[dict[str, Any]]) -> list[int | None]:
+        """Store a batch in one transaction (the receiver's group commit: one commit for many
+        events), all or none; per event, in order, its new id or None if already stored."""
+        ...
+
     def webhook_events_after(self, after: int, limit: int = 1000) -> list[dict[str, Any]]: ...
     def users_with_news(self) -> set[str]:
         """Active users with a push event newer than their last completed sync."""

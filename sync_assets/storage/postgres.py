@@ -342,6 +342,15 @@ class PostgresStore:
             ).fetchone()
             return row[0] if row else None
 
+    def record_webhook_events(self, events: list[dict[str, Any]]) -> list[int | None]:
+        if not events:
+            return []
+        # One statement, one round trip: `updates` goes as text, parsed as the one-row path does.
+        batch = Jsonb([{**e, "updates": json.dumps(e["updates"])} for e in events])
+        with self._tx() as conn:
+            rows = conn.execute(Q("record_webhook_events"), {"events": batch}).fetchall()
+        return [r[0] for r in rows]
+
     def webhook_events_after(self, after: int, limit: int = 1000) -> list[dict[str, Any]]:
         with self._tx() as conn, conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(Q("webhook_events_after"), {"after": after, "limit": limit})
