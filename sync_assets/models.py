@@ -9,6 +9,7 @@ the payload and the reason.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     ValidationError,
     field_validator,
     model_validator,
@@ -27,13 +29,19 @@ from pydantic import (
 
 EARLIEST_ACTIVITY = datetime(1990, 1, 1, tzinfo=UTC)  # before GPS watches: certainly bad data
 MAX_FUTURE = timedelta(days=2)  # clock skew and timezones, nothing more
+MAX_LOCAL_OFFSET = timedelta(hours=18)  # start_date_local vs start_date: UTC-12 .. UTC+14
 MAX_NAME_LENGTH = 2_000
+MAX_LABEL_LENGTH = 200  # type, sport_type, timezone, visibility: short labels
 MAX_PAYLOAD_BYTES = 1_000_000
+BIGINT_MAX = 2**63 - 1  # ids land in bigint / int64 columns
+
+# Numbers and flags are strict: Strava sends JSON numbers and booleans, so "5000", true or 12.5
+# where an integer belongs is a broken record, not something to coerce.
 
 
 class AthleteRef(BaseModel):
     model_config = ConfigDict(extra="allow")
-    id: int = Field(gt=0)
+    id: int = Field(gt=0, le=BIGINT_MAX, strict=True)
 
 
 class SummaryActivity(BaseModel):
@@ -41,30 +49,30 @@ class SummaryActivity(BaseModel):
 
     model_config = ConfigDict(extra="allow", str_strip_whitespace=False)
 
-    id: int = Field(gt=0)
+    id: int = Field(gt=0, le=BIGINT_MAX, strict=True)
     athlete: AthleteRef
     name: str = Field(max_length=MAX_NAME_LENGTH)
-    type: str | None = None
-    sport_type: str
+    type: str | None = Field(default=None, max_length=MAX_LABEL_LENGTH)
+    sport_type: str = Field(max_length=MAX_LABEL_LENGTH)
     start_date: datetime
     start_date_local: datetime | None = None
-    timezone: str | None = None
-    distance: float = Field(ge=0, le=2_000_000)  # meters; 2,000 km covers ultra rides
-    moving_time: int = Field(ge=0, le=30 * 86_400)  # seconds
-    elapsed_time: int = Field(ge=0, le=30 * 86_400)
-    total_elevation_gain: float | None = Field(default=None, ge=0, le=100_000)
-    average_speed: float | None = Field(default=None, ge=0, le=200)  # m/s
-    max_speed: float | None = Field(default=None, ge=0, le=500)
+    timezone: str | None = Field(default=None, max_length=MAX_LABEL_LENGTH)
+    distance: float = Field(ge=0, le=2_000_000, strict=True)  # meters; 2,000 km: ultra rides
+    moving_time: int = Field(ge=0, le=30 * 86_400, strict=True)  # seconds
+    elapsed_time: int = Field(ge=0, le=30 * 86_400, strict=True)
+    total_elevation_gain: float | None = Field(default=None, ge=0, le=100_000, strict=True)
+    average_speed: float | None = Field(default=None, ge=0, le=200, strict=True)  # m/s
+    max_speed: float | None = Field(default=None, ge=0, le=500, strict=True)
     has_heartrate: StrictBool = False
-    average_heartrate: float | None = Field(default=None, gt=0, le=260)  # bpm
-    max_heartrate: float | None = Field(default=None, gt=0, le=300)
-    start_latlng: list[float] | None = None
-    end_latlng: list[float] | None = None
+    average_heartrate: float | None = Field(default=None, gt=0, le=260, strict=True)  # bpm
+    max_heartrate: float | None = Field(default=None, gt=0, le=300, strict=True)
+    start_latlng: list[StrictFloat] | None = None
+    end_latlng: list[StrictFloat] | None = None
     manual: StrictBool = False
     trainer: StrictBool = False
     commute: StrictBool = False
     private: StrictBool = False
-    visibility: str | None = None
+    visibility: str | None = Field(default=None, max_length=MAX_LABEL_LENGTH)
 
     @model_validator(mode="before")
     @classmethod
@@ -78,12 +86,23 @@ class SummaryActivity(BaseModel):
             data = {**data, "sport_type": data["type"]}
         return data
 
+    @field_validator("start_date", "start_date_local", mode="before")
+    @classmethod
+    def _iso_text(cls, v: Any) -> Any:
+        # Strava sends ISO 8601 text; a number would be read as a Unix time: refuse it.
+        if v is not None and not isinstance(v, str):
+            raise ValueError(f"must be an ISO 8601 string, not {type(v).__name__}")
+        return v
+
     @field_validator("start_date")
     @classmethod
     def _plausible_start(cls, v: datetime) -> datetime:
         if v.tzinfo is None:
             raise ValueError("start_date must carry a UTC offset (Strava sends ...Z)")
-        v = v.astimezone(UTC)
+        try:
+            v = v.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00
+            raise ValueError("start_date is out of range") from None
         if v < EARLIEST_ACTIVITY:
             raise ValueError(f"start_date {v.isoformat()} is before {EARLIEST_ACTIVITY.year}")
         if v > datetime.now(UTC) + MAX_FUTURE:
@@ -106,6 +125,14 @@ class SummaryActivity(BaseModel):
     def _consistent(self) -> SummaryActivity:
         if self.moving_time > self.elapsed_time + 60:
             raise ValueError("moving_time exceeds elapsed_time")
+        if self.start_date_local is not None:
+            # Strava's local time is wall-clock time written with a "Z": only the offset apart.
+            local = self.start_date_local.replace(tzinfo=None)
+            if abs(local - self.start_date.replace(tzinfo=None)) > MAX_LOCAL_OFFSET:
+                raise ValueError(
+                    f"start_date_local {local.isoformat()} is more than "
+                    f"{MAX_LOCAL_OFFSET.total_seconds() / 3600:.0f} h from start_date"
+                )
         return self
 
 
@@ -133,37 +160,97 @@ def _reason(err: ValidationError) -> str:
 
 
 def _dump(raw: Any) -> str:
-    text = json.dumps(raw, ensure_ascii=False, default=str)
-    return text[:MAX_PAYLOAD_BYTES]
+    """The record as JSON text that any text column takes (valid UTF-8, no raw NUL): lone
+    surrogates are kept as \\u escapes; what JSON cannot hold becomes its `str`."""
+    for ascii_only in (False, True):
+        try:
+            text = json.dumps(raw, ensure_ascii=ascii_only, default=str)
+            text.encode()
+            return text[:MAX_PAYLOAD_BYTES]
+        except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+            continue
+    return json.dumps(f"<unserializable {type(raw).__name__}>")
+
+
+def _unstorable(raw: dict) -> str | None:
+    """Where the record holds what no JSON column can store (a lone surrogate, a NUL, NaN or
+    infinity), as "field.path: what"; None when there is nothing of the kind."""
+    stack: list[tuple[str, Any]] = [(str(k), v) for k, v in raw.items()]
+    while stack:
+        path, value = stack.pop()
+        for text, what in ((path, "key"), (value, "text")):
+            if isinstance(text, str):
+                if "\x00" in text:
+                    return f"{path}: {what} contains a NUL character"
+                try:
+                    text.encode()
+                except UnicodeEncodeError:
+                    return f"{path}: {what} is not valid Unicode (lone surrogate)"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{path}: {value} is not a JSON number"
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{i}", v) for i, v in enumerate(value))
+    return None
+
+
+def _printable(reason: str) -> str:
+    """A reason any text column and log takes: odd characters of field names escaped."""
+    return reason.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")[:1000]
+
+
+def _largest_field(raw: dict) -> str:
+    sizes = {str(k): len(_dump(v)) for k, v in raw.items()}
+    return max(sizes, key=sizes.__getitem__, default="record")
 
 
 def validate_page(records: Iterable[Any]) -> ValidatedBatch:
-    """Split a page into valid activities and quarantined ones (with the reason)."""
+    """Split a page into valid activities and quarantined ones (with the reason).
+
+    Never raises: every record ends up in exactly one of the two lists."""
     batch = ValidatedBatch()
+
+    def quarantine(activity_id: int | None, reason: str, payload: str) -> None:
+        batch.quarantined.append(QuarantinedActivity(activity_id, _printable(reason), payload))
+
     for raw in records:
         raw_id = raw.get("id") if isinstance(raw, dict) else None
-        activity_id = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None
+        activity_id = (
+            raw_id
+            if isinstance(raw_id, int)
+            and not isinstance(raw_id, bool)
+            and -BIGINT_MAX - 1 <= raw_id <= BIGINT_MAX
+            else None
+        )
         if not isinstance(raw, dict):
-            batch.quarantined.append(QuarantinedActivity(None, "not a JSON object", _dump(raw)))
+            quarantine(None, "not a JSON object", _dump(raw))
+            continue
+        problem = _unstorable(raw)
+        if problem is not None:
+            quarantine(activity_id, problem, _dump(raw))
             continue
         try:
-            text = json.dumps(raw, ensure_ascii=False)
-        except (TypeError, ValueError) as exc:  # e.g. lone surrogates
-            batch.quarantined.append(
-                QuarantinedActivity(activity_id, f"unencodable: {exc}", _dump(raw))
-            )
+            text = json.dumps(raw, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            quarantine(activity_id, f"record: not encodable as JSON ({exc})", _dump(raw))
             continue
-        if len(text) > MAX_PAYLOAD_BYTES:
-            batch.quarantined.append(
-                QuarantinedActivity(
-                    activity_id, f"payload over {MAX_PAYLOAD_BYTES} bytes", text[:MAX_PAYLOAD_BYTES]
-                )
+        size = len(text.encode())
+        if size > MAX_PAYLOAD_BYTES:
+            quarantine(
+                activity_id,
+                f"payload of {size} bytes is over {MAX_PAYLOAD_BYTES} "
+                f"(largest field: {_largest_field(raw)})",
+                text[:MAX_PAYLOAD_BYTES],
             )
             continue
         try:
             batch.activities.append((SummaryActivity.model_validate(raw), text))
         except ValidationError as exc:
-            batch.quarantined.append(QuarantinedActivity(activity_id, _reason(exc), text))
+            quarantine(activity_id, _reason(exc), text)
+        except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:
+            # A validator tripped over something pydantic did not wrap: still a quarantine.
+            quarantine(activity_id, f"record: {type(exc).__name__}: {exc}", text)
     return batch
 
 

@@ -184,6 +184,40 @@ def make_resources(
     }
 
 
+def sync_range(
+    instance: object,
+    resources: dict[str, object],
+    user: str,
+    first: str,
+    last: str,
+    *,
+    enrich_only: bool = False,
+    **tags: str,
+):  # noqa: ANN201 - dagster's ExecuteInProcessResult
+    """One single-run backfill of a user's months through the three assets (or the weather
+    and store steps only), as the UI, a sensor or `sync-assets sync` would ask for it."""
+    from dagster import materialize
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
+
+    return materialize(
+        [raw_strava_activities, weather_enriched_activities, runs_table],
+        instance=instance,
+        resources=resources,
+        selection=[weather_enriched_activities, runs_table] if enrich_only else None,
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: f"{first}|{user}",
+            ASSET_PARTITION_RANGE_END_TAG: f"{last}|{user}",
+            **tags,
+        },
+        raise_on_error=False,
+    )
+
+
 def save_tokens(store: Store, user: str, athlete: AthleteHandle) -> None:
     """Store an athlete's sandbox tokens as `sync-assets connect` would."""
     store.save_connection(

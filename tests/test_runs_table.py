@@ -16,10 +16,6 @@ from dagster import (
     build_run_status_sensor_context,
     build_sensor_context,
 )
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 from dagster._core.test_utils import create_run_for_test, instance_for_test
 
 from sync_assets.definitions import STRAVA_SYNC_JOB
@@ -32,7 +28,7 @@ from sync_assets.sensors.run_status import (
 from sync_assets.sessions import InvalidTransition, SessionTracker, SyncState
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import add_users, make_resources, save_tokens
+from .conftest import add_users, make_resources, save_tokens, sync_range
 
 
 @pytest.fixture
@@ -41,21 +37,7 @@ def instance() -> Iterator[DagsterInstance]:
         yield inst
 
 
-def run_sync(instance, resources, user: str, first: str, last: str):
-    from dagster import materialize
-
-    from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
-
-    return materialize(
-        [raw_strava_activities, weather_enriched_activities, runs_table],
-        instance=instance,
-        resources=resources,
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: f"{first}|{user}",
-            ASSET_PARTITION_RANGE_END_TAG: f"{last}|{user}",
-        },
-        raise_on_error=False,
-    )
+run_sync = sync_range
 
 
 def connect(store, sandbox, n: int, **kw) -> tuple[str, object]:

@@ -26,7 +26,11 @@ def response_json(
         )
     try:
         return resp.json()
-    except ValueError:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        kind = resp.headers.get("content-type", "no content type").split(";")[0].strip()
         raise SyncError(
-            ErrorType.INVALID_RESPONSE, f"{what} sent a body that is not JSON", status_code=200
+            ErrorType.INVALID_RESPONSE,
+            f"{what} sent a body that is not JSON ({kind}, {len(resp.content)} bytes, "
+            f"{type(exc).__name__})",
+            status_code=200,
         ) from None

@@ -233,6 +233,19 @@ def shared_breaker(key: str, fail_max: int, reset_timeout: float) -> pybreaker.C
         return _breakers[k]
 
 
+def _number(value: Any, what: str) -> float | int | None:
+    """A JSON number (or null) of an answer; anything else is a broken answer (ValueError)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{what} is {type(value).__name__}, not a number")
+    return value
+
+
+# What a body of an unexpected shape raises while it is parsed (all become INVALID_RESPONSE).
+SHAPE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError)
+
+
 def _reason(resp: httpx.Response) -> str:
     try:
         body = resp.json()
@@ -359,7 +372,7 @@ class HttpWeatherProvider:
                 body = self._get_once(request)
                 try:
                     return self._parse(request, body)
-                except (KeyError, TypeError, ValueError, IndexError) as exc:
+                except SHAPE_ERRORS as exc:
                     raise self._count(
                         SyncError(
                             ErrorType.INVALID_RESPONSE,
@@ -510,24 +523,25 @@ class OpenMeteoProvider(HttpWeatherProvider):
             t_unit = units.get("temperature_2m", "°C")
             w_unit = units.get("wind_speed_10m", "m/s")
             for i, t in enumerate(times):
-                hour = datetime.fromtimestamp(int(t), UTC)
+                hour = datetime.fromtimestamp(int(_number(t, "hourly.time")), UTC)
                 if not loc.start <= hour.date() <= loc.end:
                     continue
-                temp = columns["temperature_2m"][i]
+                value = {v: _number(columns[v][i], f"hourly.{v}") for v in self.variables}
+                temp = value["temperature_2m"]
                 if temp is None:
                     out[(loc.cell, hour)] = None  # not in the archive (yet)
                     continue
-                code = columns["weather_code"][i]
+                code = value["weather_code"]
                 out[(loc.cell, hour)] = HourlyWeather(
                     temperature_celsius=to_celsius(temp, t_unit),
                     feels_like_celsius=to_celsius(
-                        columns["apparent_temperature"][i],
+                        value["apparent_temperature"],
                         units.get("apparent_temperature", t_unit),
                     ),
-                    humidity_percent=columns["relative_humidity_2m"][i],
-                    pressure_hpa=columns["pressure_msl"][i],
-                    wind_speed_mps=to_mps(columns["wind_speed_10m"][i], w_unit),
-                    wind_direction_degrees=columns["wind_direction_10m"][i],
+                    humidity_percent=value["relative_humidity_2m"],
+                    pressure_hpa=value["pressure_msl"],
+                    wind_speed_mps=to_mps(value["wind_speed_10m"], w_unit),
+                    wind_direction_degrees=value["wind_direction_10m"],
                     weather_code=None if code is None else int(code),
                     weather_condition=condition(code),
                     visibility_meters=None,  # not in the archive: null, not invented
@@ -589,17 +603,19 @@ class OpenWeatherMapProvider(HttpWeatherProvider):
         d = data[0]
         weather = (d.get("weather") or [{}])[0]
         description = weather.get("description")
+        if description is not None and not isinstance(description, str):
+            raise ValueError("weather.description is not text")
         return {
             key: HourlyWeather(
-                temperature_celsius=d["temp"],
-                feels_like_celsius=d.get("feels_like"),
-                humidity_percent=d.get("humidity"),
-                pressure_hpa=d.get("pressure"),
-                wind_speed_mps=to_mps(d.get("wind_speed"), "m/s"),
-                wind_direction_degrees=d.get("wind_deg"),
+                temperature_celsius=_number(d["temp"], "temp"),
+                feels_like_celsius=_number(d.get("feels_like"), "feels_like"),
+                humidity_percent=_number(d.get("humidity"), "humidity"),
+                pressure_hpa=_number(d.get("pressure"), "pressure"),
+                wind_speed_mps=to_mps(_number(d.get("wind_speed"), "wind_speed"), "m/s"),
+                wind_direction_degrees=_number(d.get("wind_deg"), "wind_deg"),
                 weather_code=None,  # OpenWeatherMap's own ids are not WMO codes
                 weather_condition=description.capitalize() if description else None,
-                visibility_meters=d.get("visibility"),
-                uv_index=d.get("uvi"),
+                visibility_meters=_number(d.get("visibility"), "visibility"),
+                uv_index=_number(d.get("uvi"), "uvi"),
             )
         }
