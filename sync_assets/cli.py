@@ -185,12 +185,21 @@ def _run_job(
     last = last_month or month_key(datetime.now(UTC))
     if first > last:
         raise SystemExit(f"error: --from {first[:7]} is after --to {last[:7]}")
+    from sync_assets.local_runs import fail_dead_local_runs, local_run_tags
+    from sync_assets.storage import open_store
+
+    # A run of an earlier command that was killed: failed now, so this one resumes from it.
+    for run_id in fail_dead_local_runs(
+        instance, open_store(settings.database_url(), settings.data_dir())
+    ):
+        print(f"  run {run_id[:8]} of an earlier command died; this sync resumes after it")
     started = time.perf_counter()
     result = defs.resolve_job_def(job_name).execute_in_process(
         instance=instance,
         tags={
             ASSET_PARTITION_RANGE_START_TAG: str(partition_key(user_id, first)),
             ASSET_PARTITION_RANGE_END_TAG: str(partition_key(user_id, last)),
+            **local_run_tags(),
         },
         # The run's events are stored in the instance; the terminal gets warnings only.
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
@@ -314,7 +323,7 @@ def demo(home: Path | None = None, sizes: tuple[int, ...] = DEMO_SIZES, seed: in
 
 
 # -- webhooks --------------------------------------------------------------------------------
-def serve_webhooks(host: str, port: int) -> int:
+def serve_webhooks(host: str, port: int, queue_size: int = 1000, timeout: float = 1.5) -> int:
     """Serve the push-event receiver in the foreground until Ctrl-C."""
     from sync_assets.storage import open_store
     from sync_assets.webhooks import WebhookReceiver, WebhookServer
@@ -324,6 +333,8 @@ def serve_webhooks(host: str, port: int) -> int:
         open_store(settings.database_url(), settings.data_dir()),
         _require_env("STRAVA_WEBHOOK_VERIFY_TOKEN"),
         int(subscription) if subscription else None,
+        queue_size=queue_size,
+        timeout=timeout,
     )
     with WebhookServer(receiver, host, port) as server:
         print(f"Strava webhook receiver on {server.url} (Ctrl-C stops it)", flush=True)
@@ -371,6 +382,12 @@ def main(argv: list[str] | None = None) -> int:
     p_hook = sub.add_parser("webhook", help="receive Strava's push events (store, answer 200)")
     p_hook.add_argument("--host", default="127.0.0.1")
     p_hook.add_argument("--port", type=int, default=8711)
+    p_hook.add_argument(
+        "--queue-size", type=int, default=1000, help="events waiting to be stored before 503s"
+    )
+    p_hook.add_argument(
+        "--timeout", type=float, default=1.5, help="seconds an event may wait for its commit"
+    )
 
     sub.add_parser("rotate-keys", help="re-encrypt stored tokens with the newest key")
 
@@ -388,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             serve(args.host, args.port, seed=args.seed, athletes=args.athletes, sizes=sizes)
             return 0
         if args.command == "webhook":
-            return serve_webhooks(args.host, args.port)
+            return serve_webhooks(args.host, args.port, args.queue_size, args.timeout)
         if args.command == "rotate-keys":
             from sync_assets.storage import open_store
 

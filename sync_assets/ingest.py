@@ -46,6 +46,17 @@ class FetchReport:
     seconds: float = 0.0
 
 
+def _storable_json(records: list[Any]) -> str | None:
+    """The page as JSON both databases accept, or None: a lone surrogate, NUL or NaN (the
+    records holding them are quarantined) cannot be staged, so the page is not checkpointed."""
+    try:
+        text = json.dumps(records, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+    except (ValueError, UnicodeError):
+        return None
+    return None if "\\u0000" in text or "\x00" in text else text
+
+
 def fetch_span(
     client: StravaClient,
     span: SyncSpan,
@@ -56,15 +67,16 @@ def fetch_span(
 
     Returns (data, received, resumed): activities received in this listing (resumed ones
     included) and how many came from a checkpoint instead of Strava. With `staging`, every page
-    is kept until the span is done, so a re-launched sync resumes after the last page it had
-    (at most the one page in flight is fetched again); with a tracker, every page is also
+    is kept until the span's rows are stored (`runs_table` clears it), so a sync killed while
+    fetching, enriching or storing resumes after the last page it had (at most the page in
+    flight, or the closing empty page, is fetched again); with a tracker, every page is also
     checkpointed in `sync_sessions` (page number, listing cursor) with the progress.
     """
     fetched_at = datetime.now(UTC).replace(microsecond=0)
     rows: list[dict[str, Any]] = []
     quarantine: dict[str, list[QuarantinedActivity]] = {m: [] for m in span.months}
     received = resumed = 0
-    span_id = f"{span.start.isoformat()}/{span.end.isoformat()}"
+    span_id = span.id
     staged = staging.staged_pages(span.user_id, span_id) if staging else []
 
     def take(records: list[Any]) -> None:
@@ -103,14 +115,11 @@ def fetch_span(
     for page in pages:
         received += len(page.records)
         take(page.records)
-        if staging is not None:
-            staging.stage_page(
-                span.user_id,
-                span_id,
-                page.number,
-                page.cursor,
-                json.dumps(page.records, ensure_ascii=False),
-            )
+        records = _storable_json(page.records) if staging is not None else None
+        if records is None:
+            staging = None  # resume needs every page: later ones are not staged either
+        else:
+            staging.stage_page(span.user_id, span_id, page.number, page.cursor, records)
         if tracker is not None:
             failed = sum(len(q) for q in quarantine.values())
             tracker.checkpoint(
@@ -139,8 +148,6 @@ def fetch_span(
         )
         for m in span.months
     }
-    if staging is not None:
-        staging.clear_staging(span.user_id, span_id)  # the span is whole: nothing to resume
     return data, received, resumed
 
 

@@ -86,6 +86,11 @@ class SyncSpan:
         last = datetime.strptime(self.months[-1], "%Y-%m-%d").replace(tzinfo=UTC)
         return next_month(last)
 
+    @property
+    def id(self) -> str:
+        """The listing's name in `sync_staging`: its window."""
+        return f"{self.start.isoformat()}/{self.end.isoformat()}"
+
     def partition_keys(self) -> list[str]:
         return [str(partition_key(self.user_id, m)) for m in self.months]
 

@@ -16,7 +16,7 @@ from dagster import (
 )
 
 from sync_assets.errors import ErrorInfo, ErrorType
-from sync_assets.partitions import run_partition_keys, split_key, strava_partitions
+from sync_assets.partitions import run_partition_keys, split_key, strava_partitions, sync_spans
 from sync_assets.resources.parquet_io import PartitionData, by_partition
 from sync_assets.resources.supabase import SupabaseResource
 from sync_assets.sessions import SyncState, tracker_for_run
@@ -82,6 +82,8 @@ def runs_table(
                 description=f"storing runs for user {user} failed: {type(exc).__name__}",
                 allow_retries=True,
             ) from None
+        for span in sync_spans([k for k in keys if split_key(k)[0] == user]):
+            store.clear_staging(user, span.id)  # stored: a later sync lists Strava afresh
         tracker.complete(
             activities_stored=result.saved,
             activities_updated=result.updated,

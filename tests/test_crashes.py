@@ -1,0 +1,154 @@
+"""Crashes: `sync-assets sync` (the embedded default) is SIGKILLed while it fetches, enriches
+or stores; the next `sync-assets sync` fails the dead run and its session, resumes from the
+checkpoint (at most one page is fetched again) and leaves exactly Strava's activities."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sync_assets.ingest import minimum_list_calls
+from sync_assets.sandbox import SandboxServer, StravaSandbox
+
+BIN = Path(sys.executable).with_name("sync-assets")
+SEED = int(os.environ.get("SYNC_ASSETS_CAMPAIGN_SEED", "20261129"))
+N_ACTIVITIES = 1_500  # 8 list pages
+LISTS = "/api/v3/athlete/activities"
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple]:
+    sandbox = StravaSandbox(seed=SEED)
+    with SandboxServer(sandbox) as server:
+        athlete = sandbox.add_athlete(n_activities=N_ACTIVITIES, years=4.0)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("STRAVA_", "DAGSTER_"))}
+        env.update(
+            {
+                "SYNC_ASSETS_HOME": str(tmp_path / "home"),
+                "STRAVA_CLIENT_ID": sandbox.client_id,
+                "STRAVA_CLIENT_SECRET": sandbox.client_secret,
+                "STRAVA_API_URL": server.api_url,
+                "STRAVA_OAUTH_URL": server.oauth_url,
+                "WEATHER_API_URL": server.weather_url,
+            }
+        )
+        env.pop("SYNC_ASSETS_DATABASE_URL", None)
+        user = str(uuid.uuid4())
+        out = subprocess.run(
+            [BIN, "connect", "--user", user, "--refresh-token", athlete.refresh_token],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        yield sandbox, server, env, user, athlete.athlete_id
+
+
+def sessions(env: dict[str, str]) -> list[tuple[str, str, str | None]]:
+    db = Path(env["SYNC_ASSETS_HOME"]) / "sync_assets.db"
+    if not db.exists():
+        return []
+    with sqlite3.connect(db, timeout=30) as conn:
+        try:
+            return conn.execute(
+                "SELECT dagster_run_id, status, last_error FROM sync_sessions ORDER BY created_at"
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return []
+
+
+def stored_ids(env: dict[str, str]) -> list[int]:
+    with sqlite3.connect(Path(env["SYNC_ASSETS_HOME"]) / "sync_assets.db") as conn:
+        return [r[0] for r in conn.execute("SELECT strava_id FROM runs ORDER BY strava_id")]
+
+
+def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert proc.poll() is None, f"the sync ended before {what}: {proc.stdout.read()}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+@pytest.mark.parametrize("phase", ["fetch", "enrich", "store"])
+def test_a_killed_sync_is_failed_and_the_next_one_resumes_from_its_checkpoint(
+    world, phase: str, capsys
+) -> None:
+    sandbox, server, env, user, athlete_id = world
+    rng = random.Random(f"{SEED}:{phase}")
+    lists = lambda: sandbox.request_count(kind="api", path_prefix=LISTS)  # noqa: E731
+    sandbox.set_faults(latency_seconds=0.2)  # a page every ~0.2 s: room to land in the middle
+    if phase == "enrich":
+        server.weather.set_faults(latency_seconds=3.0)
+    proc = subprocess.Popen(
+        [BIN, "sync", "--user", user],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lock: sqlite3.Connection | None = None
+    try:
+        if phase == "fetch":
+            at_page = rng.randint(2, 6)
+            wait_for(lambda: lists() >= at_page, proc, f"page {at_page}")
+            time.sleep(rng.uniform(0.0, 0.2))  # anywhere inside the next request
+        elif phase == "enrich":
+            wait_for(lambda: server.weather.request_count() >= 1, proc, "a weather request")
+            time.sleep(rng.uniform(0.0, 1.0))
+        else:
+            wait_for(lambda: any(s[1] == "storing_data" for s in sessions(env)), proc, "storing")
+            # Hold the database's write lock: the sync is stuck between two batches.
+            lock = sqlite3.connect(Path(env["SYNC_ASSETS_HOME"]) / "sync_assets.db")
+            lock.execute("BEGIN IMMEDIATE")
+            time.sleep(rng.uniform(0.1, 0.3))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if lock is not None:
+            lock.rollback()
+            lock.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    killed_lists = lists()
+    (killed_run, status, _), *_ = sessions(env)
+    assert status in ("fetching_activities", "enriching_weather", "storing_data")
+    server.weather.clear_faults()
+    sandbox.set_faults(latency_seconds=0.0)
+
+    out = subprocess.run(
+        [BIN, "sync", "--user", user], env=env, capture_output=True, text=True, timeout=240
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"run {killed_run[:8]} of an earlier command died" in out.stdout
+
+    by_run = {run_id: (status, error) for run_id, status, error in sessions(env)}
+    status, error = by_run[killed_run]
+    assert status == "failed" and "died (killed or crashed)" in error
+    (resumed,) = [s for run_id, s in by_run.items() if run_id != killed_run]
+    assert resumed[0] == "completed"
+    truth = sorted(a["id"] for a in sandbox.activities(athlete_id))
+    assert stored_ids(env) == truth  # every activity, once
+    minimum = minimum_list_calls(N_ACTIVITIES)
+    again = killed_lists + (lists() - killed_lists) - minimum
+    with capsys.disabled():
+        print(
+            f"\ncrash in {phase}: killed after {killed_lists} list requests; the relaunch made "
+            f"{lists() - killed_lists}; {again} page(s) fetched twice; "
+            f"{len(truth)} activities checked"
+        )
+    assert again <= 1, f"{again} pages fetched again"
