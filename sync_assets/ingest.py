@@ -42,6 +42,7 @@ class FetchReport:
     retries: int = 0
     rate_limit_waits: int = 0
     resumed: int = 0  # activities taken from a checkpoint instead of Strava
+    deleted_on_strava: int = 0  # stored rows a complete listing no longer returned
     rate_limit_usage: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -151,6 +152,22 @@ def fetch_span(
     return data, received, resumed
 
 
+def forget_unlisted(
+    store: Store, span: SyncSpan, data: dict[str, PartitionData], listed_at: datetime
+) -> int:
+    """Delete the span's stored rows that its complete listing did not return: deleted on
+    Strava (or hidden from this app) even when no push event said so. Not when a record
+    came without an id: it may be one of those rows."""
+    listed: list[int] = []
+    for part in data.values():
+        listed += part.activities.column("strava_id").to_pylist()
+        quarantined = part.quarantine.column("strava_id").to_pylist()
+        if any(i is None for i in quarantined):
+            return 0
+        listed += quarantined
+    return store.delete_unlisted_runs(span.user_id, span.start, span.end, listed, listed_at)
+
+
 def fetch_partitions(
     client_for: Callable[[str], StravaClient],
     keys: Sequence[str],
@@ -160,7 +177,9 @@ def fetch_partitions(
     """Fetch every partition in `keys` with one paginated query per user and block of months.
 
     `client_for(user_id)` returns a `StravaClient` (a context manager); `tracker_for(user_id,
-    window_start, window_end)` the user's `sync_sessions` tracker, if sessions are kept.
+    window_start, window_end)` the user's `sync_sessions` tracker, if sessions are kept. With a
+    store (`staging`), pages are checkpointed there and stored rows that a complete listing no
+    longer returns are deleted.
     """
     started = time.perf_counter()
     report = FetchReport()
@@ -174,12 +193,16 @@ def fetch_partitions(
     for span in spans:
         tracker = trackers.get(span.user_id)
         with client_for(span.user_id) as client:
+            listed_at = datetime.now(UTC)
             try:
                 data, received, resumed = fetch_span(client, span, tracker, staging)
             except SyncError as err:
                 if tracker is not None:
                     tracker.fail(err.info())
                 raise
+            if staging is not None and not resumed:
+                # One uninterrupted listing: what it did not return is gone from Strava.
+                report.deleted_on_strava += forget_unlisted(staging, span, data, listed_at)
             report.partitions.update(data)
             report.spans += 1
             report.resumed += resumed

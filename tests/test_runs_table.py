@@ -96,6 +96,38 @@ def test_whole_history_lands_once_with_a_completed_session(
     assert (md["saved"].value, md["updated"].value, md["skipped_unchanged"].value) == (0, 0, 697)
 
 
+def test_a_resync_without_webhooks_drops_what_strava_deleted(
+    backend, sandbox, server, instance, tmp_path
+) -> None:
+    url, data_dir = backend
+    resources = make_resources(sandbox, server, tmp_path, url, data_dir)
+    store = open_store(url, data_dir)
+    user, athlete = connect(store, sandbox, 450)
+    if url:
+        add_users(url, user)
+    save_tokens(store, user, athlete)
+    instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
+    first, last = whole_history(sandbox, athlete)
+    assert run_sync(instance, resources, user, first, last).success
+    history = sandbox.activities(athlete.athlete_id)
+    for gone in (history[3], history[200], history[-1]):  # no push subscription: no event
+        sandbox.delete_activity(athlete.athlete_id, gone["id"])
+    new = sandbox.add_activity(athlete.athlete_id)
+    again = run_sync(instance, resources, user, first, last)
+    assert again.success
+    truth = sorted(a["id"] for a in sandbox.activities(athlete.athlete_id))
+    assert sorted(store.run_ids(user)) == truth and new["id"] in truth
+    md = next(
+        m
+        for m in again.get_asset_materialization_events()
+        if m.asset_key.path == ["raw_strava_activities"]
+    ).materialization.metadata
+    assert md["deleted_on_strava"].value == 3
+    # A sync of one month only touches that month.
+    assert run_sync(instance, resources, user, last, last).success
+    assert sorted(store.run_ids(user)) == truth
+
+
 def test_revoked_user_ends_in_a_failed_session_with_a_clear_error(
     backend, sandbox, server, instance, tmp_path, caplog
 ) -> None:

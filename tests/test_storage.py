@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -168,6 +168,27 @@ def test_an_activity_deleted_on_strava_is_never_stored_again(store) -> None:
     assert gone not in s.run_ids(uid) and len(s.run_ids(uid)) == 19
     other = new_user(url)  # tombstones are per user: another user's id space is untouched
     assert s.upsert_runs(make_rows(other, 20)).saved == 20
+
+
+def test_rows_a_complete_listing_did_not_return_are_deleted_in_its_window_only(store) -> None:
+    s, url = store
+    uid = new_user(url)
+    rows = make_rows(uid, 60)
+    s.upsert_runs(rows)
+    starts = sorted(r["start_date"] for r in rows)
+    window_start, window_end = starts[10], starts[50]  # rows 10..49 are inside
+    inside = [r["strava_id"] for r in rows if window_start <= r["start_date"] < window_end]
+    listed = inside[5:]  # the listing no longer returns the first five of the window
+    before = datetime(2000, 1, 1, tzinfo=UTC)  # a listing older than every row: keeps all
+    assert s.delete_unlisted_runs(uid, window_start, window_end, listed, before) == 0
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    assert s.delete_unlisted_runs(uid, window_start, window_end, listed, after) == 5
+    left = set(s.run_ids(uid))
+    assert not left & set(inside[:5]) and len(left) == 55  # outside the window: untouched
+    other = new_user(url)
+    s.upsert_runs(make_rows(other, 60))
+    assert s.delete_unlisted_runs(uid, window_start, window_end, listed, after) == 0
+    assert len(s.run_ids(other)) == 60  # another user's rows are never in the window
 
 
 def test_a_bad_row_is_quarantined_and_the_rest_stored(store) -> None:

@@ -34,6 +34,7 @@ def _metadata(report: FetchReport) -> dict[str, object]:
         "http_requests": report.http_requests,
         "retries": report.retries,
         "resumed_from_checkpoint": report.resumed,
+        "deleted_on_strava": report.deleted_on_strava,
         "rate_limit_waits": report.rate_limit_waits,
         "rate_limit_usage_15min": MetadataValue.text(
             f"{usage.get('read_usage_15min', 0)}/{usage.get('read_limit_15min', 0)} read, "

@@ -197,6 +197,18 @@ class Store(TokenStore, WeatherCache, Protocol):
 
     def run_start(self, user_id: str, strava_id: int) -> datetime | None: ...
     def delete_run(self, user_id: str, strava_id: int) -> int: ...
+    def delete_unlisted_runs(
+        self,
+        user_id: str,
+        window_start: datetime,
+        window_end: datetime,
+        listed: Sequence[int],
+        listed_at: datetime,
+    ) -> int:
+        """Delete the user's rows in the window that a complete listing started at `listed_at`
+        did not return (deleted on Strava), if stored before it; return how many."""
+        ...
+
     def delete_user_data(self, user_id: str, reason: str) -> None:
         """Delete the user's Strava data (runs, quarantine, staging); the connection stays,
         `deauthorized`, with its tokens blanked."""

@@ -373,6 +373,24 @@ class PostgresStore:
                 Q("delete_run"), {"user_id": user_id, "strava_id": strava_id}
             ).rowcount
 
+    def delete_unlisted_runs(
+        self,
+        user_id: str,
+        window_start: datetime,
+        window_end: datetime,
+        listed: Sequence[int],
+        listed_at: datetime,
+    ) -> int:
+        params = {
+            "user_id": user_id,
+            "window_start": window_start,
+            "window_end": window_end,
+            "listed": list(listed),
+            "listed_at": listed_at,
+        }
+        with self._tx() as conn:
+            return conn.execute(Q("delete_unlisted_runs"), params).rowcount
+
     def delete_user_data(self, user_id: str, reason: str) -> None:
         params = {"user_id": user_id, "reason": reason[:500], "blank": self._cipher.encrypt("")}
         with self._tx() as conn:

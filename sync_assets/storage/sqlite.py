@@ -343,6 +343,24 @@ class SqliteStore:
             conn.execute(tombstone, params)
             return conn.execute(delete, params).rowcount
 
+    def delete_unlisted_runs(
+        self,
+        user_id: str,
+        window_start: datetime,
+        window_end: datetime,
+        listed: Sequence[int],
+        listed_at: datetime,
+    ) -> int:
+        params = {
+            "user_id": user_id,
+            "window_start": _iso(window_start),
+            "window_end": _iso(window_end),
+            "listed": json.dumps(list(listed)),
+            "listed_at": _iso_ms(listed_at),
+        }
+        with self._tx("IMMEDIATE") as conn:
+            return conn.execute(Q("delete_unlisted_runs"), params).rowcount
+
     def delete_user_data(self, user_id: str, reason: str) -> None:
         params = {"user_id": user_id, "reason": reason[:500], "blank": self._cipher.encrypt("")}
         with self._tx("IMMEDIATE") as conn:
