@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from collections import Counter
@@ -53,6 +54,9 @@ SEED = int(os.environ.get("SYNC_ASSETS_CAMPAIGN_SEED", "20261129"))
 SIZES = (0, 40, 450, 1_300, 3_000)  # athletes' histories; the 450 one revokes the app
 REVOKED = 2
 QUARTER = 900
+LISTS = "/api/v3/athlete/activities"
+CLIENT_RETRIES = 4
+BURST_AFTER_PAGE = 6
 BREAKER_RESET = 3.0  # seconds the weather breaker stays open (60 by default)
 WEATHER_TIER = WeatherLimits(minutely=6_000, hourly=50_000, daily=100_000)
 ASSETS = [raw_strava_activities, weather_enriched_activities, runs_table]
@@ -114,6 +118,22 @@ def first_metadata(result, asset, name: str) -> int:
     return 0
 
 
+def burst_after_page(sandbox: StravaSandbox, athlete_id: int, page: int) -> None:
+    """Arm a burst of 5xx answers (one more than the client retries) once the athlete's
+    listing has served `page` pages."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        served = sum(
+            1
+            for r in list(sandbox.requests)
+            if r["athlete_id"] == athlete_id and r["path"] == LISTS and r["status"] == 200
+        )
+        if served >= page:
+            sandbox.set_faults(error_5xx_next=CLIENT_RETRIES + 1)
+            return
+        time.sleep(0.005)
+
+
 def exhaust_read_window(sandbox: StravaSandbox, api_url: str) -> int:
     """Another worker of the same app (not sharing our budget) spends the 15-minute reads."""
     other = sandbox.add_athlete(n_activities=1)
@@ -148,7 +168,7 @@ def test_faults_everywhere_and_the_database_still_equals_stravas_truth(
             "calls_per_hour": int(WEATHER_TIER.hourly),
             "calls_per_day": int(WEATHER_TIER.daily),
         },
-        max_retries=4,
+        max_retries=CLIENT_RETRIES,
         step_retries=3,
         step_retry_seconds=0.2,
         max_wait_seconds=60,
@@ -220,6 +240,12 @@ def test_faults_everywhere_and_the_database_still_equals_stravas_truth(
             ],
         )
         server.weather.set_faults(outage=True)
+        # A 5xx burst longer than the client's retries, in the middle of the biggest listing:
+        # the step retries and resumes from its checkpoint.
+        burst = threading.Thread(
+            target=burst_after_page, args=(sandbox, big, BURST_AFTER_PAGE), daemon=True
+        )
+        burst.start()
 
         # Round 1: each new athlete's whole history, as the new-user sensor asks for it.
         for i, user in enumerate(users):
@@ -230,6 +256,11 @@ def test_faults_everywhere_and_the_database_still_equals_stravas_truth(
                 }
             )
         revoked_user = users[REVOKED]
+        burst.join(timeout=1)
+        big_raw = results[4]
+        assert first_metadata(big_raw, raw_strava_activities, "resumed_from_checkpoint") >= (
+            BURST_AFTER_PAGE * 200 - 200
+        )
         revoked_run = results[REVOKED]
         assert not revoked_run.success
         revoked_session = store.get_session(revoked_run.run_id, revoked_user)
@@ -345,5 +376,6 @@ def test_faults_everywhere_and_the_database_still_equals_stravas_truth(
     }
     with capsys.disabled():
         print("\nfault campaign:", json.dumps(tally))
-    assert faults["429"] >= 1 and faults["5xx"] >= 1 and faults["weather outage"] >= 1
+    assert faults["429"] >= 1 and faults["5xx"] >= CLIENT_RETRIES + 1
+    assert faults["weather outage"] >= 1 and step_retries >= 1
     close_stores()
