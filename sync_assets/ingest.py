@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sync_assets.errors import SyncError
+from sync_assets.jsonsafe import unstorable
 from sync_assets.models import (
     QuarantinedActivity,
     activities_table,
@@ -50,12 +51,9 @@ class FetchReport:
 def _storable_json(records: list[Any]) -> str | None:
     """The page as JSON both databases accept, or None: a lone surrogate, NUL or NaN (the
     records holding them are quarantined) cannot be staged, so the page is not checkpointed."""
-    try:
-        text = json.dumps(records, ensure_ascii=False, allow_nan=False)
-        text.encode("utf-8")
-    except (ValueError, UnicodeError):
+    if unstorable(records) is not None:
         return None
-    return None if "\\u0000" in text or "\x00" in text else text
+    return json.dumps(records, ensure_ascii=False)
 
 
 def fetch_span(

@@ -9,7 +9,6 @@ the payload and the reason.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from sync_assets.jsonsafe import unstorable
 
 EARLIEST_ACTIVITY = datetime(1990, 1, 1, tzinfo=UTC)  # before GPS watches: certainly bad data
 MAX_FUTURE = timedelta(days=2)  # clock skew and timezones, nothing more
@@ -172,29 +173,6 @@ def _dump(raw: Any) -> str:
     return json.dumps(f"<unserializable {type(raw).__name__}>")
 
 
-def _unstorable(raw: dict) -> str | None:
-    """Where the record holds what no JSON column can store (a lone surrogate, a NUL, NaN or
-    infinity), as "field.path: what"; None when there is nothing of the kind."""
-    stack: list[tuple[str, Any]] = [(str(k), v) for k, v in raw.items()]
-    while stack:
-        path, value = stack.pop()
-        for text, what in ((path, "key"), (value, "text")):
-            if isinstance(text, str):
-                if "\x00" in text:
-                    return f"{path}: {what} contains a NUL character"
-                try:
-                    text.encode()
-                except UnicodeEncodeError:
-                    return f"{path}: {what} is not valid Unicode (lone surrogate)"
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"{path}: {value} is not a JSON number"
-        if isinstance(value, dict):
-            stack.extend((f"{path}.{k}", v) for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend((f"{path}.{i}", v) for i, v in enumerate(value))
-    return None
-
-
 def _printable(reason: str) -> str:
     """A reason any text column and log takes: odd characters of field names escaped."""
     return reason.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")[:1000]
@@ -226,7 +204,7 @@ def validate_page(records: Iterable[Any]) -> ValidatedBatch:
         if not isinstance(raw, dict):
             quarantine(None, "not a JSON object", _dump(raw))
             continue
-        problem = _unstorable(raw)
+        problem = unstorable(raw)
         if problem is not None:
             quarantine(activity_id, problem, _dump(raw))
             continue

@@ -27,7 +27,6 @@ import contextlib
 import hmac
 import json
 import logging
-import math
 import queue
 import threading
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sync_assets.jsonsafe import unstorable
 from sync_assets.storage import Store
 
 log = logging.getLogger(__name__)
@@ -53,32 +53,6 @@ _BIGINT_MAX = 2**63 - 1
 BigId = Annotated[int, Field(gt=0, le=_BIGINT_MAX)]
 
 
-def _storable(value: Any, depth: int = 0) -> bool:
-    """JSON that both databases take: PostgreSQL's jsonb refuses NUL, lone surrogates and
-    NaN/Infinity, and a deep nest is no Strava event."""
-    if depth > MAX_UPDATES_DEPTH:
-        return False
-    if isinstance(value, str):
-        return _utf8(value)
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_storable(k, depth + 1) and _storable(v, depth + 1) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_storable(v, depth + 1) for v in value)
-    return True
-
-
-def _utf8(text: str) -> bool:
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 class WebhookEvent(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -93,8 +67,9 @@ class WebhookEvent(BaseModel):
     @field_validator("updates")
     @classmethod
     def _updates_storable(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if not _storable(value):
-            raise ValueError("updates cannot be stored (NUL, lone surrogate, NaN or too deep)")
+        problem = unstorable(value, max_depth=MAX_UPDATES_DEPTH)
+        if problem:
+            raise ValueError(f"updates cannot be stored: {problem}")
         return value
 
 
