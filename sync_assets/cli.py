@@ -7,6 +7,7 @@
     sync-assets enrich --user ID [--from YYYY-MM] [--to YYYY-MM]   # weather again, no Strava
     sync-assets webhook [--port 8711]      # Strava push events (STRAVA_WEBHOOK_VERIFY_TOKEN)
     sync-assets rotate-keys                # after prepending a key to SYNC_ASSETS_ENCRYPTION_KEYS
+    sync-assets status [--user ID] [--limit N]   # recent syncs: state, progress, errors
 
 Credentials come from the environment (STRAVA_CLIENT_ID, STRAVA_CLIENT_SECRET, STRAVA_API_URL,
 STRAVA_OAUTH_URL; WEATHER_API_URL, WEATHER_PROVIDER); data goes under SYNC_ASSETS_HOME (default
@@ -391,6 +392,10 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("rotate-keys", help="re-encrypt stored tokens with the newest key")
 
+    p_status = sub.add_parser("status", help="recent sync sessions: state, progress, errors")
+    p_status.add_argument("--user", help="only this user's sessions")
+    p_status.add_argument("--limit", type=int, default=20)
+
     args = parser.parse_args(argv)
     # BackfillPolicy is marked beta on Dagster 1.13: a note for developers, not for CLI users.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
@@ -411,6 +416,15 @@ def main(argv: list[str] | None = None) -> int:
 
             count = open_store(settings.database_url(), settings.data_dir()).rotate_keys()
             print(f"re-encrypted the tokens of {count} connections with the newest key")
+            return 0
+        if args.command == "status":
+            from sync_assets.status import status_lines
+            from sync_assets.storage import open_store
+
+            if args.user:
+                validate_user_id(args.user)
+            store = open_store(settings.database_url(), settings.data_dir())
+            print("\n".join(status_lines(store.recent_sessions(args.user, args.limit))))
             return 0
         if args.command == "connect":
             athlete_id = connect(args.user, refresh_token=args.refresh_token, code=args.code)

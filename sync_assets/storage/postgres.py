@@ -563,3 +563,10 @@ class PostgresStore:
         with self._tx() as conn:
             rows = conn.cursor(row_factory=dict_row).execute(Q("open_sessions")).fetchall()
         return [_session(r) for r in rows]
+
+    def recent_sessions(self, user_id: str | None = None, limit: int = 20) -> list[SessionRecord]:
+        params = {"user_id": user_id, "limit": limit}
+        with self._tx() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            rows = cur.execute(Q("recent_sessions"), params).fetchall()
+        return [_session(r) for r in rows]

@@ -532,3 +532,7 @@ class SqliteStore:
 
     def open_sessions(self) -> list[SessionRecord]:
         return [self._session(r) for r in self._conn().execute(Q("open_sessions"))]
+
+    def recent_sessions(self, user_id: str | None = None, limit: int = 20) -> list[SessionRecord]:
+        params = {"user_id": user_id, "limit": limit}
+        return [self._session(r) for r in self._conn().execute(Q("recent_sessions"), params)]
