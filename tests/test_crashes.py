@@ -44,7 +44,7 @@ def world(tmp_path: Path) -> Iterator[tuple]:
                 "WEATHER_API_URL": server.weather_url,
             }
         )
-        env.pop("SYNC_ASSETS_DATABASE_URL", None)
+        env.pop("DATABASE_URL", None)  # the embedded default
         user = str(uuid.uuid4())
         out = subprocess.run(
             [BIN, "connect", "--user", user, "--refresh-token", athlete.refresh_token],
