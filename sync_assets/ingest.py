@@ -128,9 +128,11 @@ def fetch_span(
                     "window": [span.start.isoformat(), span.end.isoformat()],
                     "resumed_activities": resumed,
                 },
+                processed=received,
+                errors=failed,
                 activities_fetched=received,
+                activities_failed=failed,
             )
-            tracker.progress(received, None, failed, activities_failed=failed)
     rows.sort(key=lambda r: (r["start_date"], r["strava_id"]))
     table = activities_table(rows)  # one conversion for the span, then cheap slices per month
     # Rows are sorted by start, so each month is one contiguous slice (zero-copy).

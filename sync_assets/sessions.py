@@ -125,23 +125,33 @@ class SessionTracker:
         now = time.monotonic()
         if not force and now - self._last_write < self.min_interval:
             return self.session
+        return self._write(progress=self._progress(processed, total, errors), **counters)
+
+    def _progress(self, processed: int, total: int | None, errors: int) -> dict[str, Any]:
         eta = None
-        elapsed = now - self._phase_started
+        elapsed = time.monotonic() - self._phase_started
         if total and processed and elapsed > 0:
             remaining = max(total - processed, 0) * elapsed / processed
             eta = (datetime.now(UTC) + timedelta(seconds=remaining)).isoformat()
-        return self._write(
-            progress={
-                "phase": self.session.status,
-                "processed": processed,
-                "total": total,
-                "errors": errors,
-                "estimated_completion": eta,
-            },
-            **counters,
-        )
+        return {
+            "phase": self.session.status,
+            "processed": processed,
+            "total": total,
+            "errors": errors,
+            "estimated_completion": eta,
+        }
 
-    def checkpoint(self, page: int, data: dict[str, Any], **counters: Any) -> SessionRecord:
+    def checkpoint(
+        self,
+        page: int,
+        data: dict[str, Any],
+        processed: int | None = None,
+        errors: int = 0,
+        **counters: Any,
+    ) -> SessionRecord:
+        """A page is safe: its checkpoint, and the progress with it (one write per page)."""
+        if processed is not None:
+            counters["progress"] = self._progress(processed, None, errors)
         return self._write(last_successful_page=page, checkpoint_data=data, **counters)
 
     def complete(self, **counters: Any) -> SessionRecord:
