@@ -2,10 +2,11 @@
 
 from datetime import UTC, datetime
 
+from sync_assets.sessions import TERMINAL
 from sync_assets.storage.base import SessionRecord
 
 BAR = 20
-FINISHED = ("completed", "failed", "cancelled")
+FINISHED = frozenset(state.value for state in TERMINAL)
 
 
 def _bar(fraction: float | None) -> str:

@@ -218,6 +218,15 @@ def sync_range(
     )
 
 
+def run_metadata(result: object, asset: str) -> dict[str, object]:
+    """The metadata of a run's first materialization of `asset` (a single-run backfill gives
+    every partition the same run-wide figures), values unwrapped; {} if it has none."""
+    for m in result.get_asset_materialization_events():
+        if m.asset_key.path == [asset]:
+            return {k: v.value for k, v in m.materialization.metadata.items()}
+    return {}
+
+
 def save_tokens(store: Store, user: str, athlete: AthleteHandle) -> None:
     """Store an athlete's sandbox tokens as `sync-assets connect` would."""
     store.save_connection(

@@ -48,7 +48,7 @@ from sync_assets.sensors.webhooks import strava_webhook_events
 from sync_assets.storage import close_stores, open_store
 from sync_assets.webhooks import WebhookReceiver, WebhookServer
 
-from .conftest import add_users, make_resources, save_tokens
+from .conftest import add_users, make_resources, run_metadata, save_tokens
 
 SEED = int(os.environ.get("SYNC_ASSETS_CAMPAIGN_SEED", "20261129"))
 SIZES = (0, 40, 450, 1_300, 3_000)  # athletes' histories; the 450 one revokes the app
@@ -108,14 +108,6 @@ def stored_rows(url: str, user: str) -> list[tuple]:
             "order by strava_id",
             (user,),
         ).fetchall()
-
-
-def first_metadata(result, asset, name: str) -> int:
-    """A run-wide figure: every partition of a single-run backfill carries the same one."""
-    for m in result.get_asset_materialization_events():
-        if m.asset_key == asset.key and name in m.materialization.metadata:
-            return int(m.materialization.metadata[name].value)
-    return 0
 
 
 def burst_after_page(sandbox: StravaSandbox, athlete_id: int, page: int) -> None:
@@ -258,7 +250,7 @@ def test_faults_everywhere_and_the_database_still_equals_stravas_truth(
         revoked_user = users[REVOKED]
         burst.join(timeout=1)
         big_raw = results[4]
-        assert first_metadata(big_raw, raw_strava_activities, "resumed_from_checkpoint") >= (
+        assert run_metadata(big_raw, "raw_strava_activities")["resumed_from_checkpoint"] >= (
             BURST_AFTER_PAGE * 200 - 200
         )
         revoked_run = results[REVOKED]
@@ -361,7 +353,9 @@ def test_faults_everywhere_and_the_database_still_equals_stravas_truth(
         for e in r.all_events
         if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY
     )
-    request_retries = sum(first_metadata(r, asset, "retries") for r in results for asset in ASSETS)
+    request_retries = sum(
+        run_metadata(r, asset.key.path[-1]).get("retries", 0) for r in results for asset in ASSETS
+    )
     tally = {
         "seed": SEED,
         "runs": len(results),

@@ -28,7 +28,7 @@ from sync_assets.sensors.run_status import (
 from sync_assets.sessions import InvalidTransition, SessionTracker, SyncState
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import add_users, make_resources, save_tokens, sync_range
+from .conftest import add_users, make_resources, run_metadata, save_tokens, sync_range
 
 
 @pytest.fixture
@@ -82,18 +82,14 @@ def test_whole_history_lands_once_with_a_completed_session(
     assert session.last_successful_page == 4
     assert session.checkpoint_data["cursor"] > 0
     assert session.completed_at is not None
-    runs_md = next(
-        m for m in result.get_asset_materialization_events() if m.asset_key.path == ["runs_table"]
-    ).materialization.metadata
-    assert runs_md["saved"].value == 697 and runs_md["quarantined_invalid"].value == 3
+    runs_md = run_metadata(result, "runs_table")
+    assert runs_md["saved"] == 697 and runs_md["quarantined_invalid"] == 3
     # The same partitions again: nothing new, nothing twice.
     again = run_sync(instance, resources, user, first, last)
     assert again.success
     assert store.run_ids(user) == stored
-    md = next(
-        m for m in again.get_asset_materialization_events() if m.asset_key.path == ["runs_table"]
-    ).materialization.metadata
-    assert (md["saved"].value, md["updated"].value, md["skipped_unchanged"].value) == (0, 0, 697)
+    md = run_metadata(again, "runs_table")
+    assert (md["saved"], md["updated"], md["skipped_unchanged"]) == (0, 0, 697)
 
 
 def test_a_resync_without_webhooks_drops_what_strava_deleted(
@@ -117,12 +113,7 @@ def test_a_resync_without_webhooks_drops_what_strava_deleted(
     assert again.success
     truth = sorted(a["id"] for a in sandbox.activities(athlete.athlete_id))
     assert sorted(store.run_ids(user)) == truth and new["id"] in truth
-    md = next(
-        m
-        for m in again.get_asset_materialization_events()
-        if m.asset_key.path == ["raw_strava_activities"]
-    ).materialization.metadata
-    assert md["deleted_on_strava"].value == 3
+    assert run_metadata(again, "raw_strava_activities")["deleted_on_strava"] == 3
     # A sync of one month only touches that month.
     assert run_sync(instance, resources, user, last, last).success
     assert sorted(store.run_ids(user)) == truth
@@ -286,12 +277,8 @@ def test_relaunch_resumes_from_the_checkpoint_without_refetching(
     assert resumed.success
     lists = sandbox.request_count(kind="api", path_prefix="/api/v3/athlete/activities")
     assert lists == 3  # pages 4, 5 and 6: nothing fetched twice
-    md = next(
-        m
-        for m in resumed.get_asset_materialization_events()
-        if m.asset_key.path == ["raw_strava_activities"]
-    ).materialization.metadata
-    assert md["resumed_from_checkpoint"].value == session.activities_fetched > 590
+    md = run_metadata(resumed, "raw_strava_activities")
+    assert md["resumed_from_checkpoint"] == session.activities_fetched > 590
     truth = [a["id"] for a in sandbox.activities(athlete.athlete_id)]
     assert store.run_ids(user) == truth  # every activity, once
     assert store.staged_pages(user, "any") == []

@@ -27,7 +27,7 @@ from sync_assets.sensors.enrichment import weather_retry_sensor
 from sync_assets.sessions import SYNC_TYPE_TAG
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import add_users, make_resources, save_tokens
+from .conftest import add_users, make_resources, run_metadata, save_tokens
 
 ASSETS = [raw_strava_activities, weather_enriched_activities, runs_table]
 
@@ -68,13 +68,6 @@ def run(instance, resources, user: str, first: str, last: str, *, only_enrich: b
         },
         raise_on_error=False,
     )
-
-
-def metadata(result, asset: str) -> dict:
-    event = next(
-        m for m in result.get_asset_materialization_events() if m.asset_key.path == [asset]
-    )
-    return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
 def stored_runs(url: str | None, data_dir: Path, user: str) -> dict[int, dict]:
@@ -137,7 +130,7 @@ def test_the_sync_stores_place_and_start_hour_weather(
         assert row["weather_condition"]
         assert row["visibility_meters"] is None and row["uv_index"] is None
     assert located > 300
-    md = metadata(result, "weather_enriched_activities")
+    md = run_metadata(result, "weather_enriched_activities")
     assert md["weather_enriched"] == located - pending
     assert md["weather_pending"] == pending
     assert md["weather_requests_one_per_activity"] == located
@@ -152,12 +145,12 @@ def test_the_sync_stores_place_and_start_hour_weather(
     assert again.success
     assert (
         server.weather.request_count("archive") - before
-        == metadata(again, "weather_enriched_activities")["weather_requests"]
+        == run_metadata(again, "weather_enriched_activities")["weather_requests"]
     )
-    md = metadata(again, "weather_enriched_activities")
+    md = run_metadata(again, "weather_enriched_activities")
     # Only the pending hours are asked for again; every other hour comes from the cache.
     assert md["weather_cache_hits"] == md["weather_hours_needed"] - len(pending_keys)
-    assert metadata(again, "runs_table")["updated"] == 0
+    assert run_metadata(again, "runs_table")["updated"] == 0
 
 
 def test_a_club_mate_at_the_same_places_and_days_costs_no_weather_request(
@@ -183,7 +176,7 @@ def test_a_club_mate_at_the_same_places_and_days_costs_no_weather_request(
     before = server.weather.request_count("archive")
     result = run(instance, resources, b_user, first, last)
     assert result.success
-    md = metadata(result, "weather_enriched_activities")
+    md = run_metadata(result, "weather_enriched_activities")
     assert md["activities"] > 150 and md["weather_requests"] == 0
     assert server.weather.request_count("archive") == before
     close_stores()
@@ -229,7 +222,7 @@ def test_an_outage_degrades_and_a_later_run_enriches_exactly_those_without_strav
     retry = run(instance, resources, user, first, last, only_enrich=True)
     assert retry.success
     assert sandbox.request_count(kind=None) == strava_before  # not one Strava request
-    md = metadata(retry, "runs_table")
+    md = run_metadata(retry, "runs_table")
     pending_now = {
         sid
         for sid, r in stored_runs(url, data_dir, user).items()
