@@ -45,7 +45,7 @@ from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 from sync_assets.resources.tokens import StravaTokens
 from sync_assets.sandbox import AthleteHandle, StravaSandbox
 from sync_assets.sensors.webhooks import strava_webhook_events
-from sync_assets.storage import Store, close_stores, open_store
+from sync_assets.storage import StepMetrics, Store, close_stores, open_store
 from sync_assets.storage.crypto import KEYS_ENV, TokenCipher, keys_from_env
 from sync_assets.storage.postgres import PostgresStore
 from sync_assets.storage.sqlite import SqliteStore
@@ -88,9 +88,22 @@ NOT_EXPOSED = frozenset(
         "public.strava_rate_budget",
         "public.strava_webhook_events",
         "public.strava_deleted_activities",
+        "public.sync_step_metrics",
         "supabase_migrations.schema_migrations",
     }
 )
+# Views over pipeline data (20261129001100_sync_metrics.sql): app-wide operator metrics. A view
+# reads with its owner's rights, past RLS, unless it is `security_invoker`: these must be, and
+# are pipeline-only as well (nothing for anon/authenticated).
+INVOKER_VIEWS = frozenset(
+    {
+        "public.sync_success_rate",
+        "public.sync_duration_by_volume",
+        "public.sync_api_health",
+        "public.sync_write_performance",
+    }
+)
+NOT_EXPOSED |= INVOKER_VIEWS
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 USER_COLUMN = re.compile(r"^(user|athlete|owner)_id$")
 # Supabase grants every new object in `public` to anon and authenticated by default (its
@@ -243,6 +256,10 @@ def synced_world(sandbox, server, instance, tmp_path, url, data_dir, monkeypatch
         assert world.sync(user).success
         world.extras(user)
     sandbox.clear_faults()
+    # App-wide step metrics (no user data), so that the metrics table and views have rows.
+    world.store.record_step_metrics(
+        StepMetrics("sync-x", "sync-x", "runs_table", api="strava", api_requests=3, rows_written=80)
+    )
     return world
 
 
@@ -374,11 +391,16 @@ def pg_dump(url: str) -> str:
 # -- 1. Row Level Security ---------------------------------------------------------------------
 def attempt(conn: psycopg.Connection, stmt: str, params: Any = None) -> int | str:
     """rowcount of a statement in its own savepoint, or "denied" (insufficient privilege or an
-    RLS policy refusing the row, both SQLSTATE 42501)."""
+    RLS policy refusing the row, both SQLSTATE 42501; or a write to a view that cannot be
+    written at all, 55000 / 42809)."""
     try:
         with conn.transaction():
             return conn.execute(stmt, params).rowcount
-    except psycopg.errors.InsufficientPrivilege:
+    except (
+        psycopg.errors.InsufficientPrivilege,
+        psycopg.errors.ObjectNotInPrerequisiteState,
+        psycopg.errors.WrongObjectType,
+    ):
         return "denied"
 
 
@@ -460,7 +482,14 @@ def test_rls_every_table_from_the_catalog_protects_each_users_rows(
                     assert not {c for c in readable if "token" in c or "encrypted" in c}
                 else:
                     assert not held and not readable, f"{role} holds {held} {readable} on {name}"
-            if name.startswith("public."):
+            if name.startswith("public.") and t["kind"] == "v":
+                options = admin.execute(
+                    "select coalesce(reloptions, '{}') from pg_class where oid = %s", (oid,)
+                ).fetchone()[0]
+                assert name in INVOKER_VIEWS and "security_invoker=true" in options, (
+                    f"{name}: views bypass RLS unless security_invoker"
+                )
+            elif name.startswith("public."):
                 assert t["kind"] == "r", f"{name}: views bypass RLS; expose tables only"
                 assert t["rls"] and t["force"], f"{name}: RLS must be enabled and forced"
             policies = admin.execute(
@@ -764,7 +793,10 @@ def test_deauthorization_deletes_every_row_and_file_of_the_athlete(
     # Every user table holds rows of A before (the connection and events by athlete id).
     assert all(rows_a.values()), {t: len(r) for t, r in rows_a.items()}
     everything = dump_database(url, data_dir)
-    shared = {t: rows for t, rows in everything.items() if t not in rows_a}
+    # Shared: the tables without user data (views over sessions change with them).
+    shared = {
+        t: rows for t, rows in everything.items() if t not in rows_a and t not in INVOKER_VIEWS
+    }
 
     with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as ctx:
         result = strava_webhook_events(ctx)

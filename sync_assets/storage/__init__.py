@@ -5,7 +5,15 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from sync_assets.storage.base import QuarantineRecord, SessionRecord, Store, StoreResult, runs_rows
+from sync_assets.storage.base import (
+    METRICS_VIEWS,
+    QuarantineRecord,
+    SessionRecord,
+    StepMetrics,
+    Store,
+    StoreResult,
+    runs_rows,
+)
 from sync_assets.storage.crypto import TokenCipher, keys_from_env, local_cipher
 
 _stores: dict[tuple[str, str], Store] = {}
@@ -42,8 +50,10 @@ def close_stores() -> None:
 
 
 __all__ = [
+    "METRICS_VIEWS",
     "QuarantineRecord",
     "SessionRecord",
+    "StepMetrics",
     "Store",
     "StoreResult",
     "close_stores",

@@ -162,6 +162,44 @@ class SessionRecord:
     completed_at: datetime | None
 
 
+# The views of 20261129001100_sync_metrics.sql / 0009_sync_metrics.sql (`Store.metrics_view`).
+METRICS_VIEWS: tuple[str, ...] = (
+    "sync_success_rate",
+    "sync_duration_by_volume",
+    "sync_api_health",
+    "sync_write_performance",
+)
+
+
+@dataclass
+class StepMetrics:
+    """One Dagster step (asset) of a sync, as `sync_step_metrics` keeps it: written when the
+    step ends, read by the metrics views and the alerts."""
+
+    sync_id: str  # the root run: sync_sessions.dagster_run_id
+    dagster_run_id: str  # this run (a re-execution has its own)
+    step: str  # the asset
+    api: str | None = None  # 'strava', 'weather' or None
+    users: int = 0
+    activities: int = 0  # activities the step handled
+    seconds: float = 0.0
+    api_requests: int = 0  # HTTP attempts on the wire, retries included
+    api_errors: int = 0  # failed attempts: network errors, 5xx, 429, broken bodies
+    api_rate_limited: int = 0  # 429 answers
+    api_retries: int = 0
+    api_latency_ms_total: float = 0.0
+    api_latency_ms_max: float = 0.0
+    api_latency_ms_p95: float | None = None
+    api_quota_used: float = 0.0  # Strava requests, or Open-Meteo's weighted calls
+    rows_written: int = 0
+    write_seconds: float = 0.0
+    db_pool_max: int | None = None
+    db_pool_waits: int = 0  # requests that waited for a pooled connection
+    db_pool_wait_ms: float = 0.0
+    db_pool_timeouts: int = 0
+    recorded_at: datetime | None = None  # the database's clock unless given
+
+
 class Store(TokenStore, WeatherCache, Protocol):
     """The pipeline's whole view of its database (tokens and the weather cache included)."""
 
@@ -249,7 +287,32 @@ class Store(TokenStore, WeatherCache, Protocol):
     ) -> list[StagedPage]: ...
     def clear_staging(self, user_id: str, span: str) -> None: ...
 
+    def connection_usage(self) -> dict[str, int] | None:
+        """`in_use` and `allowed` client connections of the database server; None without one."""
+        ...
+
+    def take_pool_stats(self) -> dict[str, int] | None:
+        """Connection-pool counters since the last call; None without a pool."""
+        ...
+
     def close(self) -> None: ...
+
+    # Sync metrics (no user data: deauthorization leaves them).
+    def record_step_metrics(self, metrics: StepMetrics) -> None: ...
+    def step_metrics(
+        self,
+        *,
+        since: datetime,
+        api: str | None = None,
+        step: str | None = None,
+        sync_id: str | None = None,
+    ) -> list[StepMetrics]:
+        """Steps recorded at or after `since`, oldest first, of one API, step or sync if given."""
+        ...
+
+    def metrics_view(self, name: str) -> list[dict[str, Any]]:
+        """Every row of one of `METRICS_VIEWS` (ValueError for any other name), in order."""
+        ...
 
 
 def require_active(user_id: str, conn: StravaConnection | None) -> StravaConnection:

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from sync_assets.migrations import migrate_postgres
 from sync_assets.resources.tokens import StravaConnection, StravaTokens
 from sync_assets.resources.weather_providers import Cell, HourKey, HourlyWeather
 from sync_assets.storage.base import (
+    METRICS_VIEWS,
     RUNS_COLUMNS,
     SESSION_FIELDS,
     SESSION_JSON_FIELDS,
@@ -38,6 +40,7 @@ from sync_assets.storage.base import (
     QuarantineRecord,
     SessionRecord,
     StagedPage,
+    StepMetrics,
     StoreResult,
     require_active,
 )
@@ -91,6 +94,17 @@ class PostgresStore:
 
     def close(self) -> None:
         self._pool.close()
+
+    def connection_usage(self) -> dict[str, int] | None:
+        """The server's client connections in use and how many it allows."""
+        with self._tx() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            return cur.execute(Q("connection_usage")).fetchone()
+
+    def take_pool_stats(self) -> dict[str, int] | None:
+        """The pool's counters since the last call (psycopg_pool's `pop_stats`): requests that
+        queued for a connection, their wait, timeouts, `pool_max`."""
+        return self._pool.pop_stats()
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection]:
@@ -570,3 +584,28 @@ class PostgresStore:
             cur = conn.cursor(row_factory=dict_row)
             rows = cur.execute(Q("recent_sessions"), params).fetchall()
         return [_session(r) for r in rows]
+
+    # -- sync metrics ---------------------------------------------------------------------
+    def record_step_metrics(self, metrics: StepMetrics) -> None:
+        for attempt in self._retrying():
+            with attempt, self._tx() as conn:
+                conn.execute(Q("record_step_metrics"), asdict(metrics))
+
+    def step_metrics(
+        self,
+        *,
+        since: datetime,
+        api: str | None = None,
+        step: str | None = None,
+        sync_id: str | None = None,
+    ) -> list[StepMetrics]:
+        params = {"since": since, "api": api, "step": step, "sync_id": sync_id}
+        with self._tx() as conn, conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(Q("step_metrics"), params).fetchall()
+        return [StepMetrics(**{**r, "recorded_at": r["recorded_at"].astimezone(UTC)}) for r in rows]
+
+    def metrics_view(self, name: str) -> list[dict[str, Any]]:
+        if name not in METRICS_VIEWS:
+            raise ValueError(f"not a metrics view: {name!r} (one of {', '.join(METRICS_VIEWS)})")
+        with self._tx() as conn, conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(Q(f"metrics_{name}")).fetchall()

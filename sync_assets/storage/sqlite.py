@@ -14,7 +14,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import asdict
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from sync_assets.migrations import migrate_sqlite
 from sync_assets.resources.tokens import StravaConnection, StravaTokens
 from sync_assets.resources.weather_providers import Cell, HourKey, HourlyWeather
 from sync_assets.storage.base import (
+    METRICS_VIEWS,
     RUNS_COLUMNS,
     SESSION_FIELDS,
     SESSION_JSON_FIELDS,
@@ -31,6 +33,7 @@ from sync_assets.storage.base import (
     QuarantineRecord,
     SessionRecord,
     StagedPage,
+    StepMetrics,
     StoreResult,
     require_active,
 )
@@ -101,6 +104,12 @@ class SqliteStore:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def connection_usage(self) -> dict[str, int] | None:
+        return None  # a file, not a server: no connection limit to reach
+
+    def take_pool_stats(self) -> dict[str, int] | None:
+        return None  # one connection per thread: there is no pool to exhaust
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -514,14 +523,21 @@ class SqliteStore:
         if unknown:
             raise ValueError(f"not session fields: {sorted(unknown)}")
         values = {
-            k: json.dumps(v) if k in SESSION_JSON_FIELDS and v is not None else _iso(v)
+            # Milliseconds, as the started_at default writes: durations stay exact.
+            k: json.dumps(v)
+            if k in SESSION_JSON_FIELDS and v is not None
+            else _iso_ms(v)
+            if isinstance(v, datetime) and v.tzinfo is not None
+            else _iso(v)
             for k, v in changes.items()
         }
         assignments = ", ".join(f"{k} = :{k}" for k in values)  # names checked above
         with self._tx("IMMEDIATE") as conn:
+            # A run over several users keeps one session per user: update this user's only.
             conn.execute(
-                f"UPDATE sync_sessions SET {assignments} WHERE dagster_run_id = :_run",
-                {**values, "_run": run_id},
+                f"UPDATE sync_sessions SET {assignments} "
+                "WHERE dagster_run_id = :_run AND user_id = :_user",
+                {**values, "_run": run_id, "_user": user_id},
             )
         session = self.get_session(run_id, user_id)
         if session is None:
@@ -536,3 +552,32 @@ class SqliteStore:
     def recent_sessions(self, user_id: str | None = None, limit: int = 20) -> list[SessionRecord]:
         params = {"user_id": user_id, "limit": limit}
         return [self._session(r) for r in self._conn().execute(Q("recent_sessions"), params)]
+
+    # -- sync metrics ---------------------------------------------------------------------
+    def record_step_metrics(self, metrics: StepMetrics) -> None:
+        params = asdict(metrics)
+        if metrics.recorded_at is not None:  # in the form of the column's default
+            params["recorded_at"] = _iso_ms(metrics.recorded_at)
+        with self._tx("IMMEDIATE") as conn:
+            conn.execute(Q("record_step_metrics"), params)
+
+    def step_metrics(
+        self,
+        *,
+        since: datetime,
+        api: str | None = None,
+        step: str | None = None,
+        sync_id: str | None = None,
+    ) -> list[StepMetrics]:
+        params = {"since": _iso_ms(since), "api": api, "step": step, "sync_id": sync_id}
+        rows = self._conn().execute(Q("step_metrics"), params).fetchall()
+        return [StepMetrics(**{**dict(r), "recorded_at": _dt(r["recorded_at"])}) for r in rows]
+
+    def metrics_view(self, name: str) -> list[dict[str, Any]]:
+        if name not in METRICS_VIEWS:
+            raise ValueError(f"not a metrics view: {name!r} (one of {', '.join(METRICS_VIEWS)})")
+        rows = [dict(r) for r in self._conn().execute(Q(f"metrics_{name}"))]
+        for row in rows:  # 'YYYY-MM-DD' text here, a date in PostgreSQL
+            if row.get("day") is not None:
+                row["day"] = date.fromisoformat(row["day"])
+        return rows

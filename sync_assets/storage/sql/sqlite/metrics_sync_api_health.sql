@@ -1,0 +1,2 @@
+-- See the PostgreSQL version.
+SELECT * FROM sync_api_health ORDER BY day, api

@@ -1,0 +1,2 @@
+-- See the PostgreSQL version.
+SELECT * FROM sync_write_performance ORDER BY day
