@@ -19,8 +19,9 @@ from sync_assets.models import (
     validate_page,
 )
 from sync_assets.partitions import SyncSpan, month_key, partition_key, sync_spans
+from sync_assets.resources.http import LatencyStats
 from sync_assets.resources.parquet_io import PartitionData
-from sync_assets.resources.strava_client import PAGE_SIZE, StravaClient
+from sync_assets.resources.strava_client import PAGE_SIZE, RequestStats, StravaClient
 from sync_assets.sessions import SessionTracker, SyncState
 from sync_assets.storage.base import Store
 
@@ -46,6 +47,21 @@ class FetchReport:
     deleted_on_strava: int = 0  # stored rows a complete listing no longer returned
     rate_limit_usage: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    http_429: int = 0
+    api_errors: int = 0  # failed attempts, classified (network, 5xx, 429, broken bodies, ...)
+    latency: LatencyStats = field(default_factory=LatencyStats)
+
+    def add_client(self, stats: RequestStats, usage: dict[str, int]) -> None:
+        """What one client spent (also when its listing failed half-way)."""
+        self.list_calls += stats.list_calls
+        self.token_calls += stats.token_calls
+        self.http_requests += stats.http_requests
+        self.retries += stats.retries
+        self.rate_limit_waits += stats.rate_limit_waits
+        self.http_429 += stats.http_429
+        self.api_errors += sum(stats.errors_by_type.values())
+        self.latency.samples_ms.extend(stats.latency.samples_ms)
+        self.rate_limit_usage = usage
 
 
 def _storable_json(records: list[Any]) -> str | None:
@@ -173,16 +189,17 @@ def fetch_partitions(
     keys: Sequence[str],
     tracker_for: Callable[[str, datetime, datetime], SessionTracker] | None = None,
     staging: Store | None = None,
+    report: FetchReport | None = None,
 ) -> FetchReport:
     """Fetch every partition in `keys` with one paginated query per user and block of months.
 
     `client_for(user_id)` returns a `StravaClient` (a context manager); `tracker_for(user_id,
     window_start, window_end)` the user's `sync_sessions` tracker, if sessions are kept. With a
     store (`staging`), pages are checkpointed there and stored rows that a complete listing no
-    longer returns are deleted.
+    longer returns are deleted. Pass `report` to keep what was spent when the fetch fails.
     """
     started = time.perf_counter()
-    report = FetchReport()
+    report = report if report is not None else FetchReport()
     spans = sync_spans(keys)
     trackers: dict[str, SessionTracker] = {}
     if tracker_for is not None:
@@ -200,6 +217,9 @@ def fetch_partitions(
                 if tracker is not None:
                     tracker.fail(err.info())
                 raise
+            finally:
+                report.add_client(client.stats, client.budget.usage())
+                report.seconds = time.perf_counter() - started
             if staging is not None and not resumed:
                 # One uninterrupted listing: what it did not return is gone from Strava.
                 report.deleted_on_strava += forget_unlisted(staging, span, data, listed_at)
@@ -208,13 +228,6 @@ def fetch_partitions(
             report.resumed += resumed
             # What remained to fetch after the checkpoint, at 200 per page (+1 closing page).
             report.minimum_list_calls += minimum_list_calls(received - resumed)
-            stats = client.stats
-            report.list_calls += stats.list_calls
-            report.token_calls += stats.token_calls
-            report.http_requests += stats.http_requests
-            report.retries += stats.retries
-            report.rate_limit_waits += stats.rate_limit_waits
-            report.rate_limit_usage = client.budget.usage()
     for part in report.partitions.values():
         report.activities += part.activities.num_rows
         report.quarantined += part.quarantine.num_rows

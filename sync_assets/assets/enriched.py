@@ -1,10 +1,12 @@
 """`weather_enriched_activities`: the fetched activities with their place and weather."""
 
+import time
 from datetime import datetime
 
 import pyarrow as pa
 from dagster import AssetExecutionContext, BackfillPolicy, MetadataValue, Output, asset
 
+from sync_assets import metrics
 from sync_assets.enrichment.activities import EnrichReport, enrich_tables
 from sync_assets.partitions import run_partition_keys, split_key, strava_partitions
 from sync_assets.resources.parquet_io import PartitionData, by_partition
@@ -34,6 +36,17 @@ def _weather_count(enriched: dict[str, pa.Table], user: str) -> int:
     )
 
 
+def _quota(provider: WeatherProvider) -> str:
+    """The provider's budget as this process has spent it, window by window."""
+    budget = getattr(provider, "budget", None)
+    if budget is None:
+        return "unknown"
+    return ", ".join(
+        f"{used:g}/{limit} per {window} ({used / limit:.0%})"
+        for window, (used, limit) in budget.usage().items()
+    )
+
+
 def _metadata(report: EnrichReport, provider: WeatherProvider) -> dict[str, object]:
     w = report.weather
     located = report.activities - report.no_location
@@ -46,8 +59,13 @@ def _metadata(report: EnrichReport, provider: WeatherProvider) -> dict[str, obje
         "no_location": report.no_location,
         "geocoded": report.geocoded,
         "weather_coverage": MetadataValue.float(round(report.coverage, 4)),
+        "weather_coverage_text": MetadataValue.text(
+            f"{report.coverage:.1%} of {located:,} activities with coordinates "
+            f"({report.weather_pending:,} pending, {report.weather_failed:,} failed)"
+        ),
         "weather_provider": provider.name,
         "weather_calls_charged": MetadataValue.float(round(provider.stats.weight, 2)),
+        "weather_quota_usage": MetadataValue.text(_quota(provider)),
         "weather_budget_waits": provider.stats.budget_waits,
         "weather_http_requests": provider.stats.http_requests,
         "weather_retries": provider.stats.retries,
@@ -98,6 +116,8 @@ def weather_enriched_activities(
             tracker.progress(done, total)
 
     provider = weather.client(logger=context.log)
+    started = time.perf_counter()
+    report = None
     try:
         enriched, report = enrich_tables(
             {key: part.activities for key, part in raw.items()},
@@ -110,6 +130,22 @@ def weather_enriched_activities(
         )
     finally:
         provider.close()
+        stats = provider.stats
+        metrics.record(
+            store,
+            context.run,
+            "weather_enriched_activities",
+            context.log,
+            api="weather",
+            users=len(trackers),
+            activities=report.activities if report else 0,
+            seconds=round(time.perf_counter() - started, 3),
+            api_errors=sum(stats.errors_by_type.values()),
+            api_rate_limited=stats.http_429,
+            api_retries=stats.retries,
+            api_quota_used=round(stats.weight, 2),
+            **metrics.api_fields(stats.latency),
+        )
     for user, tracker in trackers.items():
         done = _weather_count(enriched, user)
         tracker.progress(done, None, force=True, activities_enriched=done)

@@ -1,5 +1,6 @@
 """`runs_table`: the app's `public.runs`, upserted from the fetched activities."""
 
+import time
 from typing import Any
 
 import pyarrow as pa
@@ -15,12 +16,13 @@ from dagster import (
     asset,
 )
 
+from sync_assets import metrics
 from sync_assets.errors import ErrorInfo, ErrorType
 from sync_assets.partitions import run_partition_keys, split_key, strava_partitions, sync_spans
 from sync_assets.resources.parquet_io import PartitionData, by_partition
 from sync_assets.resources.supabase import SupabaseResource
 from sync_assets.sessions import SyncState, tracker_for_run
-from sync_assets.storage import QuarantineRecord, StoreResult, runs_rows
+from sync_assets.storage import QuarantineRecord, Store, StoreResult, runs_rows
 
 
 def _by_user(keys: list[str], loaded: Any) -> dict[str, list[PartitionData]]:
@@ -28,6 +30,57 @@ def _by_user(keys: list[str], loaded: Any) -> dict[str, list[PartitionData]]:
     for key, data in by_partition(keys, loaded).items():
         users.setdefault(split_key(key)[0], []).append(data)
     return users
+
+
+def _store_user(
+    context: AssetExecutionContext,
+    store: Store,
+    keys: list[str],
+    user: str,
+    parts: list[PartitionData],
+    total: StoreResult,
+) -> int:
+    """Upsert one user's rows and quarantine its invalid activities; returns how many were
+    quarantined. The user's session ends `completed`, or `failed` when the database refused."""
+    table = pa.concat_tables([p.activities for p in parts])
+    invalid = pa.concat_tables([p.quarantine for p in parts]).to_pylist()
+    dates = table.column("start_date").to_pylist()
+    tracker = tracker_for_run(
+        store,
+        context.run,
+        user,
+        window_start=min(dates, default=None),
+        window_end=max(dates, default=None),
+    )
+    tracker.enter(SyncState.STORING)
+    try:
+        result = store.upsert_runs(runs_rows(table))
+        quarantined = store.quarantine(
+            [QuarantineRecord(user, q["strava_id"], q["reason"], q["payload"]) for q in invalid],
+            session_id=tracker.session.id,
+        )
+    except Exception as exc:  # the database is down or refused the batch outright
+        tracker.fail(
+            ErrorInfo(
+                type=ErrorType.DATABASE,
+                retryable=True,
+                message=f"storing runs failed: {type(exc).__name__}",
+            )
+        )
+        raise Failure(
+            description=f"storing runs for user {user} failed: {type(exc).__name__}",
+            allow_retries=True,
+        ) from None
+    for span in sync_spans([k for k in keys if split_key(k)[0] == user]):
+        store.clear_staging(user, span.id)  # stored: a later sync lists Strava afresh
+    tracker.complete(
+        activities_stored=result.saved,
+        activities_updated=result.updated,
+        activities_skipped=result.skipped,
+        activities_failed=result.failed + len(invalid),
+    )
+    total.add(result)
+    return quarantined
 
 
 @asset(
@@ -48,49 +101,26 @@ def runs_table(
     re-running a partition changes nothing; invalid activities go to `activity_quarantine`."""
     keys = list(run_partition_keys(context))
     store = supabase.store()
+    store.take_pool_stats()  # from here on, count this step's waits for a pooled connection
+    started = time.perf_counter()
     total, quarantined = StoreResult(), 0
-    for user, parts in _by_user(keys, weather_enriched_activities).items():
-        table = pa.concat_tables([p.activities for p in parts])
-        invalid = pa.concat_tables([p.quarantine for p in parts]).to_pylist()
-        dates = table.column("start_date").to_pylist()
-        tracker = tracker_for_run(
+    by_user = _by_user(keys, weather_enriched_activities)
+    try:
+        for user, parts in by_user.items():
+            quarantined += _store_user(context, store, keys, user, parts, total)
+    finally:
+        metrics.record(
             store,
             context.run,
-            user,
-            window_start=min(dates, default=None),
-            window_end=max(dates, default=None),
+            "runs_table",
+            context.log,
+            users=len(by_user),
+            activities=sum(p.activities.num_rows for parts in by_user.values() for p in parts),
+            seconds=round(time.perf_counter() - started, 3),
+            rows_written=total.saved + total.updated,
+            write_seconds=round(total.seconds, 3),
+            **metrics.pool_fields(store.take_pool_stats()),
         )
-        tracker.enter(SyncState.STORING)
-        try:
-            result = store.upsert_runs(runs_rows(table))
-            quarantined += store.quarantine(
-                [
-                    QuarantineRecord(user, q["strava_id"], q["reason"], q["payload"])
-                    for q in invalid
-                ],
-                session_id=tracker.session.id,
-            )
-        except Exception as exc:  # the database is down or refused the batch outright
-            tracker.fail(
-                ErrorInfo(
-                    type=ErrorType.DATABASE,
-                    retryable=True,
-                    message=f"storing runs failed: {type(exc).__name__}",
-                )
-            )
-            raise Failure(
-                description=f"storing runs for user {user} failed: {type(exc).__name__}",
-                allow_retries=True,
-            ) from None
-        for span in sync_spans([k for k in keys if split_key(k)[0] == user]):
-            store.clear_staging(user, span.id)  # stored: a later sync lists Strava afresh
-        tracker.complete(
-            activities_stored=result.saved,
-            activities_updated=result.updated,
-            activities_skipped=result.skipped,
-            activities_failed=result.failed + len(invalid),
-        )
-        total.add(result)
     rows = total.saved + total.updated + total.skipped
     return MaterializeResult(
         metadata={
@@ -102,5 +132,8 @@ def runs_table(
             "store_seconds": round(total.seconds, 3),
             "rows_per_second": round(rows / total.seconds) if total.seconds else 0,
             "errors": MetadataValue.text("\n".join(total.errors[:20]) or "none"),
+            "phase_timings": MetadataValue.md(
+                metrics.phase_table(metrics.sync_steps(store, context.run))
+            ),
         }
     )

@@ -40,7 +40,7 @@ from sync_assets.errors import (
     SyncError,
     is_transient,
 )
-from sync_assets.resources.http import response_json
+from sync_assets.resources.http import LatencyStats, TimedTransport, response_json
 from sync_assets.resources.rate_limit import RateLimitBudget
 from sync_assets.resources.tokens import StravaTokens, TokenStore
 
@@ -67,6 +67,7 @@ class RequestStats:
     rate_limit_waits: int = 0
     http_429: int = 0
     errors_by_type: dict[str, int] = field(default_factory=dict)
+    latency: LatencyStats = field(default_factory=LatencyStats)
 
     @property
     def api_calls(self) -> int:
@@ -146,11 +147,14 @@ class StravaClient:
         self._refresh_margin = refresh_margin_seconds
         self._log = logger or log
         self._sleep = sleep
+        self.stats = RequestStats()
         self._http = httpx.Client(
-            timeout=timeout_seconds, headers={"User-Agent": USER_AGENT}, follow_redirects=False
+            timeout=timeout_seconds,
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+            transport=TimedTransport(self.stats.latency),
         )
         self._tokens: StravaTokens | None = None
-        self.stats = RequestStats()
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:

@@ -49,11 +49,17 @@ class WeatherResource(ConfigurableResource):
     breaker_fail_max: int = Field(default=5, description="failed requests that open the breaker")
     breaker_reset_seconds: float = 60.0
 
-    def client(self, logger: logging.Logger | Any = None) -> WeatherProvider:
-        common: dict[str, Any] = {
+    def limits(self) -> dict[str, int]:
+        """The provider's quota, in weighted calls per window."""
+        return {
             "minutely": self.calls_per_minute,
             "hourly": self.calls_per_hour,
             "daily": self.calls_per_day,
+        }
+
+    def client(self, logger: logging.Logger | Any = None) -> WeatherProvider:
+        common: dict[str, Any] = {
+            **self.limits(),
             "timeout": self.timeout_seconds,
             "max_retries": self.max_retries,
             "backoff": (self.backoff_base_seconds, self.backoff_max_seconds),

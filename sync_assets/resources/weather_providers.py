@@ -44,7 +44,7 @@ from tenacity import (
 from sync_assets.enrichment.wmo import condition
 from sync_assets.errors import ErrorType, RateLimitError, SyncError, is_transient
 from sync_assets.redaction import install as install_redaction
-from sync_assets.resources.http import response_json
+from sync_assets.resources.http import LatencyStats, TimedTransport, response_json
 
 log = logging.getLogger(__name__)
 install_redaction()  # httpx logs URLs, and OpenWeatherMap's key travels in the URL
@@ -109,6 +109,7 @@ class ProviderStats:
     locations: int = 0
     budget_waits: int = 0
     errors_by_type: dict[str, int] = field(default_factory=dict)
+    latency: LatencyStats = field(default_factory=LatencyStats)
 
 
 class WeatherProvider(Protocol):
@@ -201,6 +202,16 @@ class WeightBudget:
             waits += 1
             sleep(min(wait, 5.0))
 
+    def usage(self) -> dict[str, tuple[float, int]]:
+        """Calls spent and the limit, per window ('minute', 'hour', 'day'), in this process."""
+        out: dict[str, tuple[float, int]] = {}
+        with self._lock:
+            for item in self.items:
+                remaining = self._limiter.get_window_stats(item, self.key).remaining
+                limit = item.amount // WEIGHT_SCALE
+                out[item.GRANULARITY.name] = (round(limit - remaining / WEIGHT_SCALE, 2), limit)
+        return out
+
 
 _budgets: dict[tuple[str, int, int, int], WeightBudget] = {}
 _breakers: dict[tuple[str, int, float], pybreaker.CircuitBreaker] = {}
@@ -288,7 +299,10 @@ class HttpWeatherProvider:
         self._log = logger or log
         self._sleep = sleep
         self._http = http or httpx.Client(
-            timeout=timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=False
+            timeout=timeout,
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+            transport=TimedTransport(self.stats.latency),
         )
 
     def close(self) -> None:

@@ -1,0 +1,80 @@
+"""What one sync shows: its materialization metadata in the UI, and its rows in the metrics."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from cryptography.fernet import Fernet
+from dagster._core.test_utils import instance_for_test
+
+from sync_assets.partitions import USERS_PARTITIONS_NAME
+from sync_assets.storage import open_store
+
+from .conftest import add_users, make_resources, run_metadata, save_tokens, sync_range
+from .test_runs_table import whole_history
+
+
+def test_a_sync_reads_well_in_the_ui_and_lands_in_the_metrics(
+    sandbox, server, pg_url, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("SYNC_ASSETS_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+    data_dir = tmp_path / "data"
+    store = open_store(pg_url, data_dir)
+    resources = make_resources(sandbox, server, tmp_path, pg_url, data_dir)
+    athlete = sandbox.add_athlete(n_activities=900, years=2.0)
+    user = str(uuid.uuid4())
+    add_users(pg_url, user)
+    save_tokens(store, user, athlete)
+    sandbox.set_faults(error_5xx_next=1)  # one retried answer: errors and retries show
+    first, last = whole_history(sandbox, athlete)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
+        result = sync_range(instance, resources, user, first, last)
+        assert result.success
+    raw = run_metadata(result, "raw_strava_activities")
+    enriched = run_metadata(result, "weather_enriched_activities")
+    stored = run_metadata(result, "runs_table")
+
+    assert raw["activities"] == 900 and raw["list_requests_minimum"] == 5
+    assert raw["requests_vs_minimum"] == (
+        f"{raw['list_requests']} list requests for a minimum of 5 (+{raw['token_requests']} "
+        f"token, {raw['retries']} retries, {raw['http_requests']} on the wire)"
+    )
+    assert raw["retries"] == 1 and raw["api_errors"] == 1
+    metered = raw["http_requests"] - raw["token_requests"]  # the 500 was metered too
+    assert raw["rate_limit_usage_15min"].startswith(f"{metered}/100 (")
+    assert raw["api_latency_ms"].startswith("avg ")
+    assert enriched["weather_coverage_text"].startswith(
+        f"{enriched['weather_coverage']:.1%} of {900 - enriched['no_location']:,} activities"
+    )
+    assert "per hour" in enriched["weather_quota_usage"]
+    table = stored["phase_timings"].splitlines()
+    assert table[0].startswith("| phase | seconds | activities |")
+    assert [line.split("|")[1].strip() for line in table[2:]] == [
+        "fetch (Strava)",
+        "enrich (places, weather)",
+        "store (runs)",
+        "**total**",
+    ]
+
+    # The same figures, kept in sync_step_metrics for the views and the alerts.
+    since = datetime.now(UTC) - timedelta(hours=1)
+    steps = {m.step: m for m in store.step_metrics(since=since)}
+    session = store.recent_sessions(user)[0]
+    assert {m.sync_id for m in steps.values()} == {session.dagster_run_id}
+    fetch = steps["raw_strava_activities"]
+    assert (fetch.api, fetch.activities, fetch.api_retries) == ("strava", 900, 1)
+    assert fetch.api_requests == raw["http_requests"] and fetch.api_errors == 1
+    assert fetch.api_latency_ms_max >= fetch.api_latency_ms_p95 > 0
+    weather = steps["weather_enriched_activities"]
+    assert weather.api == "weather"
+    assert weather.api_quota_used == enriched["weather_calls_charged"]
+    assert weather.api_requests == enriched["weather_http_requests"]
+    write = steps["runs_table"]
+    assert write.rows_written == stored["saved"] == 900 and write.write_seconds > 0
+    assert write.db_pool_max == 4 and write.db_pool_timeouts == 0
+    health = {row["api"]: row for row in store.metrics_view("sync_api_health")}
+    assert health["strava"]["requests"] == raw["http_requests"]
+    assert health["strava"]["errors"] == 1
+    assert store.metrics_view("sync_success_rate")[0]["success_rate"] == 1.0
