@@ -87,3 +87,17 @@ def webhooks_enabled() -> bool:
 def executor() -> str:
     """`SYNC_ASSETS_EXECUTOR`: `celery` to run steps on Celery workers; default: Dagster's."""
     return (os.environ.get("SYNC_ASSETS_EXECUTOR") or "default").lower()
+
+
+def log_format() -> str:
+    """`SYNC_ASSETS_LOG_FORMAT`: `json` (default: one JSON object per line with the sync id,
+    `sync_assets.logs`) or `text` (Dagster's colored console logger)."""
+    value = (os.environ.get("SYNC_ASSETS_LOG_FORMAT") or "json").strip().lower()
+    if value not in ("json", "text"):
+        raise ValueError(f"SYNC_ASSETS_LOG_FORMAT must be json or text, not {value!r}")
+    return value
+
+
+def log_level() -> str | None:
+    """`SYNC_ASSETS_LOG_LEVEL` (e.g. `DEBUG`): the JSON logger's level, over the run config's."""
+    return os.environ.get("SYNC_ASSETS_LOG_LEVEL") or None

@@ -6,6 +6,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from sync_assets.logs import RUN_CONFIG
 from sync_assets.partitions import partition_key
 from sync_assets.sessions import SYNC_TYPE_TAG
 
@@ -17,6 +18,7 @@ def range_run_request(
     return RunRequest(
         run_key=run_key,
         job_name=job_name,
+        run_config=RUN_CONFIG,
         tags={
             ASSET_PARTITION_RANGE_START_TAG: str(partition_key(user_id, first)),
             ASSET_PARTITION_RANGE_END_TAG: str(partition_key(user_id, last)),
