@@ -6,11 +6,20 @@ embedded default on a laptop and a production deployment; only variables differ.
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, EnvVar, ExecutorDefinition, define_asset_job
+from dagster import (
+    AssetSelection,
+    Definitions,
+    EnvVar,
+    ExecutorDefinition,
+    LoggerDefinition,
+    define_asset_job,
+)
 
 from sync_assets import settings
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
+from sync_assets.assets.health import health_checks, sync_health
 from sync_assets.job_names import STRAVA_SYNC_JOB, WEATHER_ENRICHMENT_JOB
+from sync_assets.logs import RUN_CONFIG
 from sync_assets.resources import (
     ParquetIOManager,
     StravaResource,
@@ -23,6 +32,7 @@ from sync_assets.sessions import SYNC_TYPE_TAG
 strava_sync_job = define_asset_job(
     STRAVA_SYNC_JOB,
     selection=AssetSelection.assets(raw_strava_activities, weather_enriched_activities, runs_table),
+    config=RUN_CONFIG,
     description="Sync a user's months from Strava into `runs`, with place and weather (one run "
     "may cover a range).",
 )
@@ -30,6 +40,7 @@ strava_sync_job = define_asset_job(
 weather_enrichment_job = define_asset_job(
     WEATHER_ENRICHMENT_JOB,
     selection=AssetSelection.assets(weather_enriched_activities, runs_table),
+    config=RUN_CONFIG,
     tags={SYNC_TYPE_TAG: "enrichment"},
     description="Re-enrich stored activities (weather pending or failed) and update `runs`: "
     "reads the fetched activities back from Parquet, never calls Strava.",
@@ -74,11 +85,29 @@ def build_executor() -> ExecutorDefinition | None:
     )
 
 
+def build_loggers() -> dict[str, LoggerDefinition] | None:
+    """`SYNC_ASSETS_LOG_FORMAT=json` (default): every job logs JSON lines with the sync id
+    (`sync_assets.logs`); `text`: Dagster's colored console logger.
+
+    The JSON logger takes the key `console`, the key of the logger it replaces, so run config
+    written for Dagster's console logger (`sync-assets sync` asks it for warnings only, the
+    launchpad scaffolds it) configures this one. Dagster starts a job's loggers only when the
+    run config names one; a run whose config names none gets Dagster's colored console logger.
+    """
+    if settings.log_format() == "text":
+        return None
+    from sync_assets.logs import sync_assets_logger
+
+    return {"console": sync_assets_logger}
+
+
 defs = Definitions(
     executor=build_executor(),
-    assets=[raw_strava_activities, weather_enriched_activities, runs_table],
+    assets=[raw_strava_activities, weather_enriched_activities, runs_table, sync_health],
+    asset_checks=health_checks,
     sensors=all_sensors,
     schedules=all_schedules,
     jobs=[strava_sync_job, weather_enrichment_job],
     resources=build_resources(),
+    loggers=build_loggers(),
 )

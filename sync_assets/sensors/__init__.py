@@ -1,5 +1,6 @@
 """Sensors and schedules of the code location."""
 
+from sync_assets.sensors.alerts import sync_health_sensor
 from sync_assets.sensors.enrichment import weather_retry_sensor
 from sync_assets.sensors.new_users import new_strava_users
 from sync_assets.sensors.run_status import (
@@ -19,6 +20,7 @@ all_sensors = [
     weather_retry_sensor,
     new_strava_users,
     strava_webhook_events,
+    sync_health_sensor,
 ]
 all_schedules = [incremental_sync]
 
