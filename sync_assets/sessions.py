@@ -3,6 +3,7 @@
     initiated -> fetching_activities -> enriching_weather -> storing_data -> completed
     initiated -> enriching_weather -> ...   (a run that re-enriches stored activities)
     any phase -> failed -> retrying -> the phase it failed in (or a later one)
+    completed | cancelled -> retrying -> ...   (a re-execution of a finished run)
 
 Writes are rate-limited (at most one progress write per `min_interval` seconds, phase changes
 and the end always written) so a Supabase Realtime subscriber sees progress move without the
@@ -47,8 +48,9 @@ ALLOWED: dict[SyncState, frozenset[SyncState]] = {
     SyncState.STORING: frozenset({SyncState.COMPLETED, SyncState.FAILED, SyncState.CANCELLED}),
     SyncState.FAILED: frozenset({SyncState.RETRYING}),
     SyncState.RETRYING: frozenset({*PHASES, SyncState.FAILED, SyncState.CANCELLED}),
-    SyncState.COMPLETED: frozenset(),
-    SyncState.CANCELLED: frozenset(),
+    # Only a re-execution of the run reopens a finished session (it shares the root's session).
+    SyncState.COMPLETED: frozenset({SyncState.RETRYING}),
+    SyncState.CANCELLED: frozenset({SyncState.RETRYING}),
 }
 
 
@@ -102,7 +104,7 @@ class SessionTracker:
         """Move to `phase` (through `retrying` when the session had failed)."""
         if self.state == phase:
             return self._write(**counters) if counters else self.session
-        if self.state == SyncState.FAILED:
+        if self.state in TERMINAL:  # a re-execution (or a step retry) of a finished sync
             self._write(status=SyncState.RETRYING.value, retry_count=self.session.retry_count + 1)
         check_transition(self.state, phase)
         self._phase_started = time.monotonic()

@@ -25,7 +25,7 @@ from sync_assets.sensors.run_status import (
     reconcile_sync_sessions,
     sync_sessions_on_failure,
 )
-from sync_assets.sessions import InvalidTransition, SessionTracker, SyncState
+from sync_assets.sessions import InvalidTransition, SessionTracker, SyncState, check_transition
 from sync_assets.storage import close_stores, open_store
 
 from .conftest import add_users, make_resources, run_metadata, save_tokens, sync_range
@@ -166,7 +166,10 @@ def test_state_machine_refuses_illegal_moves(tmp_path) -> None:
     again.complete()
     assert again.state == SyncState.COMPLETED
     with pytest.raises(InvalidTransition):
-        again.enter(SyncState.FETCHING)
+        check_transition(SyncState.COMPLETED, SyncState.FETCHING)  # not without retrying
+    rerun = SessionTracker(store, run_id="r1", user_id="u1", min_interval=0)
+    rerun.enter(SyncState.FETCHING)  # re-executing a completed run: completed -> retrying
+    assert rerun.session.retry_count == 2 and rerun.state == SyncState.FETCHING
     close_stores()
 
 
