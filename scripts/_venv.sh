@@ -8,4 +8,14 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+# tests/test_ui.py drives Debian's Chromium through Playwright, which downloads no browser here:
+# install it where we may (root with apt-get, as in CI). The package lists may be stale or
+# absent on a fresh machine, so `apt-get update` runs only when the install fails.
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt_install() {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null
+  }
+  apt_install || { apt-get update -q >/dev/null && apt_install; } \
+    || echo "warning: could not install chromium: tests/test_ui.py will fail" >&2
+fi
 export PATH="$PWD/$VENV/bin:$PATH"

@@ -73,8 +73,7 @@ def _rate(count: int, seconds: float) -> str:
 def phase_table(steps: Iterable[StepMetrics]) -> str:
     """Markdown: one line per step of the sync, in the order they ran, and the total."""
     lines = [
-        "| phase | seconds | activities | per second | API requests | API latency (avg / p95 ms) "
-        "| rows written |",
+        "| phase | seconds | activities | per s | requests | latency ms (avg / p95) | rows |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     total = 0.0

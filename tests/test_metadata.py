@@ -50,7 +50,7 @@ def test_a_sync_reads_well_in_the_ui_and_lands_in_the_metrics(
     )
     assert "per hour" in enriched["weather_quota_usage"]
     table = stored["phase_timings"].splitlines()
-    assert table[0].startswith("| phase | seconds | activities |")
+    assert table[0].startswith("| phase | seconds | activities | per s | requests |")
     assert [line.split("|")[1].strip() for line in table[2:]] == [
         "fetch (Strava)",
         "enrich (places, weather)",

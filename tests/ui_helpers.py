@@ -1,0 +1,169 @@
+"""Helpers of the browser test (`test_ui.py`): `dagster dev` as a subprocess, Debian's Chromium.
+
+Kept apart from the test so the test reads as the steps a person takes in the UI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+# No sandbox (CI runs as root), no GPU, and nothing that reaches beyond the machine.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# `dagster dev` is started through this shim (it becomes `dagster dev`, same pid): a shell that
+# runs jobs in the background (CI may) leaves SIGINT ignored, an ignored signal stays ignored
+# across exec, and dagster dev maps SIGTERM to SIGINT's handler, so SIGTERM would do nothing.
+# (A `preexec_fn` would do the same, but is unsafe with the sandbox's threads running.)
+_EXEC_WITH_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+# Variables of the parent that would point the children at another instance, database or API.
+_FOREIGN_PREFIXES = ("DAGSTER_", "STRAVA_", "WEATHER_", "SYNC_ASSETS_", "OPENWEATHERMAP_")
+
+
+def free_port() -> int:
+    """A loopback port free right now (the server binds it a moment later)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def artifacts_dir() -> Path:
+    """`$SYNC_ASSETS_TEST_ARTIFACTS/ui` (default `test-artifacts/ui` in the repo): screenshots."""
+    base = os.environ.get("SYNC_ASSETS_TEST_ARTIFACTS") or str(REPO / "test-artifacts")
+    path = Path(base) / "ui"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """The environment of the Dagster processes: this one's, less anything that would send them
+    to another instance or a real database (no `DATABASE_URL`: the embedded SQLite default),
+    plus `overrides`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_FOREIGN_PREFIXES) and k != "DATABASE_URL"
+    }
+    # The venv's scripts first, as in an activated venv.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(overrides)
+    return env
+
+
+def require_chromium() -> Path:
+    """Debian's Chromium, which Playwright drives (no browser download). Missing is a failure:
+    the install scripts (`scripts/_venv.sh`) put it there."""
+    if not CHROMIUM.exists():
+        raise AssertionError(
+            f"{CHROMIUM} is missing: the UI test drives Debian's Chromium. Install it with "
+            "`apt-get install --no-install-recommends chromium` (scripts/_venv.sh does so as root)."
+        )
+    return CHROMIUM
+
+
+class DagsterDev:
+    """`dagster dev -w workspace.yaml` (webserver, daemon, code server) in its own process group,
+    so that stopping it stops every process it started, run workers included."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, cwd: Path = REPO) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._env, self._cwd, self._log_path = env, cwd, log_path
+        self._log: IO[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DagsterDev:
+        dagster = Path(sys.executable).with_name("dagster")
+        self._log = self._log_path.open("wb")
+        args = ["dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _EXEC_WITH_SIGINT, str(dagster), *args],
+            cwd=self._cwd,
+            env=self._env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def log_tail(self, chars: int = 4000) -> str:
+        """The end of the processes' output, for failure messages."""
+        try:
+            return self._log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Poll `/server_info` until the webserver answers (it starts in a few seconds; the
+        code location may load later, which the pages' own waits cover)."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"dagster dev exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                if httpx.get(f"{self.url}/server_info", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"dagster dev did not answer in {timeout:.0f} s:\n{self.log_tail()}")
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One GraphQL request to the webserver (the API the UI itself uses)."""
+        resp = httpx.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30
+        )
+        resp.raise_for_status()
+        body = resp.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def stop(self, grace: float = 15) -> None:
+        """SIGTERM to `dagster dev` (it shuts its services down), then SIGKILL to whatever of
+        its group is left after `grace` seconds: code servers and run workers included."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=grace)
+            _signal_group(proc.pid, signal.SIGKILL)  # children that outlived the parent too
+            proc.wait(timeout=30)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> DagsterDev:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
