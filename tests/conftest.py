@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -138,6 +140,34 @@ def pg_url(pg_roles) -> Iterator[str]:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(BOOTSTRAP)
         yield url
+
+
+CHILD_ENV_DROPPED = ("DAGSTER_", "STRAVA_", "WEATHER_", "SYNC_ASSETS_", "OPENWEATHERMAP_")
+
+
+def sandbox_env(
+    sandbox: StravaSandbox, server: SandboxServer, home: Path, **overrides: str
+) -> dict[str, str]:
+    """The environment of a child process (the CLI, `dagster dev`): the embedded default in
+    `home` against the sandboxes. This process's settings of Dagster, Strava, the weather API,
+    the project or a database are left out, so nothing sends the child elsewhere; the venv's
+    scripts come first on PATH, as in an activated venv."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(CHILD_ENV_DROPPED) and k != "DATABASE_URL"
+    }
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(
+        SYNC_ASSETS_HOME=str(home),
+        STRAVA_CLIENT_ID=sandbox.client_id,
+        STRAVA_CLIENT_SECRET=sandbox.client_secret,
+        STRAVA_API_URL=server.api_url,
+        STRAVA_OAUTH_URL=server.oauth_url,
+        WEATHER_API_URL=server.weather_url,
+        **overrides,
+    )
+    return env
 
 
 def add_users(url: str, *ids: str) -> None:

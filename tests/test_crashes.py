@@ -20,6 +20,8 @@ import pytest
 from sync_assets.ingest import minimum_list_calls
 from sync_assets.sandbox import SandboxServer, StravaSandbox
 
+from .conftest import sandbox_env
+
 BIN = Path(sys.executable).with_name("sync-assets")
 SEED = int(os.environ.get("SYNC_ASSETS_CAMPAIGN_SEED", "20261129"))
 N_ACTIVITIES = 1_500  # 8 list pages
@@ -33,18 +35,7 @@ def world(tmp_path: Path) -> Iterator[tuple]:
     sandbox = StravaSandbox(seed=SEED)
     with SandboxServer(sandbox) as server:
         athlete = sandbox.add_athlete(n_activities=N_ACTIVITIES, years=4.0)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("STRAVA_", "DAGSTER_"))}
-        env.update(
-            {
-                "SYNC_ASSETS_HOME": str(tmp_path / "home"),
-                "STRAVA_CLIENT_ID": sandbox.client_id,
-                "STRAVA_CLIENT_SECRET": sandbox.client_secret,
-                "STRAVA_API_URL": server.api_url,
-                "STRAVA_OAUTH_URL": server.oauth_url,
-                "WEATHER_API_URL": server.weather_url,
-            }
-        )
-        env.pop("DATABASE_URL", None)  # the embedded default
+        env = sandbox_env(sandbox, server, tmp_path / "home")  # the embedded default
         user = str(uuid.uuid4())
         out = subprocess.run(
             [BIN, "connect", "--user", user, "--refresh-token", athlete.refresh_token],

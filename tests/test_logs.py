@@ -11,7 +11,6 @@ console logger for warnings only; `SYNC_ASSETS_LOG_LEVEL=DEBUG` lets every event
 """
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -40,6 +39,8 @@ from sync_assets.logs import sync_assets_logger
 from sync_assets.sandbox import SandboxServer, StravaSandbox
 from sync_assets.sessions import session_key
 from sync_assets.storage import open_store
+
+from .conftest import sandbox_env
 
 BIN = Path(sys.executable).with_name("sync-assets")
 
@@ -77,20 +78,8 @@ def world(tmp_path: Path) -> Iterator[tuple]:
     sandbox = StravaSandbox(seed=11)
     with SandboxServer(sandbox) as server:
         athlete = sandbox.add_athlete(n_activities=150, years=1.0)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("STRAVA_", "DAGSTER_"))}
-        for name in ("DATABASE_URL", "SYNC_ASSETS_LOG_FORMAT", "SYNC_ASSETS_LOG_LEVEL"):
-            env.pop(name, None)  # the embedded default, the default format
-        env.update(
-            {
-                "SYNC_ASSETS_HOME": str(tmp_path / "home"),
-                "STRAVA_CLIENT_ID": sandbox.client_id,
-                "STRAVA_CLIENT_SECRET": sandbox.client_secret,
-                "STRAVA_API_URL": server.api_url,
-                "STRAVA_OAUTH_URL": server.oauth_url,
-                "WEATHER_API_URL": server.weather_url,
-                "SYNC_ASSETS_LOG_LEVEL": "DEBUG",  # every event, not the CLI's warnings only
-            }
-        )
+        # The embedded default, the default format; every event, not the CLI's warnings only.
+        env = sandbox_env(sandbox, server, tmp_path / "home", SYNC_ASSETS_LOG_LEVEL="DEBUG")
         user = str(uuid.uuid4())
         out = subprocess.run(
             [BIN, "connect", "--user", user, "--refresh-token", athlete.refresh_token],

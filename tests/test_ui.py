@@ -32,12 +32,12 @@ from sync_assets.partitions import month_key
 from sync_assets.sandbox import SandboxServer, StravaSandbox
 from sync_assets.storage import close_stores, open_store
 
+from .conftest import sandbox_env
 from .ui_helpers import (
     CHROMIUM_ARGS,
     REPO,
     DagsterDev,
     artifacts_dir,
-    child_env,
     require_chromium,
 )
 
@@ -129,15 +129,7 @@ def test_backfill_of_one_users_year_from_the_ui(tmp_path: Path) -> None:
     sandbox = StravaSandbox(seed=4321)
     with SandboxServer(sandbox) as server:
         athlete = sandbox.add_athlete(n_activities=300, seed=17, years=1.1)
-        env = child_env(
-            DAGSTER_HOME=str(dagster_home),
-            SYNC_ASSETS_HOME=str(home),
-            STRAVA_CLIENT_ID=sandbox.client_id,
-            STRAVA_CLIENT_SECRET=sandbox.client_secret,
-            STRAVA_API_URL=server.api_url,
-            STRAVA_OAUTH_URL=server.oauth_url,
-            WEATHER_API_URL=server.weather_url,
-        )
+        env = sandbox_env(sandbox, server, home, DAGSTER_HOME=str(dagster_home))
         # Before the UI starts: both would create the instance's SQLite tables at once.
         out = subprocess.run(
             [

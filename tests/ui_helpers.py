@@ -38,7 +38,6 @@ _EXEC_WITH_SIGINT = (
     "os.execv(sys.argv[1], sys.argv[1:])"
 )
 # Variables of the parent that would point the children at another instance, database or API.
-_FOREIGN_PREFIXES = ("DAGSTER_", "STRAVA_", "WEATHER_", "SYNC_ASSETS_", "OPENWEATHERMAP_")
 
 
 def free_port() -> int:
@@ -54,21 +53,6 @@ def artifacts_dir() -> Path:
     path = Path(base) / "ui"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def child_env(**overrides: str) -> dict[str, str]:
-    """The environment of the Dagster processes: this one's, less anything that would send them
-    to another instance or a real database (no `DATABASE_URL`: the embedded SQLite default),
-    plus `overrides`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(_FOREIGN_PREFIXES) and k != "DATABASE_URL"
-    }
-    # The venv's scripts first, as in an activated venv.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update(overrides)
-    return env
 
 
 def require_chromium() -> Path:
