@@ -92,7 +92,9 @@ def slow_syncs(
 ) -> Alert:
     """Fires for a sync, running or finished within `look_back`, that took more than `factor`
     times the median of the completed syncs of its size (the buckets of
-    `sync_duration_by_volume`; at least `min_history` of them make the usual duration)."""
+    `sync_duration_by_volume`; at least `min_history` of them make the usual duration). A
+    running sync is judged once its listing is done (enriching or storing): before that its
+    size is not known."""
     now = now or datetime.now(UTC)
     sessions = store.recent_sessions(limit=recent)
     usual: dict[int, list[tuple[str, float]]] = {}
@@ -101,8 +103,8 @@ def slow_syncs(
             usual.setdefault(bucket(volume(s)), []).append((s.id, _seconds(s, now)))
     slow: list[tuple[SessionRecord, float, float]] = []
     for s in sessions:
-        if s.status in (SyncState.FAILED, SyncState.CANCELLED):
-            continue
+        if s.status not in (SyncState.COMPLETED, SyncState.ENRICHING, SyncState.STORING):
+            continue  # failed, or its size is not known yet (still listing Strava)
         if s.completed_at is not None and now - s.completed_at > look_back:
             continue
         history = [took for sid, took in usual.get(bucket(volume(s)), []) if sid != s.id]

@@ -104,6 +104,24 @@ def test_slow_sync_fires_at_twice_the_usual_duration_for_its_size(backend) -> No
     )
 
 
+def test_a_running_sync_is_judged_once_its_size_is_known(backend) -> None:
+    url, data_dir = backend
+    store = open_store(url, data_dir)
+    user = str(uuid.uuid4())
+    if url:
+        add_users(url, user)
+    for seconds in (20, 22, 25, 19, 21):
+        _timed_session(store, user, 450, seconds)
+    listing = SessionTracker(store, run_id=str(uuid.uuid4()), user_id=user, min_interval=0)
+    listing.enter(SyncState.FETCHING, activities_fetched=400)  # more pages may follow
+    later = listing.session.started_at + timedelta(seconds=200)
+    assert not alerts.slow_syncs(store, now=later).fired  # its size is not known yet
+    listing.enter(SyncState.ENRICHING)  # listed: 400 activities, in 200-999
+    alert = alerts.slow_syncs(store, now=later)
+    assert alert.fired and alert.metadata["worst_run"] == listing.run_id
+    assert "(400 activities), running for 200 s" in alert.figure
+
+
 def test_api_quota_fires_from_a_real_sync(
     pg_url, sandbox, server, tmp_path: Path, data_dir: Path, monkeypatch
 ) -> None:
