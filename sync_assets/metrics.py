@@ -37,7 +37,7 @@ def api_fields(latency: LatencyStats) -> dict[str, Any]:
 
 
 def pool_fields(pool: Mapping[str, int] | None) -> dict[str, Any]:
-    """psycopg_pool's counters since the step began (`Store.pool_stats`); none on SQLite."""
+    """psycopg_pool's counters since the step began (`Store.take_pool_stats`); none on SQLite."""
     if not pool:
         return {}
     return {

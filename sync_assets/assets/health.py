@@ -30,8 +30,10 @@ sync_health = AssetSpec(
     group_name="monitoring",
     description="The health of the sync pipeline; its checks are the operator's alerts "
     "(failure rate, slow syncs, API quotas, database connections).",
-    kinds={"postgres"},
 )
+
+
+Evaluate = Callable[[SupabaseResource, StravaResource, WeatherResource], alerts.Alert]
 
 
 def check_result(alert: alerts.Alert) -> AssetCheckResult:
@@ -44,7 +46,7 @@ def check_result(alert: alerts.Alert) -> AssetCheckResult:
     )
 
 
-def _check(name: str, description: str, evaluate: "Evaluate") -> Callable[..., AssetCheckResult]:
+def _check(name: str, description: str, evaluate: Evaluate) -> Callable[..., AssetCheckResult]:
     @asset_check(asset=SYNC_HEALTH, name=name, description=description, blocking=False)
     def _run(
         context: AssetCheckExecutionContext,
@@ -59,8 +61,6 @@ def _check(name: str, description: str, evaluate: "Evaluate") -> Callable[..., A
 
     return _run
 
-
-Evaluate = Callable[[SupabaseResource, StravaResource, WeatherResource], alerts.Alert]
 
 ALERTS: dict[str, tuple[str, Evaluate]] = {
     alerts.FAILURE_RATE: (
