@@ -81,6 +81,11 @@ def _seconds(session: SessionRecord, now: datetime) -> float:
     return ((session.completed_at or now) - session.started_at).total_seconds()
 
 
+def _span(span: timedelta) -> str:
+    minutes = round(span.total_seconds() / 60)
+    return f"{minutes // 60} h" if minutes % 60 == 0 and minutes else f"{minutes} min"
+
+
 def slow_syncs(
     store: Store,
     *,
@@ -118,8 +123,8 @@ def slow_syncs(
         return Alert(
             SLOW_SYNCS,
             False,
-            f"no sync in the last {look_back} took over {factor:g}x the usual duration for its "
-            "size",
+            f"no sync in the last {_span(look_back)} took over {factor:g}x the usual duration "
+            "for its size",
             {"buckets_with_history": sum(len(v) >= min_history for v in usual.values())},
         )
     s, took, median = max(slow, key=lambda x: x[1] / x[2])
@@ -211,8 +216,9 @@ def db_pool(
         worst = max(steps, key=lambda m: m.db_pool_wait_ms)
         parts.append(
             f"{timeouts} pooled-connection timeout(s) and {len(waited)} step(s) waiting over "
-            f"{slow_wait_ms:,.0f} ms in the last {look_back} (worst: run {worst.dagster_run_id} "
-            f"waited {worst.db_pool_wait_ms:,.0f} ms with a pool of {worst.db_pool_max})"
+            f"{slow_wait_ms:,.0f} ms in the last {_span(look_back)} (worst: run "
+            f"{worst.dagster_run_id} waited {worst.db_pool_wait_ms:,.0f} ms with a pool of "
+            f"{worst.db_pool_max})"
         )
     if server:
         used, allowed = server["in_use"], server["allowed"]
@@ -227,5 +233,5 @@ def db_pool(
         elif not parts:
             parts.append(f"{used} of {allowed} server connections in use ({share:.0%})")
     if not parts:
-        parts.append(f"no pooled-connection wait or timeout in the last {look_back}")
+        parts.append(f"no pooled-connection wait or timeout in the last {_span(look_back)}")
     return Alert(DB_POOL, fired, "; ".join(parts), metadata)
