@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -168,6 +169,21 @@ def sandbox_env(
         **overrides,
     )
     return env
+
+
+CLI = Path(sys.executable).with_name("sync-assets")
+
+
+def cli_connect(env: dict[str, str], user: str, refresh_token: str) -> None:
+    """`sync-assets connect` in a child process, as a user would run it before a sync."""
+    out = subprocess.run(
+        [CLI, "connect", "--user", user, "--refresh-token", refresh_token],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def add_users(url: str, *ids: str) -> None:

@@ -9,7 +9,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,9 +19,8 @@ import pytest
 from sync_assets.ingest import minimum_list_calls
 from sync_assets.sandbox import SandboxServer, StravaSandbox
 
-from .conftest import sandbox_env
+from .conftest import CLI, cli_connect, sandbox_env
 
-BIN = Path(sys.executable).with_name("sync-assets")
 SEED = int(os.environ.get("SYNC_ASSETS_CAMPAIGN_SEED", "20261129"))
 N_ACTIVITIES = 1_500  # 8 list pages
 LISTS = "/api/v3/athlete/activities"
@@ -37,14 +35,7 @@ def world(tmp_path: Path) -> Iterator[tuple]:
         athlete = sandbox.add_athlete(n_activities=N_ACTIVITIES, years=4.0)
         env = sandbox_env(sandbox, server, tmp_path / "home")  # the embedded default
         user = str(uuid.uuid4())
-        out = subprocess.run(
-            [BIN, "connect", "--user", user, "--refresh-token", athlete.refresh_token],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert out.returncode == 0, out.stderr
+        cli_connect(env, user, athlete.refresh_token)
         yield sandbox, server, env, user, athlete.athlete_id
 
 
@@ -85,7 +76,7 @@ def test_a_killed_sync_is_failed_and_the_next_one_resumes_from_its_checkpoint(
     if phase == "enrich":
         server.weather.set_faults(latency_seconds=3.0)
     proc = subprocess.Popen(
-        [BIN, "sync", "--user", user],
+        [CLI, "sync", "--user", user],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -122,7 +113,7 @@ def test_a_killed_sync_is_failed_and_the_next_one_resumes_from_its_checkpoint(
     sandbox.set_faults(latency_seconds=0.0)
 
     out = subprocess.run(
-        [BIN, "sync", "--user", user], env=env, capture_output=True, text=True, timeout=240
+        [CLI, "sync", "--user", user], env=env, capture_output=True, text=True, timeout=240
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"run {killed_run[:8]} of an earlier command died" in out.stdout

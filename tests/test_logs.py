@@ -40,9 +40,7 @@ from sync_assets.sandbox import SandboxServer, StravaSandbox
 from sync_assets.sessions import session_key
 from sync_assets.storage import open_store
 
-from .conftest import sandbox_env
-
-BIN = Path(sys.executable).with_name("sync-assets")
+from .conftest import CLI, cli_connect, sandbox_env
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -81,14 +79,7 @@ def world(tmp_path: Path) -> Iterator[tuple]:
         # The embedded default, the default format; every event, not the CLI's warnings only.
         env = sandbox_env(sandbox, server, tmp_path / "home", SYNC_ASSETS_LOG_LEVEL="DEBUG")
         user = str(uuid.uuid4())
-        out = subprocess.run(
-            [BIN, "connect", "--user", user, "--refresh-token", athlete.refresh_token],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert out.returncode == 0, out.stderr
+        cli_connect(env, user, athlete.refresh_token)
         first = sandbox.activities(athlete.athlete_id)[0]["start_date"][:7]
         yield sandbox, env, user, athlete, first
 
@@ -96,7 +87,7 @@ def world(tmp_path: Path) -> Iterator[tuple]:
 def test_every_line_of_a_cli_sync_is_json_with_the_sync_id(world) -> None:
     sandbox, env, user, athlete, first = world
     out = subprocess.run(
-        [BIN, "sync", "--user", user, "--from", first],
+        [CLI, "sync", "--user", user, "--from", first],
         env=env,
         capture_output=True,
         text=True,
@@ -141,7 +132,7 @@ def test_every_line_of_a_cli_sync_is_json_with_the_sync_id(world) -> None:
 
     # The other job: `enrich` is a run (and a session) of its own.
     out = subprocess.run(
-        [BIN, "enrich", "--user", user, "--from", first],
+        [CLI, "enrich", "--user", user, "--from", first],
         env=env,
         capture_output=True,
         text=True,

@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +30,7 @@ from sync_assets.partitions import month_key
 from sync_assets.sandbox import SandboxServer, StravaSandbox
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import sandbox_env
+from .conftest import cli_connect, sandbox_env
 from .ui_helpers import (
     CHROMIUM_ARGS,
     REPO,
@@ -131,22 +129,7 @@ def test_backfill_of_one_users_year_from_the_ui(tmp_path: Path) -> None:
         athlete = sandbox.add_athlete(n_activities=300, seed=17, years=1.1)
         env = sandbox_env(sandbox, server, home, DAGSTER_HOME=str(dagster_home))
         # Before the UI starts: both would create the instance's SQLite tables at once.
-        out = subprocess.run(
-            [
-                str(Path(sys.executable).with_name("sync-assets")),
-                "connect",
-                "--user",
-                USER,
-                "--refresh-token",
-                athlete.refresh_token,
-            ],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert out.returncode == 0, out.stdout + out.stderr
+        cli_connect(env, USER, athlete.refresh_token)
 
         months = last_twelve_months(sandbox.now())
         in_window = [
