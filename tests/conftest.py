@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -14,6 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
+from sync_assets.partitions import month_key
 from sync_assets.resources import (
     ParquetIOManager,
     StravaResource,
@@ -271,6 +274,27 @@ def run_metadata(result: object, asset: str) -> dict[str, object]:
         if m.asset_key.path == [asset]:
             return {k: v.value for k, v in m.materialization.metadata.items()}
     return {}
+
+
+def connect_user(
+    store: Store, sandbox: StravaSandbox, url: str | None, n_activities: int, **athlete: object
+) -> tuple[str, AthleteHandle]:
+    """A new sandbox athlete connected to a new user of `store` (with its `auth.users` row on
+    PostgreSQL, `url`), as `sync-assets connect` would leave it."""
+    handle = sandbox.add_athlete(n_activities=n_activities, **athlete)
+    user = str(uuid.uuid4())
+    if url:
+        add_users(url, user)
+    save_tokens(store, user, handle)
+    return user, handle
+
+
+def whole_history(sandbox: StravaSandbox, athlete: AthleteHandle) -> tuple[str, str]:
+    """The months from the athlete's first activity to the sandbox's current month."""
+    first = month_key(
+        datetime.fromisoformat(sandbox.activities(athlete.athlete_id)[0]["start_date"])
+    )
+    return first, month_key(datetime.fromtimestamp(sandbox.now(), UTC))
 
 
 def save_tokens(store: Store, user: str, athlete: AthleteHandle) -> None:

@@ -33,8 +33,13 @@ from sync_assets.sessions import SessionTracker, SyncState
 from sync_assets.storage import Store, open_store
 from sync_assets.storage.postgres import PostgresStore
 
-from .conftest import add_users, make_resources, save_tokens, sync_range
-from .test_runs_table import whole_history
+from .conftest import (
+    add_users,
+    connect_user,
+    make_resources,
+    sync_range,
+    whole_history,
+)
 
 
 def _sessions(store: Store, url: str | None, completed: int, failed: int) -> None:
@@ -77,14 +82,20 @@ def _timed_session(store: Store, user: str, activities: int, seconds: float) -> 
     return tracker.run_id
 
 
-def test_slow_sync_fires_at_twice_the_usual_duration_for_its_size(backend) -> None:
+def _usual_syncs(backend: tuple[str | None, Path]) -> tuple[Store, str]:
+    """A user whose five completed syncs of 450 activities make the usual 21 s for 200-999."""
     url, data_dir = backend
     store = open_store(url, data_dir)
     user = str(uuid.uuid4())
     if url:
         add_users(url, user)
-    for seconds in (20, 22, 25, 19, 21):  # the usual for 200-999 activities: 21 s
+    for seconds in (20, 22, 25, 19, 21):
         _timed_session(store, user, 450, seconds)
+    return store, user
+
+
+def test_slow_sync_fires_at_twice_the_usual_duration_for_its_size(backend) -> None:
+    store, user = _usual_syncs(backend)
     for seconds in (300, 320, 310, 305, 290):  # 5,000+: 305 s
         _timed_session(store, user, 6_000, seconds)
     # 280 s is ordinary for a big history: no alert, whatever its absolute length.
@@ -105,13 +116,7 @@ def test_slow_sync_fires_at_twice_the_usual_duration_for_its_size(backend) -> No
 
 
 def test_a_running_sync_is_judged_once_its_size_is_known(backend) -> None:
-    url, data_dir = backend
-    store = open_store(url, data_dir)
-    user = str(uuid.uuid4())
-    if url:
-        add_users(url, user)
-    for seconds in (20, 22, 25, 19, 21):
-        _timed_session(store, user, 450, seconds)
+    store, user = _usual_syncs(backend)
     listing = SessionTracker(store, run_id=str(uuid.uuid4()), user_id=user, min_interval=0)
     listing.enter(SyncState.FETCHING, activities_fetched=400)  # more pages may follow
     later = listing.session.started_at + timedelta(seconds=200)
@@ -129,10 +134,7 @@ def test_api_quota_fires_from_a_real_sync(
     """A sync that spends 9 of an app's 10 reads per 15 minutes fires the Strava quota; the
     weather calls it charged fire the weather quota once the hourly limit is tight."""
     store = open_store(pg_url, data_dir)
-    user = str(uuid.uuid4())
-    add_users(pg_url, user)
-    athlete = sandbox.add_athlete(n_activities=1_650, years=1)
-    save_tokens(store, user, athlete)
+    user, athlete = connect_user(store, sandbox, pg_url, 1_650, years=1)
     sandbox.set_limits(RateLimits(read_15min=10, overall_15min=20))
     resources = make_resources(sandbox, server, tmp_path, pg_url, data_dir, shared_budget=True)
     first, last = whole_history(sandbox, athlete)

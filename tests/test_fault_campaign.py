@@ -16,7 +16,6 @@ import json
 import os
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -48,7 +47,7 @@ from sync_assets.sensors.webhooks import strava_webhook_events
 from sync_assets.storage import close_stores, open_store
 from sync_assets.webhooks import WebhookReceiver, WebhookServer
 
-from .conftest import add_users, make_resources, run_metadata, save_tokens
+from .conftest import connect_user, make_resources, run_metadata
 
 SEED = int(os.environ.get("SYNC_ASSETS_CAMPAIGN_SEED", "20261129"))
 SIZES = (0, 40, 450, 1_300, 3_000)  # athletes' histories; the 450 one revokes the app
@@ -173,10 +172,7 @@ def test_faults_everywhere_and_the_database_still_equals_stravas_truth(
     users: list[str] = []
     athletes = []
     for n in SIZES:
-        athlete = sandbox.add_athlete(n_activities=n, years=max(1.0, n / 300))
-        user = str(uuid.uuid4())
-        add_users(pg_url, user)
-        save_tokens(store, user, athlete)
+        user, athlete = connect_user(store, sandbox, pg_url, n, years=max(1.0, n / 300))
         users.append(user)
         athletes.append(athlete)
     instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, users)

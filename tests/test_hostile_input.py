@@ -67,7 +67,7 @@ from sync_assets.storage.crypto import TokenCipher
 from sync_assets.storage.postgres import PostgresStore
 from sync_assets.storage.sqlite import SqliteStore
 
-from .conftest import add_users, make_resources, save_tokens, sync_range
+from .conftest import add_users, connect_user, make_resources, sync_range
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 FETCHED = datetime(2026, 1, 2, tzinfo=UTC)
@@ -506,10 +506,7 @@ def _sync_with_hostile_records(pg_url, sandbox, server, tmp_path, unstageable: b
     data_dir = tmp_path / "data"
     resources = make_resources(sandbox, server, tmp_path, pg_url, data_dir)
     store = open_store(pg_url, data_dir)
-    athlete = sandbox.add_athlete(n_activities=450)
-    user = str(uuid.uuid4())
-    add_users(pg_url, user)
-    save_tokens(store, user, athlete)
+    user, athlete = connect_user(store, sandbox, pg_url, 450)
     truth = sandbox.activities(athlete.athlete_id)
     hostile = _hostile_payloads(truth, unstageable)
     sandbox.set_faults(served_payloads={i: p for i, (p, _) in hostile.items()})
@@ -837,10 +834,7 @@ def test_a_weather_api_of_the_wrong_shape_degrades_the_sync_not_crashes_it(
             weather={"api_url": weather_api.url, "max_retries": 1},
         )
         store = open_store(pg_url, data_dir)
-        athlete = sandbox.add_athlete(n_activities=120)
-        user = str(uuid.uuid4())
-        add_users(pg_url, user)
-        save_tokens(store, user, athlete)
+        user, athlete = connect_user(store, sandbox, pg_url, 120)
         truth = sandbox.activities(athlete.athlete_id)
         first = month_key(datetime.fromisoformat(truth[0]["start_date"]))
         last = month_key(datetime.fromtimestamp(sandbox.now(), UTC))

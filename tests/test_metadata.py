@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from cryptography.fernet import Fernet
@@ -11,8 +10,13 @@ from dagster._core.test_utils import instance_for_test
 from sync_assets.partitions import USERS_PARTITIONS_NAME
 from sync_assets.storage import open_store
 
-from .conftest import add_users, make_resources, run_metadata, save_tokens, sync_range
-from .test_runs_table import whole_history
+from .conftest import (
+    connect_user,
+    make_resources,
+    run_metadata,
+    sync_range,
+    whole_history,
+)
 
 
 def test_a_sync_reads_well_in_the_ui_and_lands_in_the_metrics(
@@ -22,10 +26,7 @@ def test_a_sync_reads_well_in_the_ui_and_lands_in_the_metrics(
     data_dir = tmp_path / "data"
     store = open_store(pg_url, data_dir)
     resources = make_resources(sandbox, server, tmp_path, pg_url, data_dir)
-    athlete = sandbox.add_athlete(n_activities=900, years=2.0)
-    user = str(uuid.uuid4())
-    add_users(pg_url, user)
-    save_tokens(store, user, athlete)
+    user, athlete = connect_user(store, sandbox, pg_url, 900, years=2.0)
     sandbox.set_faults(error_5xx_next=1)  # one retried answer: errors and retries show
     first, last = whole_history(sandbox, athlete)
     with instance_for_test() as instance:

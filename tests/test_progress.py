@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
 
 import psycopg
 from cryptography.fernet import Fernet
@@ -16,8 +15,12 @@ from dagster._core.test_utils import instance_for_test
 from sync_assets.partitions import USERS_PARTITIONS_NAME
 from sync_assets.storage import open_store
 
-from .conftest import add_users, make_resources, save_tokens, sync_range
-from .test_runs_table import whole_history
+from .conftest import (
+    connect_user,
+    make_resources,
+    sync_range,
+    whole_history,
+)
 
 PAGE_SECONDS = 0.4
 
@@ -40,10 +43,7 @@ def test_a_listener_sees_the_progress_move_at_a_bounded_rate(
     data_dir = tmp_path / "data"
     store = open_store(pg_url, data_dir)
     resources = make_resources(sandbox, server, tmp_path, pg_url, data_dir)
-    athlete = sandbox.add_athlete(n_activities=2_000, years=5.0)  # 11 list pages
-    user = str(uuid.uuid4())
-    add_users(pg_url, user)
-    save_tokens(store, user, athlete)
+    user, athlete = connect_user(store, sandbox, pg_url, 2_000, years=5.0)  # 11 list pages
     sandbox.set_faults(latency_seconds=PAGE_SECONDS)
     got: list[tuple[float, dict]] = []
     ready, stop = threading.Event(), threading.Event()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -19,7 +18,7 @@ from dagster import (
 from dagster._core.test_utils import create_run_for_test, instance_for_test
 
 from sync_assets.definitions import STRAVA_SYNC_JOB
-from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
+from sync_assets.partitions import USERS_PARTITIONS_NAME
 from sync_assets.resources import SupabaseResource
 from sync_assets.sensors.run_status import (
     reconcile_sync_sessions,
@@ -28,7 +27,13 @@ from sync_assets.sensors.run_status import (
 from sync_assets.sessions import InvalidTransition, SessionTracker, SyncState, check_transition
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import add_users, make_resources, run_metadata, save_tokens, sync_range
+from .conftest import (
+    connect_user,
+    make_resources,
+    run_metadata,
+    sync_range,
+    whole_history,
+)
 
 
 @pytest.fixture
@@ -40,29 +45,13 @@ def instance() -> Iterator[DagsterInstance]:
 run_sync = sync_range
 
 
-def connect(store, sandbox, n: int, **kw) -> tuple[str, object]:
-    athlete = sandbox.add_athlete(n_activities=n, **kw)
-    user = str(uuid.uuid4())
-    return user, athlete
-
-
-def whole_history(sandbox, athlete) -> tuple[str, str]:
-    first = month_key(
-        datetime.fromisoformat(sandbox.activities(athlete.athlete_id)[0]["start_date"])
-    )
-    return first, month_key(datetime.fromtimestamp(sandbox.now(), UTC))
-
-
 def test_whole_history_lands_once_with_a_completed_session(
     backend, sandbox, server, instance, tmp_path
 ) -> None:
     url, data_dir = backend
     resources = make_resources(sandbox, server, tmp_path, url, data_dir)
     store = open_store(url, data_dir)
-    user, athlete = connect(store, sandbox, 700)
-    if url:
-        add_users(url, user)
-    save_tokens(store, user, athlete)
+    user, athlete = connect_user(store, sandbox, url, 700)
     sandbox.set_faults(malformed_activities=3)
     instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
     first, last = whole_history(sandbox, athlete)
@@ -98,10 +87,7 @@ def test_a_resync_without_webhooks_drops_what_strava_deleted(
     url, data_dir = backend
     resources = make_resources(sandbox, server, tmp_path, url, data_dir)
     store = open_store(url, data_dir)
-    user, athlete = connect(store, sandbox, 450)
-    if url:
-        add_users(url, user)
-    save_tokens(store, user, athlete)
+    user, athlete = connect_user(store, sandbox, url, 450)
     instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
     first, last = whole_history(sandbox, athlete)
     assert run_sync(instance, resources, user, first, last).success
@@ -125,10 +111,7 @@ def test_revoked_user_ends_in_a_failed_session_with_a_clear_error(
     url, data_dir = backend
     resources = make_resources(sandbox, server, tmp_path, url, data_dir)
     store = open_store(url, data_dir)
-    user, athlete = connect(store, sandbox, 900)
-    if url:
-        add_users(url, user)
-    save_tokens(store, user, athlete)
+    user, athlete = connect_user(store, sandbox, url, 900)
     sandbox.set_faults(revoke_after_requests={athlete.athlete_id: 2})
     instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
     first, last = whole_history(sandbox, athlete)
@@ -262,10 +245,7 @@ def test_relaunch_resumes_from_the_checkpoint_without_refetching(
         step_retry_seconds=0.1,
     )
     store = open_store(url, data_dir)
-    user, athlete = connect(store, sandbox, 1000)  # 6 list pages for the whole history
-    if url:
-        add_users(url, user)
-    save_tokens(store, user, athlete)
+    user, athlete = connect_user(store, sandbox, url, 1000)  # 6 list pages for the whole history
     instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
     first, last = whole_history(sandbox, athlete)
     sandbox.set_faults(outage_after_requests=3)  # Strava goes down after the third page
