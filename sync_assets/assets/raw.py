@@ -1,5 +1,6 @@
 """`raw_strava_activities`: every activity of a user's months, validated, as Parquet."""
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from dagster import (
@@ -68,14 +69,16 @@ def _metadata(report: FetchReport) -> dict[str, object]:
     }
 
 
-def _record(store: Store, context: AssetExecutionContext, report: FetchReport) -> None:
+def _record(
+    store: Store, context: AssetExecutionContext, keys: Sequence[str], report: FetchReport
+) -> None:
     metrics.record(
         store,
         context.run,
         "raw_strava_activities",
         context.log,
         api="strava",
-        users=len({split_key(k)[0] for k in run_partition_keys(context)}),
+        users=len({split_key(k)[0] for k in keys}),
         activities=report.activities,
         seconds=round(report.seconds, 3),
         api_errors=report.api_errors,
@@ -131,7 +134,7 @@ def raw_strava_activities(
             report=report,
         )
     except SyncError as err:
-        _record(store, context, report)
+        _record(store, context, keys, report)
         if (
             err.retryable
             and err.type != ErrorType.RATE_LIMIT
@@ -143,7 +146,7 @@ def raw_strava_activities(
             context.log.warning(f"{err}; the step retries in {wait:.0f} s")
             raise RetryRequested(max_retries=strava.step_retries, seconds_to_wait=wait) from None
         raise as_failure(err) from None
-    _record(store, context, report)
+    _record(store, context, keys, report)
     context.log.info(
         f"{report.activities} activities ({report.quarantined} quarantined) in "
         f"{len(keys)} partitions with {report.list_calls} list requests "
