@@ -4,6 +4,23 @@ Only what the pipeline relies on is validated strictly; everything else Strava s
 verbatim in `payload`, so a new Strava field never breaks a sync and nothing is lost. A record
 that fails validation is not dropped: `validate_page` returns it as a `QuarantinedActivity` with
 the payload and the reason.
+
+Strava's API description (developers.strava.com, SummaryActivity) makes every field optional,
+and its own examples send `null` for what is unknown. So a record is stored whenever it can be:
+only `id` and `start_date` are required (without them a row has no key or no month), and a
+value of an impossible type or range is refused. A missing (absent or `null`) field is stored
+as a neutral value, and the row says so in `data_quality` (see `DATA_QUALITY_NOTES`):
+
+* `distance`, `moving_time`, `elapsed_time`: 0;
+* `name`: "" (the app's `runs.name` is NOT NULL);
+* `sport_type`: taken from the legacy `type`; without either, `UNKNOWN_SPORT_TYPE` ("Unknown",
+  since `runs.sport_type` is NOT NULL), with `type` left null;
+* `athlete` (or its `id`): `athlete_id` null;
+* `manual`, `trainer`, `commute`, `private`, `has_heartrate`: false.
+
+`moving_time` above `elapsed_time` (some devices) is stored as sent and noted too. Any
+`sport_type` or `visibility` string is kept (Strava adds sport types), integers are numbers
+wherever a float is typed, and `[]` or `null` coordinates mean "none".
 """
 
 from __future__ import annotations
@@ -19,6 +36,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     StrictBool,
     StrictFloat,
     ValidationError,
@@ -35,6 +54,33 @@ MAX_NAME_LENGTH = 2_000
 MAX_LABEL_LENGTH = 200  # type, sport_type, timezone, visibility: short labels
 MAX_PAYLOAD_BYTES = 1_000_000
 BIGINT_MAX = 2**63 - 1  # ids land in bigint / int64 columns
+UNKNOWN_SPORT_TYPE = "Unknown"  # stored when Strava sent neither sport_type nor type
+
+# What Strava may leave out (absent or null), what is stored instead: the row notes it.
+MISSING_DEFAULTS: dict[str, Any] = {
+    "name": "",
+    "distance": 0.0,
+    "moving_time": 0,
+    "elapsed_time": 0,
+    "manual": False,
+    "trainer": False,
+    "commute": False,
+    "private": False,
+    "has_heartrate": False,
+}
+# The notes of `data_quality`, one short English phrase each.
+DATA_QUALITY_NOTES: dict[str, str] = {
+    **{f: f"{f} missing" for f in ("name", "distance", "moving_time", "elapsed_time")},
+    **{
+        f: f"{f} missing, read as false"
+        for f in ("manual", "trainer", "commute", "private", "has_heartrate")
+    },
+    "sport_type": "sport_type missing, taken from type",
+    "sport_type_and_type": f"sport_type and type missing, stored as {UNKNOWN_SPORT_TYPE}",
+    "athlete": "athlete missing",
+    "athlete_id": "athlete id missing",
+    "moving_above_elapsed": "moving_time {moving} s above elapsed_time {elapsed} s",
+}
 
 # Numbers and flags are strict: Strava sends JSON numbers and booleans, so "5000", true or 12.5
 # where an integer belongs is a broken record, not something to coerce.
@@ -42,16 +88,20 @@ BIGINT_MAX = 2**63 - 1  # ids land in bigint / int64 columns
 
 class AthleteRef(BaseModel):
     model_config = ConfigDict(extra="allow")
-    id: int = Field(gt=0, le=BIGINT_MAX, strict=True)
+    id: int | None = Field(default=None, gt=0, le=BIGINT_MAX, strict=True)
 
 
 class SummaryActivity(BaseModel):
-    """The fields of Strava's SummaryActivity that the `runs` table and enrichment need."""
+    """The fields of Strava's SummaryActivity that the `runs` table and enrichment need.
+
+    Missing fields hold what is stored in their place (see the module's docstring);
+    `quality_notes` says which ones were missing, and what else is odd but kept."""
 
     model_config = ConfigDict(extra="allow", str_strip_whitespace=False)
+    _notes: tuple[str, ...] = PrivateAttr(default=())
 
     id: int = Field(gt=0, le=BIGINT_MAX, strict=True)
-    athlete: AthleteRef
+    athlete: AthleteRef | None = None
     name: str = Field(max_length=MAX_NAME_LENGTH)
     type: str | None = Field(default=None, max_length=MAX_LABEL_LENGTH)
     sport_type: str = Field(max_length=MAX_LABEL_LENGTH)
@@ -64,28 +114,58 @@ class SummaryActivity(BaseModel):
     total_elevation_gain: float | None = Field(default=None, ge=0, le=100_000, strict=True)
     average_speed: float | None = Field(default=None, ge=0, le=200, strict=True)  # m/s
     max_speed: float | None = Field(default=None, ge=0, le=500, strict=True)
-    has_heartrate: StrictBool = False
+    has_heartrate: StrictBool
     average_heartrate: float | None = Field(default=None, gt=0, le=260, strict=True)  # bpm
     max_heartrate: float | None = Field(default=None, gt=0, le=300, strict=True)
     start_latlng: list[StrictFloat] | None = None
     end_latlng: list[StrictFloat] | None = None
-    manual: StrictBool = False
-    trainer: StrictBool = False
-    commute: StrictBool = False
-    private: StrictBool = False
+    manual: StrictBool
+    trainer: StrictBool
+    commute: StrictBool
+    private: StrictBool
     visibility: str | None = Field(default=None, max_length=MAX_LABEL_LENGTH)
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _sport_type_from_type(cls, data: Any) -> Any:
-        # Activities from before 2022 may lack sport_type in old exports; `type` is its ancestor.
-        if (
-            isinstance(data, dict)
-            and data.get("sport_type") is None
-            and isinstance(data.get("type"), str)
-        ):
-            data = {**data, "sport_type": data["type"]}
-        return data
+    def _fill_missing(cls, data: Any, handler: ModelWrapValidatorHandler[SummaryActivity]) -> Any:
+        """Stand-ins for missing (absent or null) fields, each noted; then the validation."""
+        if not isinstance(data, dict):
+            return handler(data)
+        notes: list[str] = []
+        filled: dict[str, Any] = {}
+        for key, default in MISSING_DEFAULTS.items():
+            if data.get(key) is None:
+                filled[key] = default
+                notes.append(DATA_QUALITY_NOTES[key])
+        if data.get("sport_type") is None:
+            # Activities from before 2022 may lack sport_type in old exports; `type` is its
+            # ancestor. A `type` of the wrong type is left to fail its own validation.
+            legacy = data.get("type")
+            if isinstance(legacy, str):
+                filled["sport_type"] = legacy
+                notes.append(DATA_QUALITY_NOTES["sport_type"])
+            elif legacy is None:
+                filled["sport_type"] = UNKNOWN_SPORT_TYPE
+                notes.append(DATA_QUALITY_NOTES["sport_type_and_type"])
+        athlete = data.get("athlete")
+        if athlete is None:
+            notes.append(DATA_QUALITY_NOTES["athlete"])
+        elif isinstance(athlete, dict) and athlete.get("id") is None:
+            notes.append(DATA_QUALITY_NOTES["athlete_id"])
+        model = handler({**data, **filled} if filled else data)
+        if model.moving_time > model.elapsed_time and "elapsed_time" not in filled:
+            notes.append(
+                DATA_QUALITY_NOTES["moving_above_elapsed"].format(
+                    moving=model.moving_time, elapsed=model.elapsed_time
+                )
+            )
+        model._notes = tuple(notes)
+        return model
+
+    @property
+    def quality_notes(self) -> tuple[str, ...]:
+        """What `data_quality` says: missing fields and stored stand-ins, odd values kept."""
+        return self._notes
 
     @field_validator("start_date", "start_date_local", mode="before")
     @classmethod
@@ -124,8 +204,7 @@ class SummaryActivity(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> SummaryActivity:
-        if self.moving_time > self.elapsed_time + 60:
-            raise ValueError("moving_time exceeds elapsed_time")
+        # moving_time above elapsed_time is kept: some devices send it (noted, see above).
         if self.start_date_local is not None:
             # Strava's local time is wall-clock time written with a "Z": only the offset apart.
             local = self.start_date_local.replace(tzinfo=None)
@@ -263,6 +342,9 @@ ACTIVITY_SCHEMA = pa.schema(
         ("visibility", pa.string()),
         ("payload", pa.string()),  # the full Strava JSON, verbatim
         ("fetched_at", pa.timestamp("s", tz="UTC")),
+        # JSON list of short notes (`DATA_QUALITY_NOTES`), null when there is nothing to note.
+        # Last, so that files written before it existed read with it added as null.
+        ("data_quality", pa.string()),
     ]
 )
 
@@ -280,10 +362,11 @@ QUARANTINE_SCHEMA = pa.schema(
 def activity_row(user_id: str, a: SummaryActivity, payload: str, fetched_at: datetime) -> dict:
     start, end = a.start_latlng or [None, None], a.end_latlng or [None, None]
     local = a.start_date_local.replace(tzinfo=None) if a.start_date_local else None
+    notes = a.quality_notes
     return {
         "user_id": user_id,
         "strava_id": a.id,
-        "athlete_id": a.athlete.id,
+        "athlete_id": a.athlete.id if a.athlete is not None else None,
         "name": a.name,
         "type": a.type,
         "sport_type": a.sport_type,
@@ -310,7 +393,22 @@ def activity_row(user_id: str, a: SummaryActivity, payload: str, fetched_at: dat
         "visibility": a.visibility,
         "payload": payload,
         "fetched_at": fetched_at,
+        "data_quality": json.dumps(list(notes), ensure_ascii=False) if notes else None,
     }
+
+
+def quality_notes(data_quality: Any) -> list[str]:
+    """The notes of a `data_quality` value (JSON text, a list, or null: none)."""
+    if data_quality is None:
+        return []
+    if isinstance(data_quality, str):
+        try:
+            data_quality = json.loads(data_quality)
+        except ValueError:
+            return [data_quality]
+    if isinstance(data_quality, list):
+        return [str(n) for n in data_quality]
+    return [str(data_quality)]
 
 
 def activities_table(rows: Sequence[dict]) -> pa.Table:

@@ -3,14 +3,17 @@ hostile records through the real pipeline, and broken bodies from both APIs over
 
 What the models accept and what they quarantine ("absurd" values), see `sync_assets/models.py`:
 
+* only `id` and `start_date` are required: any other field Strava's schema has may be missing
+  (absent or null) and is stored as 0, "", false, "Unknown" (sport_type without type) or null
+  (athlete), noted in `data_quality`; moving time above elapsed time is kept, and noted;
 * types are strict: ids, times and distances are JSON numbers (no "5000", no true, no 12.5
-  where an integer belongs), dates are ISO 8601 strings with a UTC offset (no Unix times);
+  where an integer belongs), flags are booleans (no 1, no "yes"), dates are ISO 8601 strings
+  with a UTC offset (no Unix times);
 * ids are in 1 .. 2**63-1 (they land in bigint columns);
 * `start_date` is not before 1990-01-01 (before GPS watches) nor more than 2 days ahead of now;
   `start_date_local` is at most 18 h away from `start_date` (it only differs by the offset);
-* distance 0 .. 2,000 km, moving/elapsed time 0 .. 30 days, moving <= elapsed + 60 s,
-  elevation gain 0 .. 100 km, speeds 0 .. 200 (average) / 500 (max) m/s, heart rate 0 .. 260
-  (average) / 300 (max) bpm;
+* distance 0 .. 2,000 km, moving/elapsed time 0 .. 30 days, elevation gain 0 .. 100 km,
+  speeds 0 .. 200 (average) / 500 (max) m/s, heart rate 0 .. 260 (average) / 300 (max) bpm;
 * coordinates are [lat, lng] with -90 <= lat <= 90, -180 <= lng <= 180 ([] or null: none);
 * a name has at most 2,000 characters, labels (type, sport_type, timezone, visibility) 200;
 * nothing a JSON column cannot store, anywhere in the record: lone surrogates, NUL, NaN, inf;
@@ -48,7 +51,10 @@ from pydantic import SecretStr
 from sync_assets.errors import ErrorType, SyncError
 from sync_assets.models import (
     ACTIVITY_SCHEMA,
+    DATA_QUALITY_NOTES,
+    MISSING_DEFAULTS,
     QUARANTINE_SCHEMA,
+    UNKNOWN_SPORT_TYPE,
     activities_table,
     activity_row,
     quarantine_table,
@@ -92,6 +98,14 @@ CORE = {
 }  # fmt: skip
 
 
+# Strava's schema makes them optional: absent or null, the record is still stored.
+OPTIONAL = [
+    "timezone", "type", "total_elevation_gain", "name", "distance", "moving_time",
+    "elapsed_time", "athlete", "sport_type", "start_date_local", "manual", "trainer", "commute",
+    "private", "has_heartrate", "visibility", "start_latlng", "average_speed",
+]  # fmt: skip
+
+
 def iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -118,8 +132,8 @@ def valid_activity(draw: st.DrawFn) -> dict[str, Any]:
         )
     ).replace(microsecond=0, tzinfo=UTC)
     offset = timedelta(minutes=15 * draw(st.integers(-48, 56)))  # UTC-12 .. UTC+14
-    moving = draw(st.integers(0, 30 * 86_400 - 60))
-    elapsed = draw(st.integers(max(0, moving - 60), 30 * 86_400))
+    moving = draw(st.integers(0, 30 * 86_400))
+    elapsed = draw(st.integers(0, 30 * 86_400))  # above moving_time or not: both are kept
     sport = draw(st.sampled_from(SPORTS))
     hr = draw(st.booleans())
     rec: dict[str, Any] = {
@@ -149,8 +163,11 @@ def valid_activity(draw: st.DrawFn) -> dict[str, Any]:
     if hr:
         rec["average_heartrate"] = draw(finite(30, 260))
         rec["max_heartrate"] = draw(finite(30, 300))
-    for key in draw(st.sets(st.sampled_from(["timezone", "type", "total_elevation_gain"]))):
-        rec.pop(key)  # optional fields may be missing
+    for key in draw(st.sets(st.sampled_from(OPTIONAL))):
+        if draw(st.booleans()):
+            rec.pop(key)  # optional fields may be missing, or null
+        else:
+            rec[key] = None
     extras = draw(
         st.dictionaries(clean_text.filter(lambda k: k not in CORE), json_value, max_size=3)
     )
@@ -213,7 +230,6 @@ def hostile_activity(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
                     st.floats(min_value=2_000_000.001).map(lambda v: _set("distance", v)),
                     non_finite.map(lambda v: _set("distance", v)),
                     wrong_number.map(lambda v: _set("distance", v)),
-                    st.just(_without("distance")),
                 ),
             ),
             st.tuples(
@@ -245,12 +261,12 @@ def hostile_activity(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
             st.tuples(
                 st.just("athlete"),
                 st.one_of(
-                    st.just({}),
                     st.integers(2**63, 2**80).map(lambda i: {"id": i}),
+                    st.integers(max_value=0).map(lambda i: {"id": i}),
+                    st.sampled_from(["7", True, 7.5]).map(lambda i: {"id": i}),
                     st.text(max_size=3),
                     st.lists(st.integers(), max_size=2),
-                ).map(lambda v: _set("athlete", v))
-                | st.just(_without("athlete")),
+                ).map(lambda v: _set("athlete", v)),
             ),
             st.tuples(
                 st.sampled_from(["moving_time", "elapsed_time"]),
@@ -262,14 +278,17 @@ def hostile_activity(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
                     st.integers(2_001, 4_000).map(lambda n: "x" * n),
                     st.just("lone \ud800 surrogate"),
                     st.just("nul \x00 inside"),
-                    st.integers() | st.none() | st.lists(st.integers(), max_size=2),
-                ).map(lambda v: _set("name", v))
-                | st.just(_without("name")),
+                    st.integers() | st.lists(st.integers(), max_size=2),
+                ).map(lambda v: _set("name", v)),
             ),
-            st.tuples(st.just("sport_type"), st.just(_without("sport_type", "type"))),
-            st.tuples(st.just("has_heartrate"), st.sampled_from(["yes", 1, None, "true"])).map(
-                lambda fv: (fv[0], _set(fv[0], fv[1]))
-            ),
+            st.tuples(
+                st.sampled_from(["sport_type", "type"]),
+                st.sampled_from([5, True, ["Run"], {"x": 1}, "R" * 201]),
+            ).map(lambda fv: (fv[0], _set(fv[0], fv[1]))),
+            st.tuples(
+                st.sampled_from(["has_heartrate", "manual", "trainer", "commute", "private"]),
+                st.sampled_from(["yes", 1, 0, "true", 1.0, []]),
+            ).map(lambda fv: (fv[0], _set(fv[0], fv[1]))),
             st.tuples(
                 st.sampled_from(["average_heartrate", "max_heartrate", "average_speed"]),
                 st.floats(max_value=-0.001) | st.floats(min_value=1_000) | non_finite,
@@ -316,17 +335,46 @@ def check_quarantined(q, record: Any, field: str | None) -> None:
         assert q.activity_id is None
 
 
+def sent(rec: dict, key: str) -> Any:
+    """What Strava sent for `key`, or what is stored when it is missing (absent or null)."""
+    value = rec.get(key)
+    return MISSING_DEFAULTS.get(key) if value is None else value
+
+
+def expected_notes(rec: dict) -> list[str]:
+    """The `data_quality` notes of a valid record, in the model's order."""
+    notes = [DATA_QUALITY_NOTES[k] for k in MISSING_DEFAULTS if rec.get(k) is None]
+    if rec.get("sport_type") is None:
+        notes.append(
+            DATA_QUALITY_NOTES["sport_type_and_type" if rec.get("type") is None else "sport_type"]
+        )
+    if rec.get("athlete") is None:
+        notes.append(DATA_QUALITY_NOTES["athlete"])
+    elif rec["athlete"].get("id") is None:
+        notes.append(DATA_QUALITY_NOTES["athlete_id"])
+    moving, elapsed = rec.get("moving_time"), rec.get("elapsed_time")
+    if moving is not None and elapsed is not None and moving > elapsed:
+        notes.append(f"moving_time {moving} s above elapsed_time {elapsed} s")
+    return notes
+
+
 def check_row(row: dict, rec: dict) -> None:
-    """The mapped row carries the payload's key fields unchanged."""
+    """The mapped row carries the payload's key fields unchanged (stand-ins for missing ones)."""
     assert row["strava_id"] == rec["id"]
-    assert row["athlete_id"] == rec["athlete"]["id"]
-    assert row["name"] == rec["name"]
-    assert row["sport_type"] == rec["sport_type"]
+    assert row["athlete_id"] == (rec.get("athlete") or {}).get("id")
+    assert row["name"] == sent(rec, "name")
+    sport_type = rec.get("sport_type")
+    if sport_type is None:
+        sport_type = UNKNOWN_SPORT_TYPE if rec.get("type") is None else rec["type"]
+    assert row["sport_type"] == sport_type
     assert row["start_date"] == datetime.fromisoformat(rec["start_date"])
-    assert row["distance_meters"] == rec["distance"]
-    assert row["moving_time_seconds"] == rec["moving_time"]
-    assert row["elapsed_time_seconds"] == rec["elapsed_time"]
-    start = rec["start_latlng"] or [None, None]
+    assert row["distance_meters"] == sent(rec, "distance")
+    assert row["moving_time_seconds"] == sent(rec, "moving_time")
+    assert row["elapsed_time_seconds"] == sent(rec, "elapsed_time")
+    for flag in ("manual", "trainer", "commute", "private"):
+        if flag in row:
+            assert bool(row[flag]) is sent(rec, flag)  # SQLite reads 0 / 1
+    start = rec.get("start_latlng") or [None, None]
     assert [row["start_lat"], row["start_lng"]] == start
     # jsonb keeps numbers as decimals (1e+16 comes back as 10000000000000000): compare values
     stored = row["payload"] if "payload" in row else row["strava_data"]
@@ -346,10 +394,13 @@ def test_valid_activities_are_accepted_and_map_to_their_fields(rec) -> None:
     ((model, payload),) = batch.activities
     row = activity_row("u1", model, payload, FETCHED)
     check_row(row, rec)
+    notes = expected_notes(rec)
+    assert row["data_quality"] == (json.dumps(notes) if notes else None)
     table = activities_table([row])
     assert table.schema == ACTIVITY_SCHEMA and table.num_rows == 1
     (back,) = runs_rows(table)
     check_row(back, rec)
+    assert json.loads(back["enrichment_status"]).get("data_quality") == (notes or None)
 
 
 @settings(max_examples=300, deadline=None)
@@ -415,8 +466,8 @@ def two_stores(pg_url, tmp_path: Path) -> Iterator[tuple[PostgresStore, SqliteSt
 def _read_runs(pg: PostgresStore, lite: SqliteStore, url: str, user: str) -> list[dict]:
     query = (
         "select strava_id, athlete_id, name, sport_type, start_date, distance_meters,"
-        " moving_time_seconds, elapsed_time_seconds, start_lat, start_lng, strava_data"
-        " from runs where user_id = {} order by strava_id"
+        " moving_time_seconds, elapsed_time_seconds, start_lat, start_lng, manual, trainer,"
+        " commute, private, strava_data from runs where user_id = {} order by strava_id"
     )
     with psycopg.connect(url, row_factory=dict_row) as conn:
         pg_rows = conn.execute(query.format("%s"), (user,)).fetchall()

@@ -51,6 +51,7 @@ def test_valid_page_keeps_unknown_fields_in_payload() -> None:
     assert b.start_latlng is None
     row = activity_row("u1", b, "{}", a.start_date)
     assert row["start_lat"] is None and row["average_heartrate_bpm"] is None
+    assert row["data_quality"] is None  # complete: nothing to note
     table = activities_table([activity_row("u1", a, payload, a.start_date)])
     assert table.schema == ACTIVITY_SCHEMA and table.num_rows == 1
 
@@ -91,3 +92,38 @@ def test_sport_type_falls_back_to_type() -> None:
     del rec["sport_type"]
     batch = validate_page([rec])
     assert batch.activities[0][0].sport_type == "Run"
+    assert batch.activities[0][0].quality_notes == ("sport_type missing, taken from type",)
+
+
+def test_moving_time_above_elapsed_time_is_stored_as_sent_and_noted() -> None:
+    """Some devices send it; it used to be quarantined ("moving_time exceeds elapsed_time")."""
+    batch = validate_page([activity(moving_time=4000, elapsed_time=3600)])
+    assert not batch.quarantined
+    ((a, payload),) = batch.activities
+    row = activity_row("u1", a, payload, a.start_date)
+    assert (row["moving_time_seconds"], row["elapsed_time_seconds"]) == (4000, 3600)
+    assert json.loads(row["data_quality"]) == ["moving_time 4000 s above elapsed_time 3600 s"]
+
+
+def test_missing_fields_are_stored_as_neutral_values_and_noted() -> None:
+    rec = {
+        k: v
+        for k, v in activity(private=None, athlete=None).items()
+        if k not in ("distance", "name", "sport_type", "type")
+    }
+    ((a, payload),) = validate_page([rec]).activities
+    row = activity_row("u1", a, payload, a.start_date)
+    assert (row["distance_meters"], row["name"], row["sport_type"], row["type"]) == (
+        0.0,
+        "",
+        "Unknown",
+        None,
+    )
+    assert row["private"] is False and row["athlete_id"] is None
+    assert json.loads(row["data_quality"]) == [
+        "name missing",
+        "distance missing",
+        "private missing, read as false",
+        "sport_type and type missing, stored as Unknown",
+        "athlete missing",
+    ]

@@ -288,8 +288,11 @@ def test_summary_activities_look_like_stravas(sbx: StravaSandbox, http: httpx.Cl
             "resource_state": 1,
         }
         assert isinstance(a["id"], int) and a["id"] > 2**32
-        assert isinstance(a["distance"], float) and isinstance(a["moving_time"], int)
-        assert isinstance(a["total_elevation_gain"], float) and isinstance(a["utc_offset"], float)
+        # JSON numbers: Strava's own examples send whole floats as integers (`"max_speed": 11`),
+        # and activities without a distance (yoga, strength) leave it out.
+        assert isinstance(a.get("distance", 0), int | float) and isinstance(a["moving_time"], int)
+        assert isinstance(a["total_elevation_gain"], int | float)
+        assert isinstance(a["utc_offset"], int | float)
         assert a["start_date"].endswith("Z") and a["start_date_local"].endswith("Z")
         assert a["map"]["id"] == f"a{a['id']}" and a["map"]["resource_state"] == 2
         assert a["private"] == (a["visibility"] == "only_me")
@@ -459,8 +462,8 @@ def test_malformed_pages_and_activities(sbx: StravaSandbox, http: httpx.Client) 
             or not isinstance(a.get("start_date"), str)
             or not a["start_date"][:4].isdigit()
             or a["start_date"].startswith("0000")
-            or not isinstance(a.get("distance"), float)
-            or a["distance"] < 0
+            or not isinstance(a.get("distance", 0), int | float)
+            or a.get("distance", 0) < 0
             or not isinstance(a.get("moving_time"), int)
             or any(abs(x) > 180 for x in a.get("start_latlng") or [])
         )
@@ -568,11 +571,11 @@ def test_generate_activities_is_deterministic_fast_and_realistic() -> None:
     sports = Counter(a["sport_type"] for a in big)
     assert sports.most_common(1)[0][0] == "Run" and len(sports) >= 10
     manual = [a for a in big if a["manual"]]
-    assert manual and all(a["start_latlng"] == [] and a["upload_id"] is None for a in manual)
+    assert manual and all(a["start_latlng"] is None and a["upload_id"] is None for a in manual)
     assert all("elev_high" not in a for a in manual)
     trainer = [a for a in big if a["trainer"]]
     assert {a["sport_type"] for a in trainer} >= {"VirtualRide", "Run"}
-    assert all(a["start_latlng"] == [] and "elev_low" not in a for a in trainer)
+    assert all(a["start_latlng"] is None and "elev_low" not in a for a in trainer)
     assert all(a["visibility"] == "only_me" for a in big if a["private"])
     assert any(not a["has_heartrate"] and "average_heartrate" not in a for a in big)
     assert any(not a["name"].isascii() for a in big)
@@ -582,7 +585,8 @@ def test_generate_activities_is_deterministic_fast_and_realistic() -> None:
         )
         assert local == timedelta(seconds=a["utc_offset"])
         assert a["timezone"].startswith("(GMT") and ") " in a["timezone"]
-        assert a["elapsed_time"] >= a["moving_time"] >= 0 and a["distance"] >= 0
+        # Some devices report more moving than elapsed time (kept as Strava sends it).
+        assert a["elapsed_time"] >= 0 and a["moving_time"] >= 0 and a.get("distance", 0) >= 0
         if a["start_latlng"]:
             lat, lng = decode_polyline(a["map"]["summary_polyline"])[0]
             assert (

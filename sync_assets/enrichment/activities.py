@@ -3,6 +3,8 @@
 Nothing is dropped here: an activity whose enrichment failed keeps every Strava field, gets
 nulls for what is unknown, and says why in `enrichment_status`, so a later run can fill in
 exactly those activities (from the cache, or with a few requests) without asking Strava again.
+The activity's `data_quality` notes (fields Strava left out, odd values kept, see
+`sync_assets.models`) are copied into `enrichment_status` as `"data_quality"` when it has any.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sync_assets.enrichment.weather import (
     hour_of,
     resolve_weather,
 )
-from sync_assets.models import ACTIVITY_SCHEMA
+from sync_assets.models import ACTIVITY_SCHEMA, quality_notes
 from sync_assets.resources.weather_providers import WEATHER_FIELDS, WeatherProvider
 
 ENRICHED_SCHEMA = pa.schema(
@@ -152,6 +154,9 @@ def enrich_tables(
         if key is not None:
             status["weather_provider"] = provider.name
             status["weather_hour"] = _iso(key[1])
+        notes = quality_notes(row.get("data_quality"))  # absent in files older than the column
+        if notes:
+            status["data_quality"] = notes
         row["enrichment_status"] = json.dumps(status, sort_keys=True, separators=(",", ":"))
     out = {
         key: pa.Table.from_pylist(rows, schema=ENRICHED_SCHEMA)

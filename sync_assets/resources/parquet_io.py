@@ -59,7 +59,16 @@ def _read(path: UPath, schema: pa.Schema) -> pa.Table:
     if not path.exists():
         return schema.empty_table()
     with path.open("rb") as fh:
-        return pq.read_table(fh)
+        return _with_new_columns(pq.read_table(fh), schema)
+
+
+def _with_new_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A file written before a column of `schema` existed gets it, null, where `schema` has it
+    (so old and new partitions concatenate). An enriched file keeps its extra columns after."""
+    for i, f in enumerate(schema):
+        if f.name not in table.column_names:
+            table = table.add_column(min(i, table.num_columns), f, pa.nulls(table.num_rows, f.type))
+    return table
 
 
 class PartitionedParquetIOManager(UPathIOManager):
