@@ -16,26 +16,14 @@ import statistics
 import tempfile
 import time
 import tracemalloc
-from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import SecretStr
+import sandbox_client
+from sandbox_client import connect, whole_history
 
 from sync_assets.ingest import fetch_span, minimum_list_calls
-from sync_assets.partitions import SyncSpan
-from sync_assets.resources.rate_limit import RateLimitBudget
-from sync_assets.resources.strava_client import StravaClient
-from sync_assets.resources.tokens import StravaTokens
 from sync_assets.sandbox import RateLimits, SandboxServer, StravaSandbox
 from sync_assets.storage import close_stores, open_store
-
-
-def months_between(first: datetime, last: datetime) -> tuple[str, ...]:
-    months, y, m = [], first.year, first.month
-    while (y, m) <= (last.year, last.month):
-        months.append(f"{y:04d}-{m:02d}-01")
-        y, m = y + m // 12, m % 12 + 1
-    return tuple(months)
 
 
 def run_once(
@@ -51,30 +39,10 @@ def run_once(
     with tempfile.TemporaryDirectory() as tmp, SandboxServer(sandbox) as server:
         athlete = sandbox.add_athlete(n_activities=size, seed=seed)
         store = open_store(None, Path(tmp))
-        store.save_connection(
-            "bench",
-            StravaTokens(
-                access_token=athlete.access_token,
-                refresh_token=athlete.refresh_token,
-                expires_at=athlete.expires_at,
-            ),
-        )
+        connect(store, athlete)
         sandbox.set_faults(latency_seconds=latency)
-        span = SyncSpan(
-            "bench",
-            months_between(
-                datetime(2009, 1, 1, tzinfo=UTC), datetime.fromtimestamp(sandbox.now(), UTC)
-            ),
-        )
-        client = StravaClient(
-            user_id="bench",
-            client_id=sandbox.client_id,
-            client_secret=SecretStr(sandbox.client_secret),
-            token_store=store,
-            budget=RateLimitBudget(),
-            api_url=server.api_url,
-            oauth_url=server.oauth_url,
-        )
+        span = whole_history(sandbox)
+        client = sandbox_client.client(sandbox, server, store)
         if trace_memory:
             tracemalloc.start()
         started = time.perf_counter()

@@ -2,7 +2,7 @@
 
     sync-assets demo                       # sandbox + two demo athletes, whole history, summary
     sync-assets sandbox [--port 8710]      # Strava-compatible sandbox on loopback
-    sync-assets connect --user ID (--refresh-token T | --code C)
+    sync-assets connect --user ID (--refresh-token T | --code C) [--scope S]
     sync-assets sync --user ID [--from YYYY-MM] [--to YYYY-MM]
     sync-assets enrich --user ID [--from YYYY-MM] [--to YYYY-MM]   # weather again, no Strava
     sync-assets webhook [--port 8711]      # Strava push events (STRAVA_WEBHOOK_VERIFY_TOKEN)
@@ -77,20 +77,37 @@ def _parse_month(value: str) -> str:
 
 
 # -- connect ---------------------------------------------------------------------------------
-def connect(user_id: str, *, refresh_token: str | None = None, code: str | None = None) -> int:
-    """Register a user's Strava connection and their Dagster partition; returns the athlete id."""
+def connect(
+    user_id: str,
+    *,
+    refresh_token: str | None = None,
+    code: str | None = None,
+    scope: str | None = None,
+) -> int:
+    """Register a user's Strava connection and their Dagster partition; returns the athlete id.
+
+    `scope` is what the athlete granted, as the OAuth redirect carries it (`scope=...`);
+    Strava's token answer does not repeat it. Without `activity:read` or `activity:read_all`
+    nothing can be listed: refused here, before anything is stored.
+    """
     from sync_assets.resources.rate_limit import shared_budget
-    from sync_assets.resources.strava_client import StravaClient, exchange_code
+    from sync_assets.resources.strava_client import (
+        StravaClient,
+        exchange_code,
+        parse_scopes,
+        scope_notes,
+    )
     from sync_assets.resources.tokens import StravaTokens
     from sync_assets.storage import open_store
 
     validate_user_id(user_id)
+    scopes = ",".join(sorted(parse_scopes(scope))) if scope is not None else None
+    scope_notes(scopes, user_id)  # refuses a grant that cannot list activities
     client_id = _require_env("STRAVA_CLIENT_ID")
     secret = SecretStr(_require_env("STRAVA_CLIENT_SECRET"))
     store = open_store(settings.database_url(), settings.data_dir())
-    scopes = None
     if code:
-        tokens, athlete, scopes = exchange_code(
+        tokens, athlete, _ = exchange_code(
             client_id=client_id,
             client_secret=secret,
             code=code,
@@ -100,7 +117,9 @@ def connect(user_id: str, *, refresh_token: str | None = None, code: str | None 
     elif refresh_token:
         # Expired on purpose: the first use refreshes it, which proves the token works.
         store.save_connection(
-            user_id, StravaTokens(access_token="unset", refresh_token=refresh_token, expires_at=0)
+            user_id,
+            StravaTokens(access_token="unset", refresh_token=refresh_token, expires_at=0),
+            scopes=scopes,
         )
     else:
         raise SystemExit("error: give --refresh-token or --code")
@@ -348,6 +367,8 @@ def serve_webhooks(host: str, port: int, queue_size: int = 1000, timeout: float 
 
 # -- entry point -----------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
+    from sync_assets.sandbox.strava import DEFAULT_LIST_ORDER, LIST_ORDERS
+
     parser = argparse.ArgumentParser(prog="sync-assets", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -361,12 +382,24 @@ def main(argv: list[str] | None = None) -> int:
     p_sb.add_argument("--seed", type=int, default=7)
     p_sb.add_argument("--athletes", type=int, default=2)
     p_sb.add_argument("--sizes", help="comma-separated activity counts, one per athlete")
+    p_sb.add_argument(
+        "--list-order",
+        choices=sorted(LIST_ORDERS),
+        default=DEFAULT_LIST_ORDER,
+        help="how GET /athlete/activities orders its pages (Strava documents no order): "
+        + "; ".join(f"{k}: {v}" for k, v in LIST_ORDERS.items()),
+    )
 
     p_conn = sub.add_parser("connect", help="register a user's Strava connection")
     p_conn.add_argument("--user", required=True, help="the app's user id (uuid)")
     g = p_conn.add_mutually_exclusive_group(required=True)
     g.add_argument("--refresh-token", help="a Strava refresh token of the athlete")
     g.add_argument("--code", help="an authorization code from Strava's OAuth redirect")
+    p_conn.add_argument(
+        "--scope",
+        help="the scopes the athlete granted, from the redirect's `scope=` (e.g. "
+        "read,activity:read_all): Strava's token answer does not say",
+    )
 
     p_sync = sub.add_parser("sync", help="materialize a user's months through Dagster")
     p_sync.add_argument("--user", required=True)
@@ -407,7 +440,14 @@ def main(argv: list[str] | None = None) -> int:
             from sync_assets.sandbox import serve
 
             sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
-            serve(args.host, args.port, seed=args.seed, athletes=args.athletes, sizes=sizes)
+            serve(
+                args.host,
+                args.port,
+                seed=args.seed,
+                athletes=args.athletes,
+                sizes=sizes,
+                list_order=args.list_order,
+            )
             return 0
         if args.command == "webhook":
             return serve_webhooks(args.host, args.port, args.queue_size, args.timeout)
@@ -427,8 +467,16 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(status_lines(store.recent_sessions(args.user, args.limit))))
             return 0
         if args.command == "connect":
-            athlete_id = connect(args.user, refresh_token=args.refresh_token, code=args.code)
+            athlete_id = connect(
+                args.user, refresh_token=args.refresh_token, code=args.code, scope=args.scope
+            )
             print(f"connected user {args.user} to Strava athlete {athlete_id}")
+            if args.scope is None:
+                print(
+                    "note: granted scopes not recorded (pass --scope from the OAuth redirect's "
+                    "scope=...): a sync cannot tell whether private activities are visible",
+                    file=sys.stderr,
+                )
             return 0
         if args.command in ("sync", "enrich"):
             run = sync if args.command == "sync" else enrich

@@ -19,7 +19,7 @@ class ErrorType(StrEnum):
     """What went wrong, in terms that decide what to do next."""
 
     AUTHENTICATION = "AUTHENTICATION"  # token revoked/invalid, wrong client secret: needs a human
-    AUTHORIZATION = "AUTHORIZATION"  # the athlete did not grant the scope we need
+    PERMISSION_DENIED = "PERMISSION_DENIED"  # the athlete did not grant the scope we need
     RATE_LIMIT = "RATE_LIMIT"  # the app-wide Strava budget is spent until `retry_after`
     NETWORK = "NETWORK"  # connection refused/reset/timeout
     SERVER = "SERVER"  # 5xx from the provider

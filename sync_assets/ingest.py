@@ -50,6 +50,7 @@ class FetchReport:
     http_429: int = 0
     api_errors: int = 0  # failed attempts, classified (network, 5xx, 429, broken bodies, ...)
     latency: LatencyStats = field(default_factory=LatencyStats)
+    notes: dict[str, list[str]] = field(default_factory=dict)  # user -> what the sync cannot see
 
     def add_client(self, stats: RequestStats, usage: dict[str, int]) -> None:
         """What one client spent (also when its listing failed half-way)."""
@@ -84,8 +85,9 @@ def fetch_span(
     included) and how many came from a checkpoint instead of Strava. With `staging`, every page
     is kept until the span's rows are stored (`runs_table` clears it), so a sync killed while
     fetching, enriching or storing resumes after the last page it had (at most the page in
-    flight, or the closing empty page, is fetched again); with a tracker, every page is also
-    checkpointed in `sync_sessions` (page number, listing cursor) with the progress.
+    flight, or the closing empty page, is fetched again), moving the same bound in the same
+    order; with a tracker, every page is also checkpointed in `sync_sessions` (page number,
+    listing cursor: both bounds, the order and the bound that moves) with the progress.
     """
     fetched_at = datetime.now(UTC).replace(microsecond=0)
     rows: list[dict[str, Any]] = []
@@ -140,7 +142,8 @@ def fetch_span(
             tracker.checkpoint(
                 page.number,
                 {
-                    "cursor": page.cursor,
+                    "cursor": page.cursor.position,  # the value of the bound that moves
+                    "listing": page.cursor.as_dict(),
                     "window": [span.start.isoformat(), span.end.isoformat()],
                     "resumed_activities": resumed,
                 },
@@ -212,6 +215,12 @@ def fetch_partitions(
         with client_for(span.user_id) as client:
             listed_at = datetime.now(UTC)
             try:
+                for note in client.scope_notes():
+                    report.notes.setdefault(span.user_id, [])
+                    if note not in report.notes[span.user_id]:
+                        report.notes[span.user_id].append(note)
+                    if tracker is not None:
+                        tracker.note(note)
                 data, received, resumed = fetch_span(client, span, tracker, staging)
             except SyncError as err:
                 if tracker is not None:

@@ -81,6 +81,7 @@ class SessionTracker:
         self.run_id = run_id
         self.user_id = user_id
         self.min_interval = min_interval
+        self.notes: list[str] = []  # what the front end should say beside the progress
         self._last_write = 0.0
         self._phase_started = time.monotonic()
         self.session: SessionRecord = store.create_session(
@@ -110,9 +111,24 @@ class SessionTracker:
         self._phase_started = time.monotonic()
         return self._write(
             status=phase.value,
-            progress={"phase": phase.value, "processed": 0, "total": None, "errors": 0},
+            progress=self._with_notes(
+                {"phase": phase.value, "processed": 0, "total": None, "errors": 0}
+            ),
             **counters,
         )
+
+    def note(self, text: str) -> SessionRecord:
+        """Keep a note in the session's progress from now on (e.g. what the scopes hide)."""
+        if text not in self.notes:
+            self.notes.append(text)
+        return self._write(progress=self._with_notes(dict(self.session.progress or {})))
+
+    def _with_notes(self, progress: dict[str, Any]) -> dict[str, Any]:
+        """`progress` with the session's notes (earlier steps' included: each step has its
+        own tracker)."""
+        earlier = (self.session.progress or {}).get("notes") or []
+        notes = list(dict.fromkeys([*earlier, *(progress.get("notes") or []), *self.notes]))
+        return {**progress, "notes": notes} if notes else progress
 
     def progress(
         self,
@@ -135,13 +151,15 @@ class SessionTracker:
         if total and processed and elapsed > 0:
             remaining = max(total - processed, 0) * elapsed / processed
             eta = (datetime.now(UTC) + timedelta(seconds=remaining)).isoformat()
-        return {
-            "phase": self.session.status,
-            "processed": processed,
-            "total": total,
-            "errors": errors,
-            "estimated_completion": eta,
-        }
+        return self._with_notes(
+            {
+                "phase": self.session.status,
+                "processed": processed,
+                "total": total,
+                "errors": errors,
+                "estimated_completion": eta,
+            }
+        )
 
     def checkpoint(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -210,6 +211,12 @@ def test_db_pool_fires_on_a_pool_timeout_and_on_server_saturation(
     finally:
         for conn in conns:
             conn.close()
+        # Backends end a moment after their client closes: wait, so that the next test does
+        # not find the server still saturated by this one.
+        deadline = time.monotonic() + 15
+        while store.connection_usage()["in_use"] > usage["in_use"] + 2:
+            assert time.monotonic() < deadline, "the test's connections did not end"
+            time.sleep(0.05)
     assert saturated.fired
     assert f"of {usage['allowed']} server connections in use" in saturated.figure
 

@@ -19,7 +19,7 @@ import pytest
 from sync_assets.ingest import minimum_list_calls
 from sync_assets.sandbox import SandboxServer, StravaSandbox
 
-from .conftest import CLI, cli_connect, sandbox_env
+from .conftest import CLI, LIST_ORDERS, cli_connect, sandbox_env
 
 SEED = int(os.environ.get("SYNC_ASSETS_CAMPAIGN_SEED", "20261129"))
 N_ACTIVITIES = 1_500  # 8 list pages
@@ -29,14 +29,23 @@ pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple]:
-    sandbox = StravaSandbox(seed=SEED)
+def world(tmp_path: Path, list_order: str) -> Iterator[tuple]:
+    sandbox = StravaSandbox(seed=SEED, list_order=list_order)
     with SandboxServer(sandbox) as server:
         athlete = sandbox.add_athlete(n_activities=N_ACTIVITIES, years=4.0)
         env = sandbox_env(sandbox, server, tmp_path / "home")  # the embedded default
         user = str(uuid.uuid4())
         cli_connect(env, user, athlete.refresh_token)
-        yield sandbox, server, env, user, athlete.athlete_id
+        # The months of the athlete's history (not all since 2009): the same listing, a
+        # quarter of the partitions to materialize.
+        first = sandbox.activities(athlete.athlete_id)[0]["start_date"][:7]
+        yield (
+            sandbox,
+            server,
+            env,
+            [CLI, "sync", "--user", user, "--from", first],
+            (athlete.athlete_id),
+        )
 
 
 def sessions(env: dict[str, str]) -> list[tuple[str, str, str | None]]:
@@ -65,18 +74,29 @@ def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, what: str) -
         time.sleep(0.005)
 
 
-@pytest.mark.parametrize("phase", ["fetch", "enrich", "store"])
+# A crash while fetching in every listing order; the slower enrich and store crashes in the
+# default order and one other each.
+@pytest.mark.parametrize(
+    ("phase", "list_order"),
+    [
+        *(("fetch", order) for order in LIST_ORDERS),
+        ("enrich", LIST_ORDERS[0]),
+        ("enrich", LIST_ORDERS[1]),
+        ("store", LIST_ORDERS[0]),
+        ("store", LIST_ORDERS[2]),
+    ],
+)
 def test_a_killed_sync_is_failed_and_the_next_one_resumes_from_its_checkpoint(
-    world, phase: str, capsys
+    world, phase: str, list_order: str, capsys
 ) -> None:
-    sandbox, server, env, user, athlete_id = world
+    sandbox, server, env, sync, athlete_id = world
     rng = random.Random(f"{SEED}:{phase}")
     lists = lambda: sandbox.request_count(kind="api", path_prefix=LISTS)  # noqa: E731
     sandbox.set_faults(latency_seconds=0.2)  # a page every ~0.2 s: room to land in the middle
     if phase == "enrich":
         server.weather.set_faults(latency_seconds=3.0)
     proc = subprocess.Popen(
-        [CLI, "sync", "--user", user],
+        sync,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -112,9 +132,7 @@ def test_a_killed_sync_is_failed_and_the_next_one_resumes_from_its_checkpoint(
     server.weather.clear_faults()
     sandbox.set_faults(latency_seconds=0.0)
 
-    out = subprocess.run(
-        [CLI, "sync", "--user", user], env=env, capture_output=True, text=True, timeout=240
-    )
+    out = subprocess.run(sync, env=env, capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"run {killed_run[:8]} of an earlier command died" in out.stdout
 
@@ -129,8 +147,8 @@ def test_a_killed_sync_is_failed_and_the_next_one_resumes_from_its_checkpoint(
     again = killed_lists + (lists() - killed_lists) - minimum
     with capsys.disabled():
         print(
-            f"\ncrash in {phase}: killed after {killed_lists} list requests; the relaunch made "
-            f"{lists() - killed_lists}; {again} page(s) fetched twice; "
+            f"\ncrash in {phase} ({list_order}): killed after {killed_lists} list requests; "
+            f"the relaunch made {lists() - killed_lists}; {again} page(s) fetched twice; "
             f"{len(truth)} activities checked"
         )
     assert again <= 1, f"{again} pages fetched again"

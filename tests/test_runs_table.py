@@ -28,6 +28,7 @@ from sync_assets.sessions import InvalidTransition, SessionTracker, SyncState, c
 from sync_assets.storage import close_stores, open_store
 
 from .conftest import (
+    LIST_ORDERS,
     connect_user,
     make_resources,
     run_metadata,
@@ -230,8 +231,19 @@ def test_auth_uid_reads_the_jwt_claims_as_supabase_does(pg_url) -> None:
         assert str(conn.execute("select auth.uid()").fetchone()[0]) == uid
 
 
+# Each order once, each backend with the default order and one more (four runs, not six).
+@pytest.mark.parametrize(
+    ("backend", "list_order"),
+    [
+        ("sqlite", LIST_ORDERS[0]),
+        ("postgres", LIST_ORDERS[0]),
+        ("sqlite", LIST_ORDERS[1]),
+        ("postgres", LIST_ORDERS[2]),
+    ],
+    indirect=["backend"],
+)
 def test_relaunch_resumes_from_the_checkpoint_without_refetching(
-    backend, sandbox, server, instance, tmp_path
+    backend, list_order, sandbox, server, instance, tmp_path
 ) -> None:
     url, data_dir = backend
     resources = make_resources(
@@ -245,7 +257,8 @@ def test_relaunch_resumes_from_the_checkpoint_without_refetching(
         step_retry_seconds=0.1,
     )
     store = open_store(url, data_dir)
-    user, athlete = connect_user(store, sandbox, url, 1000)  # 6 list pages for the whole history
+    # 6 list pages for the whole history (two years of it: fewer months to materialize)
+    user, athlete = connect_user(store, sandbox, url, 1000, years=2.0)
     instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
     first, last = whole_history(sandbox, athlete)
     sandbox.set_faults(outage_after_requests=3)  # Strava goes down after the third page
@@ -254,6 +267,11 @@ def test_relaunch_resumes_from_the_checkpoint_without_refetching(
     session = store.get_session(failed.run_id, user)
     assert session.status == "failed" and session.last_error["type"] == "SERVER"
     assert session.last_successful_page == 3
+    listing = session.checkpoint_data["listing"]
+    descending = list_order != "oldest-first-with-after"
+    assert listing["moving_bound"] == ("before" if descending else "after")
+    assert listing["order"] == ("descending" if descending else "ascending")
+    assert session.checkpoint_data["cursor"] == listing[listing["moving_bound"]]
     sandbox.clear_faults()
     sandbox.clear_requests()
     resumed = run_sync(instance, resources, user, first, last)

@@ -117,6 +117,93 @@ def test_listing_order_bounds_and_page_sizes(sandbox, http) -> None:
     assert bad.status_code == 400
 
 
+def _order(page: list[dict]) -> str:
+    starts = [a["start_date"] for a in page]
+    if starts == sorted(starts):
+        return "oldest first"
+    return "newest first" if starts == sorted(starts, reverse=True) else "no order"
+
+
+# (after alone, both bounds, no bound) for each setting of the undocumented listing order.
+ORDERS = {
+    "oldest-first-with-after": ("oldest first", "oldest first", "newest first"),
+    "newest-first-always": ("newest first", "newest first", "newest first"),
+    "newest-first-when-bounded": ("oldest first", "newest first", "newest first"),
+    "unordered": ("no order", "no order", "no order"),
+}
+
+
+def test_the_listing_order_is_a_setting_of_the_control_api(sandbox, http) -> None:
+    athlete = sandbox.add_athlete(450)
+    h = bearer(athlete.access_token)
+    bounds = ({"after": 0}, {"after": 0, "before": 2**40}, {})
+    for order, expected in ORDERS.items():
+        settings = http.put("/_sandbox/settings", json={"list_order": order})
+        assert settings.status_code == 200 and settings.json()["list_order"] == order
+        seen = tuple(
+            _order(
+                http.get(
+                    "/api/v3/athlete/activities", headers=h, params={**b, "per_page": 200}
+                ).json()
+            )
+            for b in bounds
+        )
+        assert seen == expected, order
+    http.put("/_sandbox/settings", json={"list_order": "flipping"})
+    pages = [
+        _order(http.get("/api/v3/athlete/activities", headers=h, params={"after": 0}).json())
+        for _ in range(3)
+    ]
+    assert pages == ["oldest first", "newest first", "oldest first"]
+    bad = http.put("/_sandbox/settings", json={"list_order": "sideways"})
+    assert bad.status_code == 400 and "list_order must be one of" in bad.json()["message"]
+    assert http.put("/_sandbox/settings", json={"nope": 1}).status_code == 400
+    assert http.get("/_sandbox/settings").json()["list_order"] == "flipping"
+    sandbox.clear_faults()  # the order is a behaviour, not a fault: it stays
+    assert sandbox.settings()["list_order"] == "flipping"
+
+
+def test_the_command_line_sandbox_takes_the_listing_order(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = Path(sys.executable).with_name("sync-assets")
+    proc = subprocess.Popen(
+        [cli, "sandbox", "--port", "0", "--athletes", "1", "--sizes", "300", "--list-order",
+         "newest-first-when-bounded"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        lines = [proc.stdout.readline() for _ in range(12)]
+        url = lines[0].split(" on ", 1)[1].split()[0]
+        assert any("activity lists: newest-first-when-bounded" in line for line in lines)
+        with httpx.Client(base_url=url, timeout=5) as http:
+            assert http.get("/_sandbox/settings").json()["list_order"] == (
+                "newest-first-when-bounded"
+            )
+            athlete = http.get("/_sandbox/athletes").json()[0]
+            token = http.post(
+                "/oauth/token",
+                data={
+                    "client_id": "sandbox-client",
+                    "client_secret": "sandbox-secret",
+                    "grant_type": "refresh_token",
+                    "refresh_token": athlete["refresh_token"],
+                },
+            ).json()["access_token"]
+            page = http.get(
+                "/api/v3/athlete/activities",
+                headers=bearer(token),
+                params={"after": 0, "before": 2**40, "per_page": 200},
+            ).json()
+            assert len(page) == 200 and _order(page) == "newest first"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def test_private_activities_need_read_all(sandbox, http) -> None:
     athlete = sandbox.add_athlete(400, scopes="read,activity:read")
     truth = sandbox.activities(athlete.athlete_id)
@@ -235,7 +322,7 @@ def test_synthetic_athletes_are_deterministic_and_realistic() -> None:
     assert any(n > 1 for n in starts.values())  # some uploads share a start second
     sports = Counter(x["sport_type"] for x in a)
     assert sports.most_common(1)[0][0] == "Run" and len(sports) >= 8
-    assert any(x["manual"] and x["start_latlng"] == [] for x in a)
+    assert any(x["manual"] and x["start_latlng"] is None for x in a)  # null, as Strava's examples
     assert any(x["trainer"] for x in a)
     assert any(x["private"] for x in a)
     assert any(not x["has_heartrate"] and "average_heartrate" not in x for x in a)

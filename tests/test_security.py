@@ -42,6 +42,7 @@ from dagster._serdes import serialize_value
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
 from sync_assets.errors import SyncError
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
+from sync_assets.resources.strava_listing import ListCursor
 from sync_assets.resources.tokens import StravaTokens
 from sync_assets.sandbox import AthleteHandle, StravaSandbox
 from sync_assets.sensors.webhooks import strava_webhook_events
@@ -212,7 +213,8 @@ class World:
         (through the receiver), a tombstone of an activity deleted on Strava."""
         athlete = self.users[user]
         acts = self.sandbox.activities(athlete.athlete_id)
-        self.store.stage_page(user, "2026-01/2026-02", 1, 1_767_225_600, json.dumps(acts[:3]))
+        cursor = ListCursor(after=1_767_225_600, before=1_769_904_000, order="ascending")
+        self.store.stage_page(user, "2026-01/2026-02", 1, cursor, json.dumps(acts[:3]))
         receiver = WebhookReceiver(self.store, VERIFY_TOKEN)
         event = {
             "object_type": "activity",

@@ -13,6 +13,8 @@ from sync_assets.resources.rate_limit import QUARTER, RateLimitBudget
 from sync_assets.resources.tokens import StravaTokens
 from sync_assets.sandbox import RateLimits
 
+from .conftest import LIST_ORDERS
+
 EPOCH = datetime(2009, 1, 1, tzinfo=UTC)
 
 
@@ -31,15 +33,21 @@ def ids(records) -> list[int]:
     return [r["id"] for r in records]
 
 
-@pytest.mark.parametrize("n", [0, 1, 200, 201, 5000])
+@pytest.mark.parametrize("list_order", LIST_ORDERS)
+@pytest.mark.parametrize("n", [0, 1, 200, 201, 1337, 5000])
 def test_fetches_everything_with_the_minimum_number_of_requests(
-    n, sandbox, connect_athlete, make_client
+    n, list_order, sandbox, connect_athlete, make_client, capsys
 ) -> None:
     user, athlete = connect_athlete(n)
     client = make_client(user)
     got = list_all(client, sandbox)
     truth = ids(sandbox.activities(athlete.athlete_id))
-    assert ids(got) == truth  # every activity, once, oldest first
+    assert sorted(ids(got)) == sorted(truth) and len(got) == len(truth)  # every one, once
+    with capsys.disabled():
+        print(
+            f"\n{list_order}: {n} activities in {client.stats.list_calls} list requests "
+            f"(minimum {n // 200 + 1})"
+        )
     assert client.stats.list_calls == n // 200 + 1
     assert client.stats.token_calls == 0  # the stored access token was still fresh
     assert sandbox.request_count(kind="api") == n // 200 + 1
@@ -61,6 +69,7 @@ def test_expired_token_costs_exactly_one_refresh(
     assert sandbox.request_count(kind="oauth") == 1
 
 
+@pytest.mark.parametrize("list_order", LIST_ORDERS)
 def test_token_expires_mid_sync_then_rotation_is_saved_before_use(
     sandbox, connect_athlete, make_client, token_store, server
 ) -> None:
@@ -72,7 +81,7 @@ def test_token_expires_mid_sync_then_rotation_is_saved_before_use(
         records.extend(page.records)
         if page.number == 2:
             sandbox.advance_clock(7 * 3600)  # the 6-hour access token is now dead
-    assert ids(records) == ids(sandbox.activities(athlete.athlete_id))
+    assert sorted(ids(records)) == sorted(ids(sandbox.activities(athlete.athlete_id)))
     assert client.stats.token_calls == 1
     assert client.stats.auth_retries == 1  # one 401, answered by one refresh
     stored = token_store.get(user).tokens.refresh_token.get_secret_value()
@@ -152,8 +161,9 @@ def test_wrong_client_secret_is_a_configuration_error(
     assert token_store.get(user).status == "active"  # the user did nothing wrong
 
 
+@pytest.mark.parametrize("list_order", LIST_ORDERS)
 def test_additions_and_deletions_between_pages_lose_and_duplicate_nothing(
-    sandbox, connect_athlete, make_client
+    list_order, sandbox, connect_athlete, make_client
 ) -> None:
     user, athlete = connect_athlete(1000)
     before = {a["id"]: a for a in sandbox.activities(athlete.athlete_id)}
@@ -177,13 +187,22 @@ def test_additions_and_deletions_between_pages_lose_and_duplicate_nothing(
     assert survivors <= set(got), "an activity present throughout the sync was missed"
     added = after.keys() - before.keys()
     assert len(added) == 5
-    # Additions newer than what was already listed are picked up in this very sync.
-    first_page_newest = max(before[i]["start_date"] for i in got[:200])
+    # Additions on the side the listing has not reached yet are picked up in this very sync
+    # (the newer side when listing oldest first, the older side when newest first); the
+    # others are the next sync's (and their push events').
+    first_page = [before[i]["start_date"] for i in got[:200]]
     for aid in added:
-        if after[aid]["start_date"] > first_page_newest:
+        start = after[aid]["start_date"]
+        ahead = (
+            start > max(first_page)
+            if list_order == "oldest-first-with-after"
+            else (start < min(first_page))
+        )
+        if ahead:
             assert aid in got
 
 
+@pytest.mark.parametrize("list_order", LIST_ORDERS)
 def test_ties_on_start_second_at_page_boundaries_are_not_lost(
     sandbox, connect_athlete, make_client
 ) -> None:

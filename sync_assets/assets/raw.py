@@ -64,6 +64,12 @@ def _metadata(report: FetchReport) -> dict[str, object]:
             f"{_usage(usage.get('read_usage_daily', 0), usage.get('read_limit_daily', 0))} "
             f"read, {_usage(usage.get('usage_daily', 0), usage.get('limit_daily', 0))} overall"
         ),
+        "notes": MetadataValue.text(
+            "\n".join(
+                f"user {user}: {note}" for user, notes in report.notes.items() for note in notes
+            )
+            or "none"
+        ),
         "fetch_seconds": round(report.seconds, 3),
         "activities_per_second": round(report.activities / report.seconds) if report.seconds else 0,
     }

@@ -17,12 +17,46 @@ from dagster import (
 )
 
 from sync_assets import metrics
-from sync_assets.errors import ErrorInfo, ErrorType
+from sync_assets.errors import ErrorInfo, ErrorType, SyncError
 from sync_assets.partitions import run_partition_keys, split_key, strava_partitions, sync_spans
 from sync_assets.resources.parquet_io import PartitionData, by_partition
 from sync_assets.resources.supabase import SupabaseResource
 from sync_assets.sessions import SyncState, tracker_for_run
-from sync_assets.storage import QuarantineRecord, Store, StoreResult, runs_rows
+from sync_assets.storage import QuarantineRecord, SessionRecord, Store, StoreResult, runs_rows
+
+
+def listing_shortfall(
+    store: Store, user: str, table: pa.Table, quarantined: int, session: SessionRecord
+) -> SyncError | None:
+    """The safety net after a complete listing: every activity it returned must now be in
+    `runs` (or tombstoned: deleted on Strava since) or in quarantine. None when so.
+
+    Two counts are compared with what the fetch step recorded in the session
+    (`activities_fetched`, resumed pages included): the rows that reached this step plus the
+    quarantined ones must equal it, and the database must hold every row's id.
+    """
+    ids = table.column("strava_id").to_pylist()
+    missing = store.unstored_ids(user, ids)
+    listed = session.activities_fetched
+    if missing:
+        shown = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
+        return SyncError(
+            ErrorType.DATABASE,
+            f"the listing of user {user} returned {listed} activities, but {len(missing)} of "
+            f"them are not in runs after the store (ids {shown})",
+            retryable=True,
+            details={"listed": listed, "missing": len(missing), "missing_ids": missing[:100]},
+        )
+    if listed > len(ids) + quarantined:
+        return SyncError(
+            ErrorType.UNKNOWN,
+            f"the listing of user {user} returned {listed} activities, but only "
+            f"{len(ids)} reached the store and {quarantined} were quarantined: "
+            f"{listed - len(ids) - quarantined} unaccounted for",
+            retryable=True,
+            details={"listed": listed, "stored": len(ids), "quarantined": quarantined},
+        )
+    return None
 
 
 def _by_user(keys: list[str], loaded: Any) -> dict[str, list[PartitionData]]:
@@ -71,6 +105,12 @@ def _store_user(
             description=f"storing runs for user {user} failed: {type(exc).__name__}",
             allow_retries=True,
         ) from None
+    shortfall = listing_shortfall(store, user, table, len(invalid), tracker.session)
+    if shortfall is not None:
+        # Loudly, and keeping the staged pages: the next sync starts from them. Not retried
+        # in this run: the same rows would meet the same database.
+        tracker.fail(shortfall.info())
+        raise Failure(description=str(shortfall), allow_retries=False)
     for span in sync_spans([k for k in keys if split_key(k)[0] == user]):
         store.clear_staging(user, span.id)  # stored: a later sync lists Strava afresh
     tracker.complete(

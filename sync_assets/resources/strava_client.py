@@ -8,9 +8,9 @@ www.strava.com and against the bundled sandbox. What it guarantees:
 * No request is sent that the app-wide budget cannot take (see `rate_limit`).
 * Network errors, 5xx and unparsable bodies are retried with exponential backoff and jitter
   (tenacity); every other failure is raised as a classified `SyncError`.
-* Listing uses keyset pagination on `start_date` with `per_page=200` and stops at the first
-  short page, so activities added or deleted while paging can neither shift a page nor be
-  fetched twice.
+* Listing uses keyset pagination on `start_date` with `per_page=200`, in whichever order
+  Strava answers (read from each page, never assumed), and stops at the first short page, so
+  activities added or deleted while paging can neither shift a page nor be fetched twice.
 * Nothing secret reaches a log line, an exception or a metric.
 """
 
@@ -42,6 +42,7 @@ from sync_assets.errors import (
 )
 from sync_assets.resources.http import LatencyStats, TimedTransport, response_json
 from sync_assets.resources.rate_limit import RateLimitBudget
+from sync_assets.resources.strava_listing import ListCursor, advance, read_order, start_epoch
 from sync_assets.resources.tokens import StravaTokens, TokenStore
 
 DEFAULT_API_URL = "https://www.strava.com/api/v3"
@@ -79,7 +80,7 @@ class ActivityPage:
     number: int
     records: list[Any]  # raw JSON values, new to this listing (overlap removed)
     received: int  # records in the response, overlap included
-    cursor: int  # the `after` value that continues the listing past this page
+    cursor: ListCursor  # where the listing continues past this page
 
 
 def _strava_message(resp: httpx.Response) -> str:
@@ -103,15 +104,6 @@ def _error_field(resp: httpx.Response) -> tuple[str | None, str | None]:
         return errs[0].get("resource"), errs[0].get("field")
     except (ValueError, AttributeError, IndexError, TypeError):
         return None, None
-
-
-def _start_epoch(record: Any) -> int | None:
-    if not isinstance(record, dict) or not isinstance(record.get("start_date"), str):
-        return None
-    try:
-        return int(datetime.fromisoformat(record["start_date"]).timestamp())
-    except (ValueError, OverflowError):
-        return None
 
 
 class StravaClient:
@@ -306,6 +298,12 @@ class StravaClient:
         self._tokens = tokens
         return tokens.access_token.get_secret_value()
 
+    # -- scopes --------------------------------------------------------------------------
+    def scope_notes(self) -> list[str]:
+        """What the scopes the athlete granted leave out (none when unknown), or a
+        non-retryable PERMISSION_DENIED when activities cannot be listed at all."""
+        return scope_notes(self._store.get(self.user_id).scopes, self.user_id)
+
     # -- API -----------------------------------------------------------------------------
     def _send_once(self, path: str, params: dict[str, Any]) -> Any:
         """One logical GET: waits on the budget, refreshes on 401 once, waits out a 429."""
@@ -331,7 +329,7 @@ class StravaClient:
             if resp.status_code == 401 and (_error_field(resp)[1] or "").endswith("permission"):
                 raise self._count_error(
                     SyncError(
-                        ErrorType.AUTHORIZATION,
+                        ErrorType.PERMISSION_DENIED,
                         f"user {self.user_id} did not grant the scope GET {path} needs: "
                         f"{_strava_message(resp)}; reconnect with activity:read_all",
                         retryable=False,
@@ -368,7 +366,7 @@ class StravaClient:
         if resp.status_code == 403:
             raise self._count_error(
                 SyncError(
-                    ErrorType.AUTHORIZATION,
+                    ErrorType.PERMISSION_DENIED,
                     f"GET {path} forbidden: {_strava_message(resp)}",
                     retryable=False,
                     status_code=403,
@@ -411,32 +409,33 @@ class StravaClient:
         after: datetime,
         before: datetime,
         *,
-        cursor: int | None = None,
+        cursor: ListCursor | None = None,
         first_page: int = 1,
         seen: set[int] | None = None,
     ) -> Iterator[ActivityPage]:
-        """Every activity with `after <= start_date < before`, oldest first, page by page.
+        """Every activity with `after <= start_date < before`, page by page, in Strava's order.
 
-        Keyset pagination: each request asks for `start_date > cursor`, where the cursor is one
-        second before the newest start seen, so activities sharing that second are seen again
-        (and dropped as duplicates) rather than lost at a page boundary. Offsets never shift
-        under us when activities are added or deleted mid-listing. `cursor`, `first_page` and
-        `seen` (ids already fetched) resume a listing from a checkpoint.
+        Keyset pagination in whichever order Strava answers (see `strava_listing`): the order
+        is read from each page, the bound in that direction moves with a one-second overlap
+        (duplicates dropped by id), so activities added or deleted mid-listing can neither
+        shift a page nor be fetched twice, and the listing stops at the first short page. A
+        page in no order, or a change of order, raises a retryable INVALID_RESPONSE. `cursor`,
+        `first_page` and `seen` (ids already fetched) resume a listing from a checkpoint.
         """
-        lower = int(after.timestamp()) - 1 if cursor is None else cursor
-        upper = int(before.timestamp())
+        window = ListCursor.start(after, before)
+        current = cursor or window
         seen = set(seen or ())
         seen_unidentified: set[str] = set()
-        page_no, offset_page = first_page - 1, 1
+        page_no = first_page - 1
         while True:
             page_no += 1
             self.stats.list_calls += 1
             body = self._get(
                 "/athlete/activities",
                 {
-                    "after": lower,
-                    "before": upper,
-                    "page": offset_page,
+                    "after": current.after,
+                    "before": current.before,
+                    "page": current.page,
                     "per_page": PAGE_SIZE,
                 },
             )
@@ -444,6 +443,14 @@ class StravaClient:
                 raise SyncError(
                     ErrorType.INVALID_RESPONSE, "GET /athlete/activities did not return a list"
                 )
+            # Only starts inside the window say anything about order or move a bound: a
+            # damaged record dated 2999 (or 1900) must not make the listing skip or repeat.
+            starts = [
+                s
+                for s in (start_epoch(r) for r in body)
+                if s is not None and window.after < s < window.before
+            ]
+            order = read_order(current, starts, page_no)
             fresh = []
             for record in body:
                 rid = record.get("id") if isinstance(record, dict) else None
@@ -459,20 +466,45 @@ class StravaClient:
                         continue
                     seen_unidentified.add(digest)
                 fresh.append(record)
-            # Only starts inside the window move the cursor: a damaged record dated 2999 (or
-            # 1900) must not make the next request skip (or repeat) the rest of the listing.
-            starts = [
-                s for s in (_start_epoch(r) for r in body) if s is not None and lower < s < upper
-            ]
-            newest = max(starts, default=None)
-            if newest is not None and newest - 1 > lower:
-                lower, offset_page = newest - 1, 1
-            else:
-                # A full page within one second (or with no readable dates): step by offset.
-                offset_page += 1
-            yield ActivityPage(number=page_no, records=fresh, received=len(body), cursor=lower)
+            current = advance(current, order, starts)
+            yield ActivityPage(number=page_no, records=fresh, received=len(body), cursor=current)
             if len(body) < PAGE_SIZE:
                 return
+
+
+READ_ALL = "activity:read_all"
+ACTIVITY_SCOPES = frozenset({"activity:read", READ_ALL})
+
+
+def parse_scopes(scopes: str | None) -> frozenset[str]:
+    """Strava's `scope` of the OAuth redirect: comma separated (spaces tolerated)."""
+    return frozenset(s for s in (scopes or "").replace(" ", ",").split(",") if s)
+
+
+def scope_notes(scopes: str | None, user_id: str) -> list[str]:
+    """Notes for a sync of a connection with these granted scopes (None: not recorded).
+
+    Without `activity:read` or `activity:read_all` Strava lists nothing: that is a
+    non-retryable PERMISSION_DENIED before any request is spent. With `activity:read` alone
+    the sync runs, and says that private ("Only You") activities cannot be seen.
+    """
+    if scopes is None:
+        return []
+    granted = parse_scopes(scopes)
+    if not granted & ACTIVITY_SCOPES:
+        raise SyncError(
+            ErrorType.PERMISSION_DENIED,
+            f"user {user_id} granted only {','.join(sorted(granted)) or 'no scope'}: listing "
+            "activities needs activity:read (activity:read_all for private ones); reconnect "
+            "through Strava's authorize page with scope=read,activity:read_all",
+            retryable=False,
+        )
+    if READ_ALL not in granted:
+        return [
+            "private activities cannot be seen: the athlete granted activity:read without "
+            "activity:read_all (reconnect with activity:read_all to include them)"
+        ]
+    return []
 
 
 def exchange_code(
@@ -483,7 +515,10 @@ def exchange_code(
     oauth_url: str = DEFAULT_OAUTH_URL,
     timeout_seconds: float = 30.0,
 ) -> tuple[StravaTokens, dict[str, Any], str | None]:
-    """Strava's OAuth code exchange: returns (tokens, athlete summary, granted scope)."""
+    """Strava's OAuth code exchange: returns (tokens, athlete summary, granted scope).
+
+    Strava's answer does not carry the scope (it comes on the redirect, `scope=`): the third
+    item is only there if a server adds it."""
     with httpx.Client(timeout=timeout_seconds, headers={"User-Agent": USER_AGENT}) as http:
         try:
             resp = http.post(

@@ -18,7 +18,13 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol, TextIO
 
-from sync_assets.sandbox.strava import Faults, RateLimits, Response, StravaSandbox
+from sync_assets.sandbox.strava import (
+    DEFAULT_LIST_ORDER,
+    Faults,
+    RateLimits,
+    Response,
+    StravaSandbox,
+)
 from sync_assets.sandbox.weather import WeatherSandbox
 
 log = logging.getLogger(__name__)
@@ -296,6 +302,7 @@ def serve(
     rotate_refresh_tokens: bool = True,
     limits: RateLimits | None = None,
     faults: Faults | None = None,
+    list_order: str = DEFAULT_LIST_ORDER,
     out: TextIO | None = None,
     stop: threading.Event | None = None,
     on_ready: Callable[[SandboxServer], None] | None = None,
@@ -313,6 +320,7 @@ def serve(
         token_lifetime_seconds=token_lifetime_seconds,
         rotate_refresh_tokens=rotate_refresh_tokens,
         limits=limits,
+        list_order=list_order,
     )
     sizes = sizes or default_sizes(athletes)
     handles = [
@@ -337,8 +345,11 @@ def serve(
                 f"    authorization code {h.authorization_code}",
                 file=out,
             )
-        print(f"  control API: {server.url}/_sandbox/ (athletes, faults, limits, clock,", file=out)
-        print("    usage, requests, mutations)", file=out)
+        print(f"  activity lists: {sandbox.list_order}", file=out)
+        print(
+            f"  control API: {server.url}/_sandbox/ (athletes, faults, limits, settings,", file=out
+        )
+        print("    clock, usage, requests, mutations)", file=out)
         print(
             f"  weather control API: {server.url}/_weather/ (faults, limits, usage, clock,",
             file=out,

@@ -6,8 +6,11 @@ is Strava's documented behaviour, from developers.strava.com:
 * API reference, "List Athlete Activities" (`GET /api/v3/athlete/activities`): query `before`
   and `after` (integer epoch seconds, strict bounds: `start_date < before`,
   `start_date > after`), `page` (default 1) and `per_page` (default 30, at most 200; larger
-  values are clamped to 200; 0, negative or non-integer values are a 400). With `after` the
-  listing is oldest first (start_date, then id), otherwise newest first. It answers
+  values are clamped to 200; 0, negative or non-integer values are a 400). Strava documents
+  no order: clients see newest first by default and oldest first when only `after` is given;
+  with both bounds it is unknown. `list_order` plays each possibility (see `LIST_ORDERS`);
+  the default, `oldest-first-with-after`, lists oldest first (start_date, then id) whenever
+  `after` is given and newest first otherwise. It answers
   SummaryActivity objects and needs a Bearer token with scope `activity:read` or
   `activity:read_all`; private activities (`"private": true`, visibility "only_me") are listed
   only with `activity:read_all`. `GET /api/v3/athlete` answers the authenticated athlete
@@ -91,6 +94,18 @@ ACTIVITY_SCOPES = frozenset({"activity:read", "activity:read_all"})
 SECRET_PARAMS = frozenset({"client_secret", "refresh_token", "code", "access_token"})
 MAX_LOGGED_REQUESTS = 100_000
 _INTEGER = re.compile(r"-?[0-9]+\Z")
+
+# How `GET /athlete/activities` orders its answer (Strava documents none). The first three are
+# behaviours the real service could have; the last two are faults no client may guess at.
+LIST_ORDERS: dict[str, str] = {
+    "oldest-first-with-after": "oldest first whenever `after` is given, else newest first",
+    "newest-first-always": "newest first, whatever the bounds",
+    "newest-first-when-bounded": "newest first with both `after` and `before` (and with "
+    "neither); oldest first with `after` alone",
+    "unordered": "fault: every page in a shuffled order",
+    "flipping": "fault: pages alternate between oldest first and newest first",
+}
+DEFAULT_LIST_ORDER = "oldest-first-with-after"
 
 # What a corrupted activity looks like in a list page (chosen per activity id).
 CORRUPTIONS = (
@@ -288,6 +303,12 @@ def common_control(
     return None
 
 
+def checked_list_order(order: str) -> str:
+    if order not in LIST_ORDERS:
+        raise SandboxError(f"list_order must be one of {sorted(LIST_ORDERS)}, not {order!r}")
+    return order
+
+
 def _parse_query(query_string: str) -> dict[str, str]:
     parsed = parse_qs(query_string, keep_blank_values=True, errors="replace")
     return {k: v[-1] for k, v in parsed.items()}
@@ -332,6 +353,7 @@ class StravaSandbox:
         token_lifetime_seconds: int = 21_600,
         rotate_refresh_tokens: bool = True,
         limits: RateLimits | None = None,
+        list_order: str = DEFAULT_LIST_ORDER,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
@@ -339,6 +361,8 @@ class StravaSandbox:
         self.token_lifetime_seconds = token_lifetime_seconds
         self.rotate_refresh_tokens = rotate_refresh_tokens
         self.limits = limits or RateLimits()
+        self.list_order = checked_list_order(list_order)
+        self._lists_answered = 0  # list pages served: what "flipping" alternates on
         self.requests: list[dict[str, Any]] = []  # the request log, oldest first
         self.mutations: list[dict[str, Any]] = []  # what mutate_between_pages did
         self._lock = threading.RLock()
@@ -581,6 +605,16 @@ class StravaSandbox:
     def set_limits(self, limits: RateLimits) -> None:
         with self._lock:
             self.limits = limits
+
+    def settings(self) -> dict[str, Any]:
+        """Behaviours Strava leaves undocumented, as this sandbox plays them now."""
+        with self._lock:
+            return {"list_order": self.list_order, "list_orders": dict(LIST_ORDERS)}
+
+    def set_list_order(self, order: str) -> None:
+        """How activity lists are ordered from now on (one of `LIST_ORDERS`)."""
+        with self._lock:
+            self.list_order = checked_list_order(order)
 
     def _roll_windows(self) -> None:
         now = self.now()
@@ -1065,7 +1099,8 @@ class StravaSandbox:
         index = athlete.index
         lo = 0 if after is None else bisect_right(index, (after, math.inf))
         hi = len(index) if before is None else bisect_left(index, (before, -math.inf))
-        window = index[lo:hi] if after is not None else index[lo:hi][::-1]
+        order = self._order(after is not None, before is not None)
+        window = index[lo:hi] if order == "oldest" else index[lo:hi][::-1]
         skip = (page - 1) * per_page
         picked: list[dict[str, Any]] = []
         for _, activity_id in window:
@@ -1078,6 +1113,9 @@ class StravaSandbox:
             picked.append(activity)
             if len(picked) == per_page:
                 break
+        if order == "unordered":
+            random.Random(f"{self.seed}:unordered:{self._lists_answered}").shuffle(picked)
+        self._lists_answered += 1
         chosen = self._corrupt_set(athlete)
         payload = []
         for activity in picked:
@@ -1096,6 +1134,19 @@ class StravaSandbox:
             self._faults.malformed_page_next -= 1
             body, fault = body[: max(1, len(body) * 3 // 5)] + b',{"id":,]', "malformed_page"
         return Response(200, body, [("Content-Type", JSON_TYPE)]), fault
+
+    def _order(self, has_after: bool, has_before: bool) -> str:
+        """ "oldest", "newest" or "unordered" for a list request with these bounds."""
+        order = self.list_order
+        if order == "newest-first-always":
+            return "newest"
+        if order == "newest-first-when-bounded":
+            return "oldest" if has_after and not has_before else "newest"
+        if order == "unordered":
+            return "unordered"
+        if order == "flipping":
+            return ("oldest", "newest")[self._lists_answered % 2]
+        return "oldest" if has_after else "newest"
 
     # -- mutations between pages ----------------------------------------------------------
     def _run_mutations(self, athlete: _Athlete) -> None:
@@ -1201,6 +1252,15 @@ class StravaSandbox:
         if parts == ["faults"] and method == "DELETE":
             self.clear_faults()
             return _json(200, asdict(self.faults))
+        if parts == ["settings"] and method == "GET":
+            return _json(200, self.settings())
+        if parts == ["settings"] and method in ("PUT", "PATCH", "POST"):
+            unknown = sorted(set(data) - {"list_order"})
+            if unknown:
+                raise SandboxError(f"unknown settings: {unknown}")
+            if "list_order" in data:
+                self.set_list_order(str(data["list_order"]))
+            return _json(200, self.settings())
         if parts == ["limits"] and method == "GET":
             return _json(200, asdict(self.limits))
         if parts == ["limits"] and method in ("PUT", "PATCH", "POST"):

@@ -16,6 +16,8 @@ import pyarrow as pa
 
 from sync_assets.enrichment.weather import WeatherCache
 from sync_assets.errors import AuthenticationError
+from sync_assets.models import quality_notes
+from sync_assets.resources.strava_listing import ListCursor
 from sync_assets.resources.tokens import StravaConnection, TokenStore
 
 # Columns of public.runs written by the pipeline (id, created_at, updated_at are the database's).
@@ -125,8 +127,14 @@ STAGING_MAX_AGE = 24 * 3600  # older pages may have changed upstream: fetch them
 @dataclass(frozen=True)
 class StagedPage:
     page: int
-    cursor: int
+    cursor: ListCursor  # where the listing continues after this page
     records: str  # JSON array, as received
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> StagedPage:
+        """(page, cursor_after, cursor_before, cursor_order, cursor_page, records)."""
+        page, after, before, order, offset, records = row
+        return cls(page, ListCursor(int(after), int(before), order, int(offset)), records)
 
 
 @dataclass(frozen=True)
@@ -220,6 +228,10 @@ class Store(TokenStore, WeatherCache, Protocol):
         self, records: Sequence[QuarantineRecord], session_id: str | None = None
     ) -> int: ...
     def run_ids(self, user_id: str) -> list[int]: ...
+    def unstored_ids(self, user_id: str, ids: Sequence[int]) -> list[int]:
+        """Those of `ids` that are neither in the user's runs nor tombstoned (deleted on
+        Strava): what a sync listed but did not store."""
+        ...
 
     # Strava push events (see `sync_assets.webhooks`).
     def record_webhook_event(self, event: dict[str, Any]) -> int | None: ...
@@ -281,7 +293,9 @@ class Store(TokenStore, WeatherCache, Protocol):
         ...
 
     # Checkpointed pages of unfinished listings.
-    def stage_page(self, user_id: str, span: str, page: int, cursor: int, records: str) -> None: ...
+    def stage_page(
+        self, user_id: str, span: str, page: int, cursor: ListCursor, records: str
+    ) -> None: ...
     def staged_pages(
         self, user_id: str, span: str, max_age_seconds: int = STAGING_MAX_AGE
     ) -> list[StagedPage]: ...
@@ -330,7 +344,10 @@ def require_active(user_id: str, conn: StravaConnection | None) -> StravaConnect
 
 
 def runs_rows(table: pa.Table, enrichment: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Rows of public.runs from a `raw_strava_activities` (or enriched) table."""
+    """Rows of public.runs from a `raw_strava_activities` (or enriched) table.
+
+    A raw row's `enrichment_status` is `enrichment` (by default: not enriched), with the row's
+    `data_quality` notes under `"data_quality"` when it has any (as enrichment copies them)."""
     rows = []
     names = set(table.column_names)
     for rec in table.to_pylist():
@@ -338,9 +355,13 @@ def runs_rows(table: pa.Table, enrichment: dict[str, Any] | None = None) -> list
         row["strava_data"] = rec["payload"]
         status = rec.get("enrichment_status")
         if status is None:
-            status = json.dumps(
+            status = dict(
                 enrichment or {"weather": False, "geocoding": False, "reason": "not enriched"}
             )
+            notes = quality_notes(rec.get("data_quality"))  # no column in older files: none
+            if notes:
+                status["data_quality"] = notes
+            status = json.dumps(status)
         row["enrichment_status"] = status if isinstance(status, str) else json.dumps(status)
         for c in RUNS_COLUMNS:
             row.setdefault(c, None)

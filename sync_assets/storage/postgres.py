@@ -28,6 +28,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from sync_assets.errors import ErrorType, SyncError
 from sync_assets.migrations import migrate_postgres
+from sync_assets.resources.strava_listing import ListCursor
 from sync_assets.resources.tokens import StravaConnection, StravaTokens
 from sync_assets.resources.weather_providers import Cell, HourKey, HourlyWeather
 from sync_assets.storage.base import (
@@ -341,6 +342,11 @@ class PostgresStore:
         with self._tx() as conn:
             return [r[0] for r in conn.execute(Q("run_ids"), {"user_id": user_id})]
 
+    def unstored_ids(self, user_id: str, ids: Sequence[int]) -> list[int]:
+        with self._tx() as conn:
+            params = {"user_id": user_id, "ids": list(ids)}
+            return [r[0] for r in conn.execute(Q("unstored_ids"), params)]
+
     def pending_enrichment(self, now: datetime) -> list[tuple[str, datetime, int]]:
         with self._tx() as conn:
             return [
@@ -478,7 +484,9 @@ class PostgresStore:
         return stored
 
     # -- staging --------------------------------------------------------------------------
-    def stage_page(self, user_id: str, span: str, page: int, cursor: int, records: str) -> None:
+    def stage_page(
+        self, user_id: str, span: str, page: int, cursor: ListCursor, records: str
+    ) -> None:
         with self._tx() as conn:
             conn.execute(
                 Q("stage_page"),
@@ -486,7 +494,10 @@ class PostgresStore:
                     "user_id": user_id,
                     "span": span,
                     "page": page,
-                    "cursor": cursor,
+                    "cursor_after": cursor.after,
+                    "cursor_before": cursor.before,
+                    "cursor_order": cursor.order,
+                    "cursor_page": cursor.page,
                     "records": records,
                 },
             )
@@ -499,7 +510,7 @@ class PostgresStore:
                 Q("staged_pages"),
                 {"user_id": user_id, "span": span, "max_age_seconds": max_age_seconds},
             ).fetchall()
-        return [StagedPage(r[0], r[1], r[2]) for r in rows]
+        return [StagedPage.from_row(r) for r in rows]
 
     def clear_staging(self, user_id: str, span: str) -> None:
         with self._tx() as conn:

@@ -21,6 +21,7 @@ from typing import Any
 
 from sync_assets.errors import ErrorType, SyncError
 from sync_assets.migrations import migrate_sqlite
+from sync_assets.resources.strava_listing import ListCursor
 from sync_assets.resources.tokens import StravaConnection, StravaTokens
 from sync_assets.resources.weather_providers import Cell, HourKey, HourlyWeather
 from sync_assets.storage.base import (
@@ -307,6 +308,10 @@ class SqliteStore:
     def run_ids(self, user_id: str) -> list[int]:
         return [r[0] for r in self._conn().execute(Q("run_ids"), {"user_id": user_id})]
 
+    def unstored_ids(self, user_id: str, ids: Sequence[int]) -> list[int]:
+        params = {"user_id": user_id, "ids": json.dumps(list(ids))}
+        return [r[0] for r in self._conn().execute(Q("unstored_ids"), params)]
+
     def pending_enrichment(self, now: datetime) -> list[tuple[str, datetime, int]]:
         rows = self._conn().execute(Q("pending_enrichment"), {"now": _iso(now)})
         return [(r[0], _dt(r[1]), r[2]) for r in rows]
@@ -440,7 +445,9 @@ class SqliteStore:
             return conn.total_changes - before
 
     # -- staging --------------------------------------------------------------------------
-    def stage_page(self, user_id: str, span: str, page: int, cursor: int, records: str) -> None:
+    def stage_page(
+        self, user_id: str, span: str, page: int, cursor: ListCursor, records: str
+    ) -> None:
         with self._tx("IMMEDIATE") as conn:
             conn.execute(
                 Q("stage_page"),
@@ -448,7 +455,10 @@ class SqliteStore:
                     "user_id": user_id,
                     "span": span,
                     "page": page,
-                    "cursor": cursor,
+                    "cursor_after": cursor.after,
+                    "cursor_before": cursor.before,
+                    "cursor_order": cursor.order,
+                    "cursor_page": cursor.page,
                     "records": records,
                 },
             )
@@ -464,7 +474,7 @@ class SqliteStore:
             )
             .fetchall()
         )
-        return [StagedPage(r[0], r[1], r[2]) for r in rows]
+        return [StagedPage.from_row(r) for r in rows]
 
     def clear_staging(self, user_id: str, span: str) -> None:
         with self._tx("IMMEDIATE") as conn:
