@@ -2,7 +2,8 @@
 
     sync-assets demo                       # sandbox + two demo athletes, whole history, summary
     sync-assets sandbox [--port 8710]      # Strava-compatible sandbox on loopback
-    sync-assets connect --user ID (--refresh-token T | --code C) [--scope S]
+    sync-assets db init [--plain-postgres]  # migrations on DATABASE_URL (plain PostgreSQL too)
+    sync-assets connect --user ID (--refresh-token T | --code C) [--scope S] [--create-auth-user]
     sync-assets sync --user ID [--from YYYY-MM] [--to YYYY-MM]
     sync-assets enrich --user ID [--from YYYY-MM] [--to YYYY-MM]   # weather again, no Strava
     sync-assets webhook [--port 8711]      # Strava push events (STRAVA_WEBHOOK_VERIFY_TOKEN)
@@ -32,7 +33,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from sync_assets import settings
-from sync_assets.errors import SyncError
+from sync_assets.errors import ErrorType, SyncError
 from sync_assets.partitions import (
     FIRST_MONTH,
     USERS_PARTITIONS_NAME,
@@ -83,12 +84,15 @@ def connect(
     refresh_token: str | None = None,
     code: str | None = None,
     scope: str | None = None,
+    create_auth_user: bool = False,
 ) -> int:
     """Register a user's Strava connection and their Dagster partition; returns the athlete id.
 
     `scope` is what the athlete granted, as the OAuth redirect carries it (`scope=...`);
     Strava's token answer does not repeat it. Without `activity:read` or `activity:read_all`
-    nothing can be listed: refused here, before anything is stored.
+    nothing can be listed: refused here, before anything is stored. On PostgreSQL the user
+    must be in `auth.users` (Supabase: signed up; plain PostgreSQL: `create_auth_user` adds
+    it): checked before the code is spent or anything is written.
     """
     from sync_assets.resources.rate_limit import shared_budget
     from sync_assets.resources.strava_client import (
@@ -105,7 +109,14 @@ def connect(
     scope_notes(scopes, user_id)  # refuses a grant that cannot list activities
     client_id = _require_env("STRAVA_CLIENT_ID")
     secret = SecretStr(_require_env("STRAVA_CLIENT_SECRET"))
-    store = open_store(settings.database_url(), settings.data_dir())
+    database_url = settings.database_url()
+    if database_url:
+        from sync_assets import dbinit
+
+        problem = dbinit.auth_user_problem(database_url, user_id, create=create_auth_user)
+        if problem:
+            raise SyncError(ErrorType.CONFIGURATION, problem, retryable=False)
+    store = open_store(database_url, settings.data_dir())
     if code:
         tokens, athlete, _ = exchange_code(
             client_id=client_id,
@@ -141,6 +152,26 @@ def connect(
     )
     _instance().add_dynamic_partitions(USERS_PARTITIONS_NAME, [user_id])
     return int(athlete["id"])
+
+
+# -- db init ---------------------------------------------------------------------------------
+def init_database(*, plain_postgres: bool) -> int:
+    """`sync-assets db init [--plain-postgres]`: the migrations, on DATABASE_URL."""
+    from sync_assets import dbinit
+
+    url = settings.database_url()
+    if not url:
+        raise SystemExit(
+            "error: set DATABASE_URL (postgresql://...); the embedded default (SQLite) needs no "
+            "init"
+        )
+    applied = dbinit.init_database(url, plain_postgres=plain_postgres)
+    where = dbinit.describe(url)
+    if applied:
+        print(f"applied {len(applied)} migrations to {where}: {', '.join(applied)}")
+    else:
+        print(f"{where} is up to date: no migration to apply")
+    return 0
 
 
 # -- sync ------------------------------------------------------------------------------------
@@ -396,6 +427,12 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--refresh-token", help="a Strava refresh token of the athlete")
     g.add_argument("--code", help="an authorization code from Strava's OAuth redirect")
     p_conn.add_argument(
+        "--create-auth-user",
+        action="store_true",
+        help="plain PostgreSQL: add the user to auth.users if missing (on Supabase users sign "
+        "up through Supabase Auth)",
+    )
+    p_conn.add_argument(
         "--scope",
         help="the scopes the athlete granted, from the redirect's `scope=` (e.g. "
         "read,activity:read_all): Strava's token answer does not say",
@@ -424,6 +461,18 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     sub.add_parser("rotate-keys", help="re-encrypt stored tokens with the newest key")
+
+    p_db = sub.add_parser("db", help="the database: apply the migrations")
+    db_sub = p_db.add_subparsers(dest="db_command", required=True)
+    p_init = db_sub.add_parser(
+        "init", help="apply the migrations to DATABASE_URL (Supabase or plain PostgreSQL)"
+    )
+    p_init.add_argument(
+        "--plain-postgres",
+        action="store_true",
+        help="first create the Supabase pieces the migrations need (schema auth, auth.users, "
+        "auth.uid(), roles, the realtime publication), idempotently",
+    )
 
     p_status = sub.add_parser("status", help="recent sync sessions: state, progress, errors")
     p_status.add_argument("--user", help="only this user's sessions")
@@ -457,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
             count = open_store(settings.database_url(), settings.data_dir()).rotate_keys()
             print(f"re-encrypted the tokens of {count} connections with the newest key")
             return 0
+        if args.command == "db":
+            return init_database(plain_postgres=args.plain_postgres)
         if args.command == "status":
             from sync_assets.status import status_lines
             from sync_assets.storage import open_store
@@ -468,7 +519,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "connect":
             athlete_id = connect(
-                args.user, refresh_token=args.refresh_token, code=args.code, scope=args.scope
+                args.user,
+                refresh_token=args.refresh_token,
+                code=args.code,
+                scope=args.scope,
+                create_auth_user=args.create_auth_user,
             )
             print(f"connected user {args.user} to Strava athlete {athlete_id}")
             if args.scope is None:

@@ -16,6 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
+from sync_assets.migrations import plain_postgres_compat_sql
 from sync_assets.partitions import month_key
 from sync_assets.resources import (
     ParquetIOManager,
@@ -125,7 +126,9 @@ def make_client(
         c.close()
 
 
-BOOTSTRAP = (Path(__file__).parent / "sql" / "supabase_bootstrap.sql").read_text()
+# What `sync-assets db init --plain-postgres` adds to a plain PostgreSQL (Supabase's auth schema,
+# roles and publication, reduced): the test databases are plain PostgreSQL too.
+BOOTSTRAP = plain_postgres_compat_sql()
 
 
 @pytest.fixture(scope="session")

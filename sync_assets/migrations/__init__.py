@@ -33,6 +33,11 @@ def migrate_sqlite(conn: sqlite3.Connection) -> list[str]:
     return applied
 
 
+def plain_postgres_compat_sql() -> str:
+    """The Supabase pieces our migrations rely on, for a plain PostgreSQL (idempotent)."""
+    return (resources.files(__package__) / "plain_postgres" / "supabase_compat.sql").read_text()
+
+
 def postgres_migrations() -> list[tuple[str, str]]:
     """supabase/migrations (shipped in the package as `migrations/postgres`)."""
     folder = resources.files(__package__) / "postgres"

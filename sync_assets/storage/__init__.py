@@ -28,10 +28,7 @@ def open_store(database_url: str | None, data_dir: str | Path) -> Store:
         store = _stores.get(key)
         if store is None:
             if database_url:
-                from sync_assets.storage.postgres import PostgresStore
-
-                store = PostgresStore(database_url, TokenCipher(keys_from_env()))
-                store.migrate()
+                store = _open_postgres(database_url)
             else:
                 from sync_assets.storage.sqlite import SqliteStore
 
@@ -40,6 +37,35 @@ def open_store(database_url: str | None, data_dir: str | Path) -> Store:
                 )
             _stores[key] = store
         return store
+
+
+def _open_postgres(database_url: str) -> Store:
+    """A migrated PostgreSQL store; a database that is down, missing or lacks Supabase's auth
+    schema is one clear error (host, port and database named), not a pool time-out."""
+    import psycopg
+
+    from sync_assets import dbinit
+    from sync_assets.storage.postgres import PostgresStore
+
+    dbinit.check_reachable(database_url)
+    store = PostgresStore(database_url, TokenCipher(keys_from_env()))
+    try:
+        store.migrate()
+    except (
+        psycopg.errors.InvalidSchemaName,
+        psycopg.errors.UndefinedTable,
+        psycopg.errors.UndefinedObject,
+        psycopg.errors.UndefinedFunction,
+    ):
+        store.close()
+        with dbinit.connect(database_url) as conn:
+            if not dbinit.has_supabase_basics(conn):
+                raise dbinit.missing_supabase_basics(database_url) from None
+        raise
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def close_stores() -> None:

@@ -1,5 +1,8 @@
 -- What a Supabase project has before any migration, reduced to what ours rely on, so that the
--- migrations run unchanged on a plain PostgreSQL. Roles are cluster-wide: created if missing.
+-- migrations run unchanged on a plain PostgreSQL (`sync-assets db init --plain-postgres`):
+-- the `auth` schema with `auth.users` and `auth.uid()`, the API roles and the Realtime
+-- publication. Idempotent. Roles are cluster-wide: created if missing. Never run on Supabase,
+-- which has its own (and richer) versions of each.
 do $$
 begin
   if not exists (select 1 from pg_roles where rolname = 'anon') then
