@@ -25,6 +25,7 @@ from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sync_assets.migrations import plain_postgres_compat_sql  # noqa: E402
 from sync_assets.models import activities_table, activity_row, validate_page  # noqa: E402
 from sync_assets.sandbox import generate_activities  # noqa: E402
 from sync_assets.storage import runs_rows  # noqa: E402
@@ -32,8 +33,6 @@ from sync_assets.storage.crypto import TokenCipher  # noqa: E402
 from sync_assets.storage.postgres import PostgresStore  # noqa: E402
 from sync_assets.storage.sqlite import SqliteStore  # noqa: E402
 from tests.pg import temporary_database  # noqa: E402
-
-BOOTSTRAP = Path(__file__).resolve().parents[1] / "tests" / "sql" / "supabase_bootstrap.sql"
 
 
 def make_rows(user: str, n: int) -> list[dict]:
@@ -74,7 +73,7 @@ def run(backend: str, size: int) -> dict[str, float]:
                 store.close()
     with temporary_database("sa_bench") as url:
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(BOOTSTRAP.read_text())
+            conn.execute(plain_postgres_compat_sql())
             conn.execute("insert into auth.users (id) values (%s)", (user,))
         store = PostgresStore(url, cipher)
         try:

@@ -103,6 +103,7 @@ def slow_syncs(
     now = now or datetime.now(UTC)
     sessions = store.recent_sessions(limit=recent)
     usual: dict[int, list[tuple[str, float]]] = {}
+    sessions = [s for s in sessions if s.started_at is not None]  # nullable in the seed's table
     for s in sessions:
         if s.status == SyncState.COMPLETED and s.completed_at:
             usual.setdefault(bucket(volume(s)), []).append((s.id, _seconds(s, now)))

@@ -139,6 +139,8 @@ def fetch_span(
             staging.stage_page(span.user_id, span_id, page.number, page.cursor, records)
         if tracker is not None:
             failed = sum(len(q) for q in quarantine.values())
+            # Until the listing ends, a full page promises (at least) one more.
+            more = PAGE_SIZE if page.received >= PAGE_SIZE else 0
             tracker.checkpoint(
                 page.number,
                 {
@@ -151,6 +153,7 @@ def fetch_span(
                 errors=failed,
                 activities_fetched=received,
                 activities_failed=failed,
+                total_activities_estimated=received + more,
             )
     rows.sort(key=lambda r: (r["start_date"], r["strava_id"]))
     table = activities_table(rows)  # one conversion for the span, then cheap slices per month
@@ -197,7 +200,8 @@ def fetch_partitions(
     """Fetch every partition in `keys` with one paginated query per user and block of months.
 
     `client_for(user_id)` returns a `StravaClient` (a context manager); `tracker_for(user_id,
-    window_start, window_end)` the user's `sync_sessions` tracker, if sessions are kept. With a
+    time_range_start, time_range_end)` the user's `sync_sessions` tracker, if sessions are kept
+    (its `total_activities_estimated` is the activities listed once the listing is done). With a
     store (`staging`), pages are checkpointed there and stored rows that a complete listing no
     longer returns are deleted. Pass `report` to keep what was spent when the fetch fails.
     """
@@ -246,6 +250,7 @@ def fetch_partitions(
             tracker.session.activities_fetched,
             tracker.session.activities_failed,
             force=True,
+            total_activities_estimated=tracker.session.activities_fetched,
         )
     report.seconds = time.perf_counter() - started
     return report

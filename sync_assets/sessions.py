@@ -5,6 +5,12 @@
     any phase -> failed -> retrying -> the phase it failed in (or a later one)
     completed | cancelled -> retrying -> ...   (a re-execution of a finished run)
 
+Beside the state, `current_phase` is the seed's phase (`SyncPhase`): `fetching`, `enriching`,
+`storing`, `completed`; a failed, retrying or cancelled session keeps the phase it was in.
+`error_count` is the errors recorded on the session: each failure it recorded (`fail()`, or
+the run status sensor's) plus `activities_failed` (activities quarantined or refused by the
+database). `last_activity_at` is the time of the tracker's last write.
+
 Writes are rate-limited (at most one progress write per `min_interval` seconds, phase changes
 and the end always written) so a Supabase Realtime subscriber sees progress move without the
 pipeline writing once per row. A re-execution of a run shares its root run's session.
@@ -33,6 +39,13 @@ class SyncState(StrEnum):
 
 
 PHASES = (SyncState.FETCHING, SyncState.ENRICHING, SyncState.STORING)
+# sync_sessions.current_phase: the seed's SyncPhase of each state that has one.
+PHASE_NAMES: dict[SyncState, str] = {
+    SyncState.FETCHING: "fetching",
+    SyncState.ENRICHING: "enriching",
+    SyncState.STORING: "storing",
+    SyncState.COMPLETED: "completed",
+}
 TERMINAL = frozenset({SyncState.COMPLETED, SyncState.FAILED, SyncState.CANCELLED})
 
 ALLOWED: dict[SyncState, frozenset[SyncState]] = {
@@ -73,8 +86,8 @@ class SessionTracker:
         run_id: str,
         user_id: str,
         sync_type: str = "backfill",
-        window_start: datetime | None = None,
-        window_end: datetime | None = None,
+        time_range_start: datetime | None = None,
+        time_range_end: datetime | None = None,
         min_interval: float = 1.0,
     ) -> None:
         self.store = store
@@ -88,8 +101,8 @@ class SessionTracker:
             run_id=run_id,
             user_id=user_id,
             sync_type=sync_type,
-            window_start=window_start,
-            window_end=window_end,
+            time_range_start=time_range_start,
+            time_range_end=time_range_end,
         )
 
     @property
@@ -97,6 +110,11 @@ class SessionTracker:
         return SyncState(self.session.status)
 
     def _write(self, **changes: Any) -> SessionRecord:
+        if "activities_failed" in changes and "error_count" not in changes:
+            # error_count = failures recorded + activities_failed: the failures stay counted.
+            failures = max(self.session.error_count - self.session.activities_failed, 0)
+            changes["error_count"] = failures + changes["activities_failed"]
+        changes.setdefault("last_activity_at", datetime.now(UTC))
         self.session = self.store.update_session(self.run_id, self.user_id, **changes)
         self._last_write = time.monotonic()
         return self.session
@@ -111,6 +129,7 @@ class SessionTracker:
         self._phase_started = time.monotonic()
         return self._write(
             status=phase.value,
+            current_phase=PHASE_NAMES[phase],
             progress=self._with_notes(
                 {"phase": phase.value, "processed": 0, "total": None, "errors": 0}
             ),
@@ -179,6 +198,7 @@ class SessionTracker:
             self.enter(SyncState.STORING)
         return self._write(
             status=SyncState.COMPLETED.value,
+            current_phase=PHASE_NAMES[SyncState.COMPLETED],
             completed_at=datetime.now(UTC),
             progress={**self.session.progress, "phase": "completed"},
             **counters,
@@ -187,10 +207,12 @@ class SessionTracker:
     def fail(self, error: ErrorInfo) -> SessionRecord:
         if self.state in TERMINAL:
             return self.session
+        # current_phase stays: the phase that failed.
         return self._write(
             status=SyncState.FAILED.value,
             last_error=error.model_dump(mode="json"),
             completed_at=datetime.now(UTC),
+            error_count=self.session.error_count + 1,
         )
 
 
@@ -208,7 +230,10 @@ def finish_from_run_status(
         if state in TERMINAL:
             continue
         if success:
-            changes: dict[str, Any] = {"status": SyncState.COMPLETED.value}
+            changes: dict[str, Any] = {
+                "status": SyncState.COMPLETED.value,
+                "current_phase": PHASE_NAMES[SyncState.COMPLETED],
+            }
         else:
             info = ErrorInfo(
                 type="UNKNOWN",
@@ -216,7 +241,11 @@ def finish_from_run_status(
                 retryable=True,
                 details={"dagster_run_id": run_id, "phase": session.status},
             )
-            changes = {"status": SyncState.FAILED.value, "last_error": info.model_dump(mode="json")}
+            changes = {
+                "status": SyncState.FAILED.value,
+                "last_error": info.model_dump(mode="json"),
+                "error_count": session.error_count + 1,
+            }
         finished.append(
             store.update_session(run_id, session.user_id, completed_at=datetime.now(UTC), **changes)
         )
@@ -237,8 +266,8 @@ def tracker_for_run(
     run: Any,
     user_id: str,
     *,
-    window_start: datetime | None,
-    window_end: datetime | None,
+    time_range_start: datetime | None,
+    time_range_end: datetime | None,
 ) -> SessionTracker:
     """The tracker of `user_id` in Dagster run `run` (created on first use, then reused)."""
     return SessionTracker(
@@ -246,6 +275,6 @@ def tracker_for_run(
         run_id=session_key(run.tags, run.run_id),
         user_id=user_id,
         sync_type=run.tags.get(SYNC_TYPE_TAG, "backfill"),
-        window_start=window_start,
-        window_end=window_end,
+        time_range_start=time_range_start,
+        time_range_end=time_range_end,
     )

@@ -63,7 +63,7 @@ KEY_FIELDS = (
     "strava_id",
     "name",
     "sport_type",
-    "start_date",
+    "start_date_utc",
     "distance_meters",
     "moving_time_seconds",
     "elapsed_time_seconds",

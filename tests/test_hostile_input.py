@@ -39,6 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
@@ -358,8 +359,17 @@ def expected_notes(rec: dict) -> list[str]:
     return notes
 
 
+def as_real(value: float | None) -> float | None:
+    """A number as the seed's `real` (float4) columns of `runs` hold it."""
+    return None if value is None else float(str(np.float32(value)))
+
+
 def check_row(row: dict, rec: dict) -> None:
-    """The mapped row carries the payload's key fields unchanged (stand-ins for missing ones)."""
+    """The mapped row carries the payload's key fields unchanged (stand-ins for missing ones):
+    an `activity_row` under the Parquet names, or a `runs` row under the seed's names, with
+    its reals as float4 and its heart rates rounded (the precise ones beside)."""
+    db = "start_date_utc" in row
+    real = as_real if db else (lambda v: v)
     assert row["strava_id"] == rec["id"]
     assert row["athlete_id"] == (rec.get("athlete") or {}).get("id")
     assert row["name"] == sent(rec, "name")
@@ -367,15 +377,26 @@ def check_row(row: dict, rec: dict) -> None:
     if sport_type is None:
         sport_type = UNKNOWN_SPORT_TYPE if rec.get("type") is None else rec["type"]
     assert row["sport_type"] == sport_type
-    assert row["start_date"] == datetime.fromisoformat(rec["start_date"])
-    assert row["distance_meters"] == sent(rec, "distance")
+    start_date = datetime.fromisoformat(rec["start_date"])
+    assert row["start_date_utc" if db else "start_date"] == start_date
+    assert row["distance_meters"] == real(sent(rec, "distance"))
     assert row["moving_time_seconds"] == sent(rec, "moving_time")
     assert row["elapsed_time_seconds"] == sent(rec, "elapsed_time")
     for flag in ("manual", "trainer", "commute", "private"):
         if flag in row:
             assert bool(row[flag]) is sent(rec, flag)  # SQLite reads 0 / 1
     start = rec.get("start_latlng") or [None, None]
-    assert [row["start_lat"], row["start_lng"]] == start
+    if db:
+        assert [row["start_latitude"], row["start_longitude"]] == [real(v) for v in start]
+        assert row["activity_type"] == (rec.get("type") or sport_type)
+        local = rec.get("start_date_local")
+        local = datetime.fromisoformat(local).replace(tzinfo=UTC) if local else start_date
+        assert row["start_date_local"] == local
+        for hr in ("average_heartrate_bpm", "max_heartrate_bpm"):
+            precise = row[f"{hr}_precise"]
+            assert row[hr] == (None if precise is None else round(precise))
+    else:
+        assert [row["start_lat"], row["start_lng"]] == start
     # jsonb keeps numbers as decimals (1e+16 comes back as 10000000000000000): compare values
     stored = row["payload"] if "payload" in row else row["strava_data"]
     assert decimal_json(stored) == decimal_json(json.dumps(rec))
@@ -465,8 +486,10 @@ def two_stores(pg_url, tmp_path: Path) -> Iterator[tuple[PostgresStore, SqliteSt
 
 def _read_runs(pg: PostgresStore, lite: SqliteStore, url: str, user: str) -> list[dict]:
     query = (
-        "select strava_id, athlete_id, name, sport_type, start_date, distance_meters,"
-        " moving_time_seconds, elapsed_time_seconds, start_lat, start_lng, manual, trainer,"
+        "select strava_id, athlete_id, name, activity_type, sport_type, start_date_utc,"
+        " start_date_local, distance_meters, moving_time_seconds, elapsed_time_seconds,"
+        " average_heartrate_bpm, average_heartrate_bpm_precise, max_heartrate_bpm,"
+        " max_heartrate_bpm_precise, start_latitude, start_longitude, manual, trainer,"
         " commute, private, strava_data from runs where user_id = {} order by strava_id"
     )
     with psycopg.connect(url, row_factory=dict_row) as conn:
@@ -477,7 +500,8 @@ def _read_runs(pg: PostgresStore, lite: SqliteStore, url: str, user: str) -> lis
     for r in pg_rows:
         r["strava_data"] = json.dumps(r["strava_data"])
     for r in lite_rows:
-        r["start_date"] = datetime.fromisoformat(r["start_date"]).replace(tzinfo=UTC)
+        for column in ("start_date_utc", "start_date_local"):
+            r[column] = datetime.fromisoformat(r[column].replace("Z", "+00:00"))
     return [pg_rows, lite_rows]
 
 

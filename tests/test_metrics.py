@@ -36,8 +36,8 @@ def start_session(url: str | None, data_dir: Path, store: Store, started: dateti
         run_id=run,
         user_id=user,
         sync_type=kw.pop("sync_type", "backfill"),
-        window_start=None,
-        window_end=None,
+        time_range_start=None,
+        time_range_end=None,
     )
     if url:
         with psycopg.connect(url, autocommit=True) as conn:

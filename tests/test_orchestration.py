@@ -209,7 +209,11 @@ def test_with_webhooks_on_the_schedule_skips_users_without_news(
     def synced(user: str, at: datetime) -> None:
         run_id = str(uuid.uuid4())
         store.create_session(
-            run_id=run_id, user_id=user, sync_type="incremental", window_start=None, window_end=None
+            run_id=run_id,
+            user_id=user,
+            sync_type="incremental",
+            time_range_start=None,
+            time_range_end=None,
         )
         store.update_session(run_id, user, status="completed", completed_at=at)
 

@@ -68,6 +68,17 @@ def test_a_listener_sees_the_progress_move_at_a_bounded_rate(
     seen = [p for _, p in fetching]
     assert len(set(seen)) >= 5, seen  # the bar moves while pages arrive
     assert seen == sorted(seen) and seen[-1] == 2_000
+    # The seed's columns ride along: the phase, and the total estimated from the pages (one
+    # more page while the last was full) until the listing is done.
+    listing = [n for _, n in mine if n["status"] == "fetching_activities"]
+    assert {n["current_phase"] for n in listing} == {"fetching"}
+    for n in listing:
+        processed = n["progress"].get("processed") or 0
+        assert n["total_activities_estimated"] in (processed, processed + 200), n
+    assert any(n["total_activities_estimated"] > n["activities_fetched"] for n in listing)
+    final = mine[-1][1]
+    assert (final["current_phase"], final["total_activities_estimated"]) == ("completed", 2_000)
+    assert final["error_count"] == 0 and final["last_activity_at"]
     # Bounded: one write per page (its checkpoint carries the progress), never one per row.
     pages = sandbox.request_count(kind="api", path_prefix="/api/v3/athlete/activities")
     assert len(fetching) <= pages + 1, (len(fetching), pages)

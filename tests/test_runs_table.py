@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -72,14 +73,35 @@ def test_whole_history_lands_once_with_a_completed_session(
     assert session.last_successful_page == 4
     assert session.checkpoint_data["cursor"] > 0
     assert session.completed_at is not None
+    # The seed's progress columns: the phase, the listing's total, the 3 quarantined.
+    assert (session.current_phase, session.total_activities_estimated) == ("completed", 700)
+    assert session.error_count == 3 and session.last_activity_at is not None
+    assert session.time_range_start is not None and session.time_range_end is not None
     runs_md = run_metadata(result, "runs_table")
     assert runs_md["saved"] == 697 and runs_md["quarantined_invalid"] == 3
+    assert run_sessions_of(url, data_dir, user) == {session.id: 697}
     # The same partitions again: nothing new, nothing twice.
     again = run_sync(instance, resources, user, first, last)
     assert again.success
     assert store.run_ids(user) == stored
     md = run_metadata(again, "runs_table")
     assert (md["saved"], md["updated"], md["skipped_unchanged"]) == (0, 0, 697)
+    # Unchanged rows were not written: they still name the session that wrote them.
+    assert store.get_session(again.run_id, user).id != session.id
+    assert run_sessions_of(url, data_dir, user) == {session.id: 697}
+
+
+def run_sessions_of(url: str | None, data_dir: Path, user: str) -> dict[str, int]:
+    """runs.sync_session_id of a user's rows: how many rows each session last wrote."""
+    query = "select sync_session_id, count(*) from runs where user_id = {} group by 1"
+    if url:
+        with psycopg.connect(url) as conn:
+            rows = conn.execute(query.format("%s"), (user,)).fetchall()
+        return {str(k): n for k, n in rows}
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "sync_assets.db") as conn:
+        return dict(conn.execute(query.format("?"), (user,)).fetchall())
 
 
 def test_a_resync_without_webhooks_drops_what_strava_deleted(

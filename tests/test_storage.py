@@ -175,9 +175,9 @@ def test_rows_a_complete_listing_did_not_return_are_deleted_in_its_window_only(s
     uid = new_user(url)
     rows = make_rows(uid, 60)
     s.upsert_runs(rows)
-    starts = sorted(r["start_date"] for r in rows)
+    starts = sorted(r["start_date_utc"] for r in rows)
     window_start, window_end = starts[10], starts[50]  # rows 10..49 are inside
-    inside = [r["strava_id"] for r in rows if window_start <= r["start_date"] < window_end]
+    inside = [r["strava_id"] for r in rows if window_start <= r["start_date_utc"] < window_end]
     listed = inside[5:]  # the listing no longer returns the first five of the window
     before = datetime(2000, 1, 1, tzinfo=UTC)  # a listing older than every row: keeps all
     assert s.delete_unlisted_runs(uid, window_start, window_end, listed, before) == 0
@@ -222,12 +222,20 @@ def test_sessions(store) -> None:
     uid = new_user(url)
     start, end = datetime(2016, 1, 1, tzinfo=UTC), datetime(2017, 1, 1, tzinfo=UTC)
     a = s.create_session(
-        run_id="run-1", user_id=uid, sync_type="backfill", window_start=start, window_end=end
+        run_id="run-1",
+        user_id=uid,
+        sync_type="backfill",
+        time_range_start=start,
+        time_range_end=end,
     )
     b = s.create_session(
-        run_id="run-1", user_id=uid, sync_type="backfill", window_start=start, window_end=end
+        run_id="run-1",
+        user_id=uid,
+        sync_type="backfill",
+        time_range_start=start,
+        time_range_end=end,
     )
-    assert a.id == b.id and a.status == "initiated" and a.window_start == start
+    assert a.id == b.id and a.status == "initiated" and a.time_range_start == start
     c = s.update_session(
         "run-1",
         uid,
@@ -273,8 +281,8 @@ def test_rls_users_see_only_their_rows_and_write_nothing(pg_store, pg_url) -> No
             run_id=f"run-{uid}",
             user_id=uid,
             sync_type="backfill",
-            window_start=None,
-            window_end=None,
+            time_range_start=None,
+            time_range_end=None,
         )
     with psycopg.connect(pg_url, autocommit=True) as conn:
         as_user(conn, "authenticated", a)
@@ -324,7 +332,7 @@ def test_realtime_publication_trigger_and_migration_bookkeeping(pg_store, pg_url
     uid = str(uuid.uuid4())
     add_users(pg_url, uid)
     s1 = pg_store.create_session(
-        run_id="r", user_id=uid, sync_type="manual", window_start=None, window_end=None
+        run_id="r", user_id=uid, sync_type="manual", time_range_start=None, time_range_end=None
     )
     with psycopg.connect(pg_url, autocommit=True) as conn:
         before = conn.execute(

@@ -125,7 +125,7 @@ def test_the_sync_stores_place_and_start_hour_weather(
         cell = cell_of(*latlng)
         expected = server.weather.weather_at(cell[0], cell[1], hour.timestamp())
         assert row["temperature_celsius"] == expected["temperature_2m"]
-        assert row["wind_speed_mps"] == expected["wind_speed_10m"]
+        assert row["wind_speed_ms"] == expected["wind_speed_10m"]
         assert row["humidity_percent"] == expected["relative_humidity_2m"]
         assert row["weather_condition"]
         assert row["visibility_meters"] is None and row["uv_index"] is None

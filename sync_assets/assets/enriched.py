@@ -26,6 +26,10 @@ def _user_windows(raw: dict[str, PartitionData]) -> dict[str, tuple[datetime, da
     return {user: (min(d, default=None), max(d, default=None)) for user, d in dates.items()}
 
 
+def _activity_count(raw: dict[str, PartitionData], user: str) -> int:
+    return sum(p.activities.num_rows for key, p in raw.items() if split_key(key)[0] == user)
+
+
 def _weather_count(enriched: dict[str, pa.Table], user: str) -> int:
     return sum(
         1
@@ -105,7 +109,7 @@ def weather_enriched_activities(
     store = supabase.store()
     raw = by_partition(keys, raw_strava_activities)
     trackers = {
-        user: tracker_for_run(store, context.run, user, window_start=start, window_end=end)
+        user: tracker_for_run(store, context.run, user, time_range_start=start, time_range_end=end)
         for user, (start, end) in _user_windows(raw).items()
     }
     for tracker in trackers.values():
@@ -148,7 +152,10 @@ def weather_enriched_activities(
         )
     for user, tracker in trackers.items():
         done = _weather_count(enriched, user)
-        tracker.progress(done, None, force=True, activities_enriched=done)
+        counters = {"activities_enriched": done}
+        if not tracker.session.activities_fetched:  # nothing listed: a weather re-run's total
+            counters["total_activities_estimated"] = _activity_count(raw, user)
+        tracker.progress(done, None, force=True, **counters)
     if report.weather.errors:
         context.log.warning(
             f"weather enrichment degraded: {report.weather_failed} activities without weather "

@@ -128,7 +128,9 @@ def raw_strava_activities(
     store = supabase.store()
 
     def tracker(user_id: str, start: datetime, end: datetime) -> SessionTracker:
-        return tracker_for_run(store, context.run, user_id, window_start=start, window_end=end)
+        return tracker_for_run(
+            store, context.run, user_id, time_range_start=start, time_range_end=end
+        )
 
     report = FetchReport()
     try:

@@ -83,12 +83,13 @@ def _store_user(
         store,
         context.run,
         user,
-        window_start=min(dates, default=None),
-        window_end=max(dates, default=None),
+        time_range_start=min(dates, default=None),
+        time_range_end=max(dates, default=None),
     )
     tracker.enter(SyncState.STORING)
     try:
-        result = store.upsert_runs(runs_rows(table))
+        # Each row written names this session (runs.sync_session_id).
+        result = store.upsert_runs(runs_rows(table), session_id=tracker.session.id)
         quarantined = store.quarantine(
             [QuarantineRecord(user, q["strava_id"], q["reason"], q["payload"]) for q in invalid],
             session_id=tracker.session.id,

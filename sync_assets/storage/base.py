@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sync_assets.enrichment.weather import WeatherCache
 from sync_assets.errors import AuthenticationError
@@ -20,29 +21,33 @@ from sync_assets.models import quality_notes
 from sync_assets.resources.strava_listing import ListCursor
 from sync_assets.resources.tokens import StravaConnection, TokenStore
 
-# Columns of public.runs written by the pipeline (id, created_at, updated_at are the database's).
+# Columns of public.runs written by the pipeline (id, created_at, updated_at are the database's):
+# the seed's contract (tests/data/seed_schema.sql) and ours beside it (see the README's table).
 RUNS_COLUMNS: tuple[str, ...] = (
     "user_id",
     "strava_id",
     "athlete_id",
     "name",
+    "activity_type",
     "type",
     "sport_type",
-    "start_date",
+    "start_date_utc",
     "start_date_local",
     "timezone",
     "distance_meters",
     "moving_time_seconds",
     "elapsed_time_seconds",
     "total_elevation_gain_meters",
-    "average_speed_mps",
-    "max_speed_mps",
+    "average_speed_ms",
+    "max_speed_ms",
     "average_heartrate_bpm",
     "max_heartrate_bpm",
-    "start_lat",
-    "start_lng",
-    "end_lat",
-    "end_lng",
+    "average_heartrate_bpm_precise",
+    "max_heartrate_bpm_precise",
+    "start_latitude",
+    "start_longitude",
+    "end_latitude",
+    "end_longitude",
     "manual",
     "trainer",
     "commute",
@@ -55,14 +60,60 @@ RUNS_COLUMNS: tuple[str, ...] = (
     "feels_like_celsius",
     "humidity_percent",
     "pressure_hpa",
-    "wind_speed_mps",
+    "wind_speed_ms",
     "wind_direction_degrees",
     "weather_condition",
     "visibility_meters",
     "uv_index",
     "strava_data",
     "enrichment_status",
+    "sync_session_id",
 )
+# runs column <- the column of the Parquet/Arrow tables (`models.ACTIVITY_SCHEMA`,
+# `enrichment.activities.ENRICHED_SCHEMA`) where the names differ: the files keep theirs.
+RUNS_SOURCES: dict[str, str] = {
+    "start_date_utc": "start_date",
+    "average_speed_ms": "average_speed_mps",
+    "max_speed_ms": "max_speed_mps",
+    "average_heartrate_bpm_precise": "average_heartrate_bpm",
+    "max_heartrate_bpm_precise": "max_heartrate_bpm",
+    "start_latitude": "start_lat",
+    "start_longitude": "start_lng",
+    "end_latitude": "end_lat",
+    "end_longitude": "end_lng",
+    "wind_speed_ms": "wind_speed_mps",
+}
+# The seed's `real` (float4) columns: the nearest real, written as its shortest decimal (what
+# PostgreSQL reads back), on both backends alike.
+REAL_COLUMNS = frozenset(
+    {
+        "distance_meters",
+        "total_elevation_gain_meters",
+        "average_speed_ms",
+        "max_speed_ms",
+        "start_latitude",
+        "start_longitude",
+        "end_latitude",
+        "end_longitude",
+        "temperature_celsius",
+        "feels_like_celsius",
+        "pressure_hpa",
+        "wind_speed_ms",
+        "uv_index",
+    }
+)
+# The seed's `integer` columns of measured values: rounded half to even (as PostgreSQL's cast).
+# The heart rates are also kept as sent, in `*_precise`.
+INTEGER_COLUMNS = frozenset(
+    {
+        "average_heartrate_bpm",
+        "max_heartrate_bpm",
+        "humidity_percent",
+        "wind_direction_degrees",
+        "visibility_meters",
+    }
+)
+INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1
 JSON_COLUMNS = frozenset({"strava_data", "enrichment_status"})
 
 SESSION_FIELDS = frozenset(
@@ -80,11 +131,28 @@ SESSION_FIELDS = frozenset(
         "last_successful_page",
         "checkpoint_data",
         "completed_at",
-        "window_start",
-        "window_end",
+        "time_range_start",
+        "time_range_end",
+        "current_phase",
+        "total_activities_estimated",
+        "error_count",
+        "last_activity_at",
     }
 )
 SESSION_JSON_FIELDS = frozenset({"progress", "last_error", "checkpoint_data"})
+# The seed's counters are nullable: a null reads as 0 (and a null progress or checkpoint as {}).
+SESSION_COUNTERS: tuple[str, ...] = (
+    "total_activities_estimated",
+    "activities_fetched",
+    "activities_enriched",
+    "activities_stored",
+    "activities_updated",
+    "activities_skipped",
+    "activities_failed",
+    "error_count",
+    "retry_count",
+    "last_successful_page",
+)
 
 
 @dataclass
@@ -153,14 +221,17 @@ class SessionRecord:
     dagster_run_id: str
     sync_type: str
     status: str
-    window_start: datetime | None
-    window_end: datetime | None
+    current_phase: str  # 'fetching' | 'enriching' | 'storing' | 'completed' (the seed's phases)
+    time_range_start: datetime | None
+    time_range_end: datetime | None
+    total_activities_estimated: int
     activities_fetched: int
     activities_enriched: int
     activities_stored: int
     activities_updated: int
     activities_skipped: int
     activities_failed: int
+    error_count: int  # failures recorded on the session + activities_failed (see the README)
     progress: dict[str, Any]
     last_error: dict[str, Any] | None
     retry_count: int
@@ -168,6 +239,19 @@ class SessionRecord:
     checkpoint_data: dict[str, Any]
     started_at: datetime | None
     completed_at: datetime | None
+    last_activity_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> SessionRecord:
+        """A session as a backend's query returns it (see get_session.sql), nulls read as 0."""
+        data = dict(row)
+        for name in SESSION_COUNTERS:
+            if data[name] is None:
+                data[name] = 0
+        for name in ("progress", "checkpoint_data"):
+            if data[name] is None:
+                data[name] = {}
+        return cls(**data)
 
 
 # The views of 20261129001100_sync_metrics.sql / 0009_sync_metrics.sql (`Store.metrics_view`).
@@ -223,7 +307,14 @@ class Store(TokenStore, WeatherCache, Protocol):
         ...
 
     # Runs.
-    def upsert_runs(self, rows: Sequence[dict[str, Any]]) -> StoreResult: ...
+    def upsert_runs(
+        self, rows: Sequence[dict[str, Any]], session_id: str | None = None
+    ) -> StoreResult:
+        """Insert or update `runs_rows` rows; `session_id` (the sync session writing them)
+        goes to `sync_session_id` of the rows inserted or changed (unchanged rows keep the
+        session that last wrote them)."""
+        ...
+
     def quarantine(
         self, records: Sequence[QuarantineRecord], session_id: str | None = None
     ) -> int: ...
@@ -277,8 +368,8 @@ class Store(TokenStore, WeatherCache, Protocol):
         run_id: str,
         user_id: str,
         sync_type: str,
-        window_start: datetime | None,
-        window_end: datetime | None,
+        time_range_start: datetime | None,
+        time_range_end: datetime | None,
     ) -> SessionRecord: ...
     def get_session(self, run_id: str, user_id: str) -> SessionRecord | None: ...
     def run_sessions(self, run_id: str) -> list[SessionRecord]: ...
@@ -343,15 +434,61 @@ def require_active(user_id: str, conn: StravaConnection | None) -> StravaConnect
     return conn
 
 
+def _real(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The nearest `real` (float4) of each value, as the shortest decimal that reads back as it
+    (what PostgreSQL returns for a real): 0 where it rounds to 0, null beyond real's range."""
+    single = pc.cast(values, pa.float32())
+    shortest = pc.cast(pc.cast(single, pa.string()), pa.float64())
+    return pc.if_else(pc.is_inf(single), pa.scalar(None, pa.float64()), shortest)
+
+
+def _integer(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The nearest integer of each value, half to even (PostgreSQL's cast, Python's round()),
+    null beyond integer's range."""
+    rounded = pc.round(pc.cast(values, pa.float64()), round_mode="half_to_even")
+    inside = pc.and_(pc.greater_equal(rounded, INT4_MIN), pc.less_equal(rounded, INT4_MAX))
+    return pc.cast(pc.if_else(inside, rounded, pa.scalar(None, pa.float64())), pa.int64())
+
+
+def _runs_columns(table: pa.Table) -> dict[str, pa.ChunkedArray]:
+    """The runs columns a table holds, under their database names and in the seed's types."""
+    names = set(table.column_names)
+    out: dict[str, pa.ChunkedArray] = {}
+    for column in RUNS_COLUMNS:
+        source = RUNS_SOURCES.get(column, column)
+        if source in names:
+            out[column] = table.column(source)
+    sport = table.column("sport_type")
+    # The seed's activity_type: Strava's legacy `type`, else sport_type (itself never null).
+    out["activity_type"] = pc.coalesce(table.column("type"), sport) if "type" in names else sport
+    # Strava writes the local wall-clock time with a "Z": kept as written, in a timestamptz.
+    # Without one (Strava's spec allows it; the seed's column is NOT NULL), the UTC start.
+    start = table.column("start_date")
+    local = table.column("start_date_local") if "start_date_local" in names else None
+    local = pc.cast(local, start.type) if local is not None else start
+    out["start_date_local"] = pc.coalesce(local, start)
+    for column in REAL_COLUMNS & out.keys():
+        out[column] = _real(out[column])
+    for column in INTEGER_COLUMNS & out.keys():
+        out[column] = _integer(out[column])
+    return out
+
+
 def runs_rows(table: pa.Table, enrichment: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Rows of public.runs from a `raw_strava_activities` (or enriched) table.
 
+    Columns get the database's names (`RUNS_SOURCES`) and the seed's types: reals rounded to
+    float4, heart rates and the integer weather values rounded to integers (the heart rates as
+    sent stay in `*_precise`), `activity_type` and `start_date_local` filled as the README says.
     A raw row's `enrichment_status` is `enrichment` (by default: not enriched), with the row's
-    `data_quality` notes under `"data_quality"` when it has any (as enrichment copies them)."""
+    `data_quality` notes under `"data_quality"` when it has any (as enrichment copies them).
+    `sync_session_id` is the store's to fill (`Store.upsert_runs`)."""
+    columns = _runs_columns(table)
+    extra = [c for c in ("payload", "enrichment_status", "data_quality") if c in table.column_names]
+    records = pa.table({**columns, **{c: table.column(c) for c in extra}}).to_pylist()
     rows = []
-    names = set(table.column_names)
-    for rec in table.to_pylist():
-        row = {c: rec.get(c) for c in RUNS_COLUMNS if c in names}
+    for rec in records:
+        row = {c: rec.get(c) for c in RUNS_COLUMNS}
         row["strava_data"] = rec["payload"]
         status = rec.get("enrichment_status")
         if status is None:
@@ -363,7 +500,5 @@ def runs_rows(table: pa.Table, enrichment: dict[str, Any] | None = None) -> list
                 status["data_quality"] = notes
             status = json.dumps(status)
         row["enrichment_status"] = status if isinstance(status, str) else json.dumps(status)
-        for c in RUNS_COLUMNS:
-            row.setdefault(c, None)
         rows.append(row)
     return rows

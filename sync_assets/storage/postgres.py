@@ -57,7 +57,7 @@ def Q(name: str) -> str:  # noqa: N802 - reads like a constant
 
 
 def _session(row: dict[str, Any]) -> SessionRecord:
-    return SessionRecord(**row)
+    return SessionRecord.from_row(row)
 
 
 class PostgresStore:
@@ -284,10 +284,14 @@ class PostgresStore:
                     )
         return result, refused
 
-    def upsert_runs(self, rows: Sequence[dict[str, Any]]) -> StoreResult:
+    def upsert_runs(
+        self, rows: Sequence[dict[str, Any]], session_id: str | None = None
+    ) -> StoreResult:
         total = StoreResult()
         clean: list[dict[str, Any]] = []
         refused: list[QuarantineRecord] = []
+        if session_id is not None:
+            rows = [{**row, "sync_session_id": session_id} for row in rows]
         for row in rows:
             bad = next(
                 (c for c in RUNS_COLUMNS if isinstance(row[c], str) and "\x00" in row[c]), None
@@ -523,8 +527,8 @@ class PostgresStore:
         run_id: str,
         user_id: str,
         sync_type: str,
-        window_start: datetime | None,
-        window_end: datetime | None,
+        time_range_start: datetime | None,
+        time_range_end: datetime | None,
     ) -> SessionRecord:
         with self._tx() as conn:
             conn.execute(
@@ -533,8 +537,8 @@ class PostgresStore:
                     "run_id": run_id,
                     "user_id": user_id,
                     "sync_type": sync_type,
-                    "window_start": window_start,
-                    "window_end": window_end,
+                    "time_range_start": time_range_start,
+                    "time_range_end": time_range_end,
                 },
             )
         session = self.get_session(run_id, user_id)

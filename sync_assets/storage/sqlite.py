@@ -273,8 +273,12 @@ class SqliteStore:
                     result.skipped += 1
         return result, refused
 
-    def upsert_runs(self, rows: Sequence[dict[str, Any]]) -> StoreResult:
+    def upsert_runs(
+        self, rows: Sequence[dict[str, Any]], session_id: str | None = None
+    ) -> StoreResult:
         total, refused = StoreResult(), []
+        if session_id is not None:
+            rows = [{**row, "sync_session_id": session_id} for row in rows]
         started = time.perf_counter()
         for i in range(0, len(rows), self.batch_size):
             result, batch_refused = self._store_batch(rows[i : i + self.batch_size])
@@ -486,9 +490,15 @@ class SqliteStore:
         data = dict(row)
         for k in SESSION_JSON_FIELDS:
             data[k] = json.loads(data[k]) if data[k] is not None else None
-        for k in ("window_start", "window_end", "started_at", "completed_at"):
+        for k in (
+            "time_range_start",
+            "time_range_end",
+            "started_at",
+            "completed_at",
+            "last_activity_at",
+        ):
             data[k] = _dt(data[k])
-        return SessionRecord(**data)
+        return SessionRecord.from_row(data)
 
     def create_session(
         self,
@@ -496,8 +506,8 @@ class SqliteStore:
         run_id: str,
         user_id: str,
         sync_type: str,
-        window_start: datetime | None,
-        window_end: datetime | None,
+        time_range_start: datetime | None,
+        time_range_end: datetime | None,
     ) -> SessionRecord:
         with self._tx("IMMEDIATE") as conn:
             conn.execute(
@@ -507,8 +517,8 @@ class SqliteStore:
                     "run_id": run_id,
                     "user_id": user_id,
                     "sync_type": sync_type,
-                    "window_start": _iso(window_start),
-                    "window_end": _iso(window_end),
+                    "time_range_start": _iso(time_range_start),
+                    "time_range_end": _iso(time_range_end),
                 },
             )
         session = self.get_session(run_id, user_id)

@@ -3,6 +3,6 @@
 -- stored before the listing started go: one a concurrent sync stored meanwhile is kept.
 delete from public.runs
 where user_id = %(user_id)s
-  and start_date >= %(window_start)s and start_date < %(window_end)s
+  and start_date_utc >= %(window_start)s and start_date_utc < %(window_end)s
   and created_at < %(listed_at)s
   and not (strava_id = any(%(listed)s))

@@ -1,23 +1,26 @@
 -- Merge the staged batch into public.runs. Unchanged rows are skipped (not rewritten, so
 -- updated_at and the table's bloat stay put); RETURNING tells new rows (xmax = 0) from updates.
 -- Activities deleted on Strava (tombstoned) are skipped: a late run cannot bring them back.
+-- sync_session_id is the session that last wrote the row: an unchanged row keeps its own.
 insert into public.runs (
-  user_id, strava_id, athlete_id, name, type, sport_type, start_date, start_date_local,
-  timezone, distance_meters, moving_time_seconds, elapsed_time_seconds,
-  total_elevation_gain_meters, average_speed_mps, max_speed_mps, average_heartrate_bpm,
-  max_heartrate_bpm, start_lat, start_lng, end_lat, end_lng, manual, trainer, commute,
-  private, visibility, city, state, country, temperature_celsius, feels_like_celsius,
-  humidity_percent, pressure_hpa, wind_speed_mps, wind_direction_degrees,
-  weather_condition, visibility_meters, uv_index, strava_data, enrichment_status
+  user_id, strava_id, athlete_id, name, activity_type, type, sport_type, start_date_utc,
+  start_date_local, timezone, distance_meters, moving_time_seconds, elapsed_time_seconds,
+  total_elevation_gain_meters, average_speed_ms, max_speed_ms, average_heartrate_bpm,
+  max_heartrate_bpm, average_heartrate_bpm_precise, max_heartrate_bpm_precise, start_latitude,
+  start_longitude, end_latitude, end_longitude, manual, trainer, commute, private, visibility,
+  city, state, country, temperature_celsius, feels_like_celsius, humidity_percent,
+  pressure_hpa, wind_speed_ms, wind_direction_degrees, weather_condition, visibility_meters,
+  uv_index, strava_data, enrichment_status, sync_session_id
 )
 select
-  user_id, strava_id, athlete_id, name, type, sport_type, start_date, start_date_local,
-  timezone, distance_meters, moving_time_seconds, elapsed_time_seconds,
-  total_elevation_gain_meters, average_speed_mps, max_speed_mps, average_heartrate_bpm,
-  max_heartrate_bpm, start_lat, start_lng, end_lat, end_lng, manual, trainer, commute,
-  private, visibility, city, state, country, temperature_celsius, feels_like_celsius,
-  humidity_percent, pressure_hpa, wind_speed_mps, wind_direction_degrees,
-  weather_condition, visibility_meters, uv_index, strava_data, enrichment_status
+  user_id, strava_id, athlete_id, name, activity_type, type, sport_type, start_date_utc,
+  start_date_local, timezone, distance_meters, moving_time_seconds, elapsed_time_seconds,
+  total_elevation_gain_meters, average_speed_ms, max_speed_ms, average_heartrate_bpm,
+  max_heartrate_bpm, average_heartrate_bpm_precise, max_heartrate_bpm_precise, start_latitude,
+  start_longitude, end_latitude, end_longitude, manual, trainer, commute, private, visibility,
+  city, state, country, temperature_celsius, feels_like_celsius, humidity_percent,
+  pressure_hpa, wind_speed_ms, wind_direction_degrees, weather_condition, visibility_meters,
+  uv_index, strava_data, enrichment_status, sync_session_id
 from runs_stage
 where not exists (
   select 1 from public.strava_deleted_activities d
@@ -26,23 +29,26 @@ where not exists (
 on conflict (user_id, strava_id) do update set
   athlete_id = excluded.athlete_id,
   name = excluded.name,
+  activity_type = excluded.activity_type,
   type = excluded.type,
   sport_type = excluded.sport_type,
-  start_date = excluded.start_date,
+  start_date_utc = excluded.start_date_utc,
   start_date_local = excluded.start_date_local,
   timezone = excluded.timezone,
   distance_meters = excluded.distance_meters,
   moving_time_seconds = excluded.moving_time_seconds,
   elapsed_time_seconds = excluded.elapsed_time_seconds,
   total_elevation_gain_meters = excluded.total_elevation_gain_meters,
-  average_speed_mps = excluded.average_speed_mps,
-  max_speed_mps = excluded.max_speed_mps,
+  average_speed_ms = excluded.average_speed_ms,
+  max_speed_ms = excluded.max_speed_ms,
   average_heartrate_bpm = excluded.average_heartrate_bpm,
   max_heartrate_bpm = excluded.max_heartrate_bpm,
-  start_lat = excluded.start_lat,
-  start_lng = excluded.start_lng,
-  end_lat = excluded.end_lat,
-  end_lng = excluded.end_lng,
+  average_heartrate_bpm_precise = excluded.average_heartrate_bpm_precise,
+  max_heartrate_bpm_precise = excluded.max_heartrate_bpm_precise,
+  start_latitude = excluded.start_latitude,
+  start_longitude = excluded.start_longitude,
+  end_latitude = excluded.end_latitude,
+  end_longitude = excluded.end_longitude,
   manual = excluded.manual,
   trainer = excluded.trainer,
   commute = excluded.commute,
@@ -55,36 +61,39 @@ on conflict (user_id, strava_id) do update set
   feels_like_celsius = excluded.feels_like_celsius,
   humidity_percent = excluded.humidity_percent,
   pressure_hpa = excluded.pressure_hpa,
-  wind_speed_mps = excluded.wind_speed_mps,
+  wind_speed_ms = excluded.wind_speed_ms,
   wind_direction_degrees = excluded.wind_direction_degrees,
   weather_condition = excluded.weather_condition,
   visibility_meters = excluded.visibility_meters,
   uv_index = excluded.uv_index,
   strava_data = excluded.strava_data,
-  enrichment_status = excluded.enrichment_status
+  enrichment_status = excluded.enrichment_status,
+  sync_session_id = excluded.sync_session_id
 where (
-  runs.athlete_id, runs.name, runs.type, runs.sport_type, runs.start_date,
-  runs.start_date_local, runs.timezone, runs.distance_meters, runs.moving_time_seconds,
-  runs.elapsed_time_seconds, runs.total_elevation_gain_meters, runs.average_speed_mps,
-  runs.max_speed_mps, runs.average_heartrate_bpm, runs.max_heartrate_bpm, runs.start_lat,
-  runs.start_lng, runs.end_lat, runs.end_lng, runs.manual, runs.trainer, runs.commute,
-  runs.private, runs.visibility, runs.city, runs.state, runs.country,
-  runs.temperature_celsius, runs.feels_like_celsius, runs.humidity_percent,
-  runs.pressure_hpa, runs.wind_speed_mps, runs.wind_direction_degrees,
+  runs.athlete_id, runs.name, runs.activity_type, runs.type, runs.sport_type,
+  runs.start_date_utc, runs.start_date_local, runs.timezone, runs.distance_meters,
+  runs.moving_time_seconds, runs.elapsed_time_seconds, runs.total_elevation_gain_meters,
+  runs.average_speed_ms, runs.max_speed_ms, runs.average_heartrate_bpm,
+  runs.max_heartrate_bpm, runs.average_heartrate_bpm_precise, runs.max_heartrate_bpm_precise,
+  runs.start_latitude, runs.start_longitude, runs.end_latitude, runs.end_longitude,
+  runs.manual, runs.trainer, runs.commute, runs.private, runs.visibility, runs.city,
+  runs.state, runs.country, runs.temperature_celsius, runs.feels_like_celsius,
+  runs.humidity_percent, runs.pressure_hpa, runs.wind_speed_ms, runs.wind_direction_degrees,
   runs.weather_condition, runs.visibility_meters, runs.uv_index, runs.strava_data,
   runs.enrichment_status
 ) is distinct from (
-  excluded.athlete_id, excluded.name, excluded.type, excluded.sport_type,
-  excluded.start_date, excluded.start_date_local, excluded.timezone,
+  excluded.athlete_id, excluded.name, excluded.activity_type, excluded.type,
+  excluded.sport_type, excluded.start_date_utc, excluded.start_date_local, excluded.timezone,
   excluded.distance_meters, excluded.moving_time_seconds, excluded.elapsed_time_seconds,
-  excluded.total_elevation_gain_meters, excluded.average_speed_mps, excluded.max_speed_mps,
-  excluded.average_heartrate_bpm, excluded.max_heartrate_bpm, excluded.start_lat,
-  excluded.start_lng, excluded.end_lat, excluded.end_lng, excluded.manual,
-  excluded.trainer, excluded.commute, excluded.private, excluded.visibility, excluded.city,
-  excluded.state, excluded.country, excluded.temperature_celsius,
-  excluded.feels_like_celsius, excluded.humidity_percent, excluded.pressure_hpa,
-  excluded.wind_speed_mps, excluded.wind_direction_degrees, excluded.weather_condition,
-  excluded.visibility_meters, excluded.uv_index, excluded.strava_data,
-  excluded.enrichment_status
+  excluded.total_elevation_gain_meters, excluded.average_speed_ms, excluded.max_speed_ms,
+  excluded.average_heartrate_bpm, excluded.max_heartrate_bpm,
+  excluded.average_heartrate_bpm_precise, excluded.max_heartrate_bpm_precise,
+  excluded.start_latitude, excluded.start_longitude, excluded.end_latitude,
+  excluded.end_longitude, excluded.manual, excluded.trainer, excluded.commute,
+  excluded.private, excluded.visibility, excluded.city, excluded.state, excluded.country,
+  excluded.temperature_celsius, excluded.feels_like_celsius, excluded.humidity_percent,
+  excluded.pressure_hpa, excluded.wind_speed_ms, excluded.wind_direction_degrees,
+  excluded.weather_condition, excluded.visibility_meters, excluded.uv_index,
+  excluded.strava_data, excluded.enrichment_status
 )
 returning (xmax = 0) as inserted

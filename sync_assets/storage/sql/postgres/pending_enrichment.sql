@@ -1,6 +1,7 @@
 -- Months of each user holding activities whose weather is pending or failed (retryable)
 -- and due: what the weather retry sensor re-enriches, without asking Strava again.
-select user_id::text as user_id, date_trunc('month', start_date at time zone 'UTC') as month,
+select user_id::text as user_id,
+       date_trunc('month', start_date_utc at time zone 'UTC') as month,
        count(*) as activities
 from public.runs
 where enrichment_status ->> 'weather_status' in ('pending', 'failed')

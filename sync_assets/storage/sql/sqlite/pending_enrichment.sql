@@ -1,5 +1,5 @@
 -- See the PostgreSQL version. Timestamps are ISO-8601 UTC text, which sorts as time.
-SELECT user_id, substr(start_date, 1, 7) || '-01T00:00:00Z' AS month, count(*) AS activities
+SELECT user_id, substr(start_date_utc, 1, 7) || '-01T00:00:00Z' AS month, count(*) AS activities
 FROM runs
 WHERE json_extract(enrichment_status, '$.weather_status') IN ('pending', 'failed')
   AND coalesce(json_extract(enrichment_status, '$.weather_retryable'), 1)
