@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import NoReturn
 
 from pydantic import SecretStr
 
@@ -70,6 +71,45 @@ def _instance():  # noqa: ANN202 - DagsterInstance, imported lazily (slow import
     return DagsterInstance.get()
 
 
+def user_arg(value: str) -> str:
+    """A `--user`: the app's user id, a uuid as the help says (and a valid partition key)."""
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise SyncError(
+            ErrorType.CONFIGURATION,
+            f"--user {value!r} is not a uuid: give the app's user id "
+            "(e.g. 6f1c2a4e-8b3d-4f5e-9a7b-1c2d3e4f5a6b)",
+            retryable=False,
+        ) from None
+    return validate_user_id(value)
+
+
+def month_range(first_month: str | None, last_month: str | None) -> tuple[str, str]:
+    """`--from` / `--to` as partition months, checked before any run exists: months before
+    Strava's start are clamped to it (said on stderr), months after the current one and an
+    inverted range refused."""
+    now = month_key(datetime.now(UTC))
+    first, last = first_month or FIRST_MONTH, last_month or now
+    if first > last:
+        raise SystemExit(f"error: --from {first[:7]} is after --to {last[:7]}")
+    if last > now:
+        raise SystemExit(f"error: --to {last[:7]} is after the current month ({now[:7]})")
+    if last < FIRST_MONTH:
+        raise SystemExit(
+            f"error: --to {last[:7]} is before {FIRST_MONTH[:7]}, Strava's first month: "
+            "there is nothing to sync"
+        )
+    if first < FIRST_MONTH:
+        print(
+            f"note: --from {first[:7]} is before {FIRST_MONTH[:7]} (Strava's start): from "
+            f"{FIRST_MONTH[:7]}",
+            file=sys.stderr,
+        )
+        first = FIRST_MONTH
+    return first, last
+
+
 def _parse_month(value: str) -> str:
     try:
         return datetime.strptime(value, "%Y-%m").strftime("%Y-%m-01")
@@ -99,12 +139,12 @@ def connect(
         StravaClient,
         exchange_code,
         parse_scopes,
+        refresh_grant,
         scope_notes,
     )
-    from sync_assets.resources.tokens import StravaTokens
     from sync_assets.storage import open_store
 
-    validate_user_id(user_id)
+    user_id = user_arg(user_id)
     scopes = ",".join(sorted(parse_scopes(scope))) if scope is not None else None
     scope_notes(scopes, user_id)  # refuses a grant that cannot list activities
     client_id = _require_env("STRAVA_CLIENT_ID")
@@ -126,12 +166,14 @@ def connect(
         )
         store.save_connection(user_id, tokens, athlete_id=athlete.get("id"), scopes=scopes)
     elif refresh_token:
-        # Expired on purpose: the first use refreshes it, which proves the token works.
-        store.save_connection(
-            user_id,
-            StravaTokens(access_token="unset", refresh_token=refresh_token, expires_at=0),
-            scopes=scopes,
+        # Proved before anything is stored: a refused token leaves nothing behind.
+        tokens = refresh_grant(
+            client_id=client_id,
+            client_secret=secret,
+            refresh_token=refresh_token,
+            oauth_url=settings.strava_oauth_url(),
         )
+        store.save_connection(user_id, tokens, scopes=scopes)
     else:
         raise SystemExit("error: give --refresh-token or --code")
     budget = shared_budget(
@@ -228,14 +270,12 @@ def _run_job(
 
     from sync_assets.definitions import defs
 
-    validate_user_id(user_id)
+    # The arguments first, then the user: nothing is created for a request that cannot run.
+    user_id = user_arg(user_id)
+    first, last = month_range(first_month, last_month)
     instance = _instance()
     if not instance.has_dynamic_partition(USERS_PARTITIONS_NAME, user_id):
         raise SystemExit(f"error: user {user_id} is not connected: run `sync-assets connect`")
-    first = first_month or FIRST_MONTH
-    last = last_month or month_key(datetime.now(UTC))
-    if first > last:
-        raise SystemExit(f"error: --from {first[:7]} is after --to {last[:7]}")
     from sync_assets.local_runs import fail_dead_local_runs, local_run_tags
     from sync_assets.storage import open_store
 
@@ -397,10 +437,17 @@ def serve_webhooks(host: str, port: int, queue_size: int = 1000, timeout: float 
 
 
 # -- entry point -----------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     from sync_assets.sandbox.strava import DEFAULT_LIST_ORDER, LIST_ORDERS
 
-    parser = argparse.ArgumentParser(prog="sync-assets", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="sync-assets", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_demo = sub.add_parser("demo", help="offline demo: sandbox, two athletes, whole history")
@@ -513,7 +560,9 @@ def main(argv: list[str] | None = None) -> int:
             from sync_assets.storage import open_store
 
             if args.user:
-                validate_user_id(args.user)
+                user_arg(args.user)
+            if args.limit < 1:
+                raise SystemExit(f"error: --limit {args.limit}: give 1 or more")
             store = open_store(settings.database_url(), settings.data_dir())
             print("\n".join(status_lines(store.recent_sessions(args.user, args.limit))))
             return 0
@@ -539,8 +588,21 @@ def main(argv: list[str] | None = None) -> int:
             _print_summary(summary)
             return 0 if summary.success else 1
     except (SyncError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug or an unforeseen failure: one line, the traceback on ask
+        if os.environ.get("SYNC_ASSETS_DEBUG"):
+            raise
+        message = " ".join(str(exc).split())[:300]
+        print(
+            f"error: unexpected {type(exc).__name__}: {message} (SYNC_ASSETS_DEBUG=1 shows the "
+            "traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return 2
 
 

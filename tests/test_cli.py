@@ -120,8 +120,9 @@ def test_sandbox_connect_and_sync_as_separate_processes(tmp_path: Path) -> None:
         )
         assert out.returncode == 2 and "authorization code" in out.stderr
         # A user that was never connected gets a clear error, not a traceback.
+        nobody = "0c7d1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f"
         out = subprocess.run(
-            [BIN, "sync", "--user", "nobody"], env=env, capture_output=True, text=True, timeout=120
+            [BIN, "sync", "--user", nobody], env=env, capture_output=True, text=True, timeout=120
         )
         assert out.returncode != 0 and "not connected" in out.stdout + out.stderr
         assert "Traceback" not in out.stderr

@@ -507,6 +507,70 @@ def scope_notes(scopes: str | None, user_id: str) -> list[str]:
     return []
 
 
+def _grant(
+    grant: dict[str, str],
+    what: str,
+    *,
+    client_id: str,
+    client_secret: SecretStr,
+    oauth_url: str,
+    timeout_seconds: float,
+) -> dict[str, Any]:
+    """One `POST /oauth/token` outside any stored connection (connecting a user): its body,
+    or a classified error that names no secret."""
+    with httpx.Client(timeout=timeout_seconds, headers={"User-Agent": USER_AGENT}) as http:
+        try:
+            resp = http.post(
+                oauth_url,
+                data={
+                    "client_id": client_id,
+                    "client_secret": client_secret.get_secret_value(),
+                    **grant,
+                },
+            )
+        except httpx.TransportError as exc:
+            raise SyncError(ErrorType.NETWORK, f"{type(exc).__name__} calling Strava") from None
+    if resp.status_code >= 500:
+        raise SyncError(
+            ErrorType.SERVER,
+            f"Strava's token endpoint answered {resp.status_code}",
+            status_code=resp.status_code,
+        )
+    if resp.status_code != 200:
+        resource, fld = _error_field(resp)
+        if resource == "Application" or fld in ("client_id", "client_secret"):
+            raise SyncError(
+                ErrorType.CONFIGURATION,
+                "Strava rejected the application credentials (check STRAVA_CLIENT_ID / "
+                f"STRAVA_CLIENT_SECRET): {_strava_message(resp)}",
+                retryable=False,
+                status_code=resp.status_code,
+            )
+        raise AuthenticationError(
+            f"Strava refused the {what}: {_strava_message(resp)}", status_code=resp.status_code
+        )
+    try:
+        body = resp.json()
+        StravaTokens(
+            access_token=body["access_token"],
+            refresh_token=body["refresh_token"],
+            expires_at=int(body["expires_at"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        raise SyncError(
+            ErrorType.INVALID_RESPONSE, "Strava's token endpoint sent an unusable body"
+        ) from None
+    return body
+
+
+def _tokens(body: dict[str, Any]) -> StravaTokens:
+    return StravaTokens(
+        access_token=body["access_token"],
+        refresh_token=body["refresh_token"],
+        expires_at=int(body["expires_at"]),
+    )
+
+
 def exchange_code(
     *,
     client_id: str,
@@ -519,28 +583,33 @@ def exchange_code(
 
     Strava's answer does not carry the scope (it comes on the redirect, `scope=`): the third
     item is only there if a server adds it."""
-    with httpx.Client(timeout=timeout_seconds, headers={"User-Agent": USER_AGENT}) as http:
-        try:
-            resp = http.post(
-                oauth_url,
-                data={
-                    "client_id": client_id,
-                    "client_secret": client_secret.get_secret_value(),
-                    "code": code,
-                    "grant_type": "authorization_code",
-                },
-            )
-        except httpx.TransportError as exc:
-            raise SyncError(ErrorType.NETWORK, f"{type(exc).__name__} calling Strava") from None
-    if resp.status_code != 200:
-        raise AuthenticationError(
-            f"Strava refused the authorization code: {_strava_message(resp)}",
-            status_code=resp.status_code,
-        )
-    body = resp.json()
-    tokens = StravaTokens(
-        access_token=body["access_token"],
-        refresh_token=body["refresh_token"],
-        expires_at=int(body["expires_at"]),
+    body = _grant(
+        {"code": code, "grant_type": "authorization_code"},
+        "authorization code",
+        client_id=client_id,
+        client_secret=client_secret,
+        oauth_url=oauth_url,
+        timeout_seconds=timeout_seconds,
     )
-    return tokens, body.get("athlete") or {}, body.get("scope")
+    return _tokens(body), body.get("athlete") or {}, body.get("scope")
+
+
+def refresh_grant(
+    *,
+    client_id: str,
+    client_secret: SecretStr,
+    refresh_token: str,
+    oauth_url: str = DEFAULT_OAUTH_URL,
+    timeout_seconds: float = 30.0,
+) -> StravaTokens:
+    """A refresh token given by hand (`sync-assets connect --refresh-token`), proved before
+    anything is stored: the fresh pair (Strava may rotate the refresh token)."""
+    body = _grant(
+        {"refresh_token": refresh_token, "grant_type": "refresh_token"},
+        "refresh token",
+        client_id=client_id,
+        client_secret=client_secret,
+        oauth_url=oauth_url,
+        timeout_seconds=timeout_seconds,
+    )
+    return _tokens(body)

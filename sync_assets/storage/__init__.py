@@ -14,7 +14,7 @@ from sync_assets.storage.base import (
     StoreResult,
     runs_rows,
 )
-from sync_assets.storage.crypto import TokenCipher, keys_from_env, local_cipher
+from sync_assets.storage.crypto import EnvTokenCipher, local_cipher
 
 _stores: dict[tuple[str, str], Store] = {}
 _lock = threading.Lock()
@@ -48,7 +48,7 @@ def _open_postgres(database_url: str) -> Store:
     from sync_assets.storage.postgres import PostgresStore
 
     dbinit.check_reachable(database_url)
-    store = PostgresStore(database_url, TokenCipher(keys_from_env()))
+    store = PostgresStore(database_url, EnvTokenCipher())
     try:
         store.migrate()
     except (

@@ -51,6 +51,28 @@ class TokenCipher:
         return self._fernet.rotate(token.encode()).decode()
 
 
+class EnvTokenCipher(TokenCipher):
+    """The keys of `SYNC_ASSETS_ENCRYPTION_KEYS`, read when a token is first encrypted or
+    decrypted: a command that reads no token (`status`, the metrics) needs no key."""
+
+    def __init__(self) -> None:  # the keys are read on first use
+        self._cipher: TokenCipher | None = None
+
+    def _keys(self) -> TokenCipher:
+        if self._cipher is None:
+            self._cipher = TokenCipher(keys_from_env())
+        return self._cipher
+
+    def encrypt(self, plain: str) -> str:
+        return self._keys().encrypt(plain)
+
+    def decrypt(self, token: str) -> str:
+        return self._keys().decrypt(token)
+
+    def rotate(self, token: str) -> str:
+        return self._keys().rotate(token)
+
+
 def keys_from_env() -> list[str]:
     return [k for k in os.environ.get(KEYS_ENV, "").split(",") if k.strip()]
 
