@@ -37,6 +37,13 @@ from .pg import ADMIN_URL, temporary_database
 LIST_ORDERS = ("oldest-first-with-after", "newest-first-always", "newest-first-when-bounded")
 
 
+def quarter_not_midnight(now: float) -> float:
+    """The next quarter-hour boundary (epoch seconds) that is not midnight UTC: a test of the
+    15-minute window must not see the daily one reset with it when it runs near midnight."""
+    boundary = (now // 900 + 1) * 900
+    return boundary + 900 if boundary % 86_400 == 0 else boundary
+
+
 @pytest.fixture
 def list_order() -> str:
     """The sandbox's listing order; parametrize `list_order` to run a test in others."""

@@ -10,6 +10,8 @@ import pytest
 
 from sync_assets.sandbox import RateLimits, generate_activities
 
+from .conftest import quarter_not_midnight
+
 
 @pytest.fixture
 def http(server):
@@ -229,8 +231,7 @@ def test_private_activities_need_read_all(sandbox, http) -> None:
 def test_rate_limit_headers_429_and_quarter_hour_reset(sandbox, http) -> None:
     athlete = sandbox.add_athlete(3)
     sandbox.set_limits(RateLimits(overall_15min=10, overall_daily=50, read_15min=3, read_daily=40))
-    now = sandbox.now()
-    sandbox.set_clock((now // 900 + 1) * 900 - 30)
+    sandbox.set_clock(quarter_not_midnight(sandbox.now()) - 30)
     h = bearer(athlete.access_token)
     statuses = [http.get("/api/v3/athlete", headers=h) for _ in range(4)]
     assert [r.status_code for r in statuses] == [200, 200, 200, 429]

@@ -24,6 +24,8 @@ from sync_assets.sandbox import (
     serve,
 )
 
+from .conftest import quarter_not_midnight
+
 QUARTER = 900
 DAY = 86_400
 RATE_EXCEEDED = {
@@ -354,7 +356,7 @@ def test_429_over_the_read_limit_and_the_quarter_hour_reset(
 ) -> None:
     athlete = sbx.add_athlete(3)
     sbx.set_limits(RateLimits(overall_15min=10, overall_daily=50, read_15min=3, read_daily=40))
-    sbx.set_clock((sbx.now() // QUARTER + 1) * QUARTER - 5)  # 5 s before :00/:15/:30/:45
+    sbx.set_clock(quarter_not_midnight(sbx.now()) - 5)  # 5 s before :00/:15/:30/:45
     h = bearer(athlete.access_token)
     answers = [http.get("/api/v3/athlete", headers=h) for _ in range(5)]
     assert [r.status_code for r in answers] == [200, 200, 200, 429, 429]

@@ -129,7 +129,9 @@ def test_the_sync_stores_place_and_start_hour_weather(
         assert row["humidity_percent"] == expected["relative_humidity_2m"]
         assert row["weather_condition"]
         assert row["visibility_meters"] is None and row["uv_index"] is None
-    assert located > 300
+    # Every activity with coordinates was located (their share depends on the day the
+    # sandbox's history ends, around three quarters).
+    assert located == sum(1 for a in truth.values() if a["start_latlng"]) > 250
     md = run_metadata(result, "weather_enriched_activities")
     assert md["weather_enriched"] == located - pending
     assert md["weather_pending"] == pending
