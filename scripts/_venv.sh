@@ -1,4 +1,6 @@
-# Sourced by the scripts: a project virtualenv with everything the project needs, from scratch.
+# Sourced by the scripts: a project virtualenv with what the script needs, from scratch.
+# VENV_EXTRAS: the project's extras to install ("" for the package alone, as scripts/demo);
+# VENV_BROWSER=1: also Debian's Chromium for tests/test_ui.py (scripts/test only).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON="${PYTHON:-python3}"
@@ -7,11 +9,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+VENV_EXTRAS="${VENV_EXTRAS-[dev]}"
+"$VENV/bin/python" -m pip install --quiet -e ".${VENV_EXTRAS}"
 # tests/test_ui.py drives Debian's Chromium through Playwright, which downloads no browser here:
 # install it where we may (root with apt-get, as in CI). The package lists may be stale or
 # absent on a fresh machine, so `apt-get update` runs only when the install fails.
-if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+if [ "${VENV_BROWSER:-0}" = 1 ] && [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null
   }

@@ -151,28 +151,32 @@ def _share(used: float, limit: float) -> float:
 
 
 def api_quota(
-    strava_usage: Mapping[str, int],
+    strava_usage: Mapping[str, int] | None,
     store: Store,
     weather_limits: Mapping[str, int],
     *,
     threshold: float = 0.8,
     now: datetime | None = None,
+    strava_skipped: str | None = None,
 ) -> Alert:
     """Fires when Strava's app-wide usage (its rate-limit headers, as the shared budget last saw
     them) or the weather calls charged in the last hour or day pass `threshold` of a limit.
 
     Weather usage is summed from `sync_step_metrics` (every process's runs), so it lags by
     the steps still running; the per-minute window is left to the clients' own budget.
+    `strava_usage` None (no Strava application configured, `strava_skipped` says why): the
+    weather half is evaluated alone and the figure says what was skipped.
     """
     now = now or datetime.now(UTC)
     shares: dict[str, tuple[float, float]] = {}
-    for name, used, limit in (
-        ("strava read 15 min", "read_usage_15min", "read_limit_15min"),
-        ("strava read daily", "read_usage_daily", "read_limit_daily"),
-        ("strava overall 15 min", "usage_15min", "limit_15min"),
-        ("strava overall daily", "usage_daily", "limit_daily"),
-    ):
-        shares[name] = (strava_usage.get(used, 0), strava_usage.get(limit, 0))
+    if strava_usage is not None:
+        for name, used, limit in (
+            ("strava read 15 min", "read_usage_15min", "read_limit_15min"),
+            ("strava read daily", "read_usage_daily", "read_limit_daily"),
+            ("strava overall 15 min", "usage_15min", "limit_15min"),
+            ("strava overall daily", "usage_daily", "limit_daily"),
+        ):
+            shares[name] = (strava_usage.get(used, 0), strava_usage.get(limit, 0))
     day = store.step_metrics(since=now - timedelta(days=1), api="weather")
     hour_start = now - timedelta(hours=1)
     shares["weather hourly"] = (
@@ -186,12 +190,14 @@ def api_quota(
     over = [k for k, v in shares.items() if _share(*v) > threshold]
     head = f"{', '.join(over)} past {threshold:.0%}" if over else f"all under {threshold:.0%}"
     figure = f"{head}; highest: {worst} {used:,.0f}/{limit:,} ({share:.0%})"
-    return Alert(
-        API_QUOTA,
-        bool(over),
-        figure,
-        {k.replace(" ", "_"): round(_share(*v), 4) for k, v in shares.items()},
-    )
+    metadata: dict[str, Any] = {
+        k.replace(" ", "_"): round(_share(*v), 4) for k, v in shares.items()
+    }
+    if strava_usage is None:
+        why = strava_skipped or "no Strava usage known"
+        figure += f"; Strava not evaluated: {why}"
+        metadata["strava_skipped"] = why
+    return Alert(API_QUOTA, bool(over), figure, metadata)
 
 
 def db_pool(

@@ -4,8 +4,9 @@
     sync-assets sandbox [--port 8710]      # Strava-compatible sandbox on loopback
     sync-assets db init [--plain-postgres]  # migrations on DATABASE_URL (plain PostgreSQL too)
     sync-assets connect --user ID (--refresh-token T | --code C) [--scope S] [--create-auth-user]
-    sync-assets sync --user ID [--from YYYY-MM] [--to YYYY-MM]
-    sync-assets enrich --user ID [--from YYYY-MM] [--to YYYY-MM]   # weather again, no Strava
+    sync-assets ui                         # the Dagster UI on the demo's data, its sandboxes again
+    sync-assets sync --user ID [--from YYYY-MM] [--to YYYY-MM] [--quiet]   # progress on stderr
+    sync-assets enrich --user ID [--from YYYY-MM] [--to YYYY-MM] [--quiet]  # weather, no Strava
     sync-assets webhook [--port 8711]      # Strava push events (STRAVA_WEBHOOK_VERIFY_TOKEN)
     sync-assets rotate-keys                # after prepending a key to SYNC_ASSETS_ENCRYPTION_KEYS
     sync-assets status [--user ID] [--limit N]   # recent syncs: state, progress, errors
@@ -242,26 +243,50 @@ class SyncSummary:
 
 
 def sync(
-    user_id: str, first_month: str | None = None, last_month: str | None = None
+    user_id: str,
+    first_month: str | None = None,
+    last_month: str | None = None,
+    *,
+    quiet: bool = False,
 ) -> SyncSummary:
     """Materialize a user's months as one Dagster run (one paginated Strava query)."""
     from sync_assets.job_names import STRAVA_SYNC_JOB
 
-    return _run_job(STRAVA_SYNC_JOB, user_id, first_month, last_month)
+    return _run_job(STRAVA_SYNC_JOB, user_id, first_month, last_month, quiet=quiet)
 
 
 def enrich(
-    user_id: str, first_month: str | None = None, last_month: str | None = None
+    user_id: str,
+    first_month: str | None = None,
+    last_month: str | None = None,
+    *,
+    quiet: bool = False,
 ) -> SyncSummary:
     """Enrich a user's stored months again (weather pending or failed); no Strava request."""
     from sync_assets.job_names import WEATHER_ENRICHMENT_JOB
 
-    return _run_job(WEATHER_ENRICHMENT_JOB, user_id, first_month, last_month)
+    return _run_job(WEATHER_ENRICHMENT_JOB, user_id, first_month, last_month, quiet=quiet)
+
+
+def _session_seconds(sessions: list) -> float | None:  # noqa: ANN001 - SessionRecord
+    """The sync's time as its session says it (started_at..completed_at): `status` shows the
+    same figure. None before a session has both ends."""
+    ends = [(s.started_at, s.completed_at) for s in sessions if s.started_at and s.completed_at]
+    if not ends:
+        return None
+    return (max(e for _, e in ends) - min(s for s, _ in ends)).total_seconds()
 
 
 def _run_job(
-    job_name: str, user_id: str, first_month: str | None, last_month: str | None
+    job_name: str,
+    user_id: str,
+    first_month: str | None,
+    last_month: str | None,
+    *,
+    quiet: bool = False,
 ) -> SyncSummary:
+    """One Dagster run in this process, its progress on stderr (`terminal_progress`: live on
+    a terminal, a line per phase otherwise, nothing when `quiet`), read from its sessions."""
     from dagster import DagsterEventType
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
@@ -278,31 +303,42 @@ def _run_job(
         raise SystemExit(f"error: user {user_id} is not connected: run `sync-assets connect`")
     from sync_assets.local_runs import fail_dead_local_runs, local_run_tags
     from sync_assets.storage import open_store
+    from sync_assets.terminal_progress import SessionProgress
 
+    store = open_store(settings.database_url(), settings.data_dir())
     # A run of an earlier command that was killed: failed now, so this one resumes from it.
-    for run_id in fail_dead_local_runs(
-        instance, open_store(settings.database_url(), settings.data_dir())
-    ):
+    for run_id in fail_dead_local_runs(instance, store):
         print(f"  run {run_id[:8]} of an earlier command died; this sync resumes after it")
     started = time.perf_counter()
-    result = defs.resolve_job_def(job_name).execute_in_process(
-        instance=instance,
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: str(partition_key(user_id, first)),
-            ASSET_PARTITION_RANGE_END_TAG: str(partition_key(user_id, last)),
-            **local_run_tags(),
-        },
-        # The run's events are stored in the instance; the terminal gets warnings only.
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        raise_on_error=False,
-    )
-    seconds = time.perf_counter() - started
+    run_id = str(uuid.uuid4())  # known before the run starts: its sessions are watched
+    with SessionProgress(store, run_id, stream=sys.stderr, quiet=quiet) as progress:
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance,
+            run_id=run_id,
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: str(partition_key(user_id, first)),
+                ASSET_PARTITION_RANGE_END_TAG: str(partition_key(user_id, last)),
+                **local_run_tags(),
+            },
+            # The run's events are stored in the instance; the terminal gets warnings only.
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
+    seconds = _session_seconds(progress.sessions or store.run_sessions(run_id))
+    if seconds is None:  # no session (the run failed before its first step)
+        seconds = time.perf_counter() - started
+    # The run's figures: the `run_` keys every partition's materialization carries.
     by_asset: dict[str, dict[str, object]] = {}
     for event in result.all_events:
         if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
             name = event.asset_key.to_user_string()
             by_asset.setdefault(
-                name, {k: v.value for k, v in event.materialization.metadata.items()}
+                name,
+                {
+                    k.removeprefix("run_"): v.value
+                    for k, v in event.materialization.metadata.items()
+                    if k.startswith("run_")
+                },
             )
     metadata = by_asset.get("raw_strava_activities", {})
     stored = by_asset.get("runs_table", {})
@@ -358,18 +394,46 @@ def _print_summary(s: SyncSummary) -> None:
 DEMO_SIZES = (750, 1_800)
 
 
-def demo(home: Path | None = None, sizes: tuple[int, ...] = DEMO_SIZES, seed: int = 7) -> int:
-    """Offline end to end: sandbox, two connected athletes, their whole history, a summary."""
-    from sync_assets.sandbox import SandboxServer, StravaSandbox
+def demo(
+    home: Path | None = None,
+    sizes: tuple[int, ...] = DEMO_SIZES,
+    seed: int = 7,
+    *,
+    quiet: bool = False,
+) -> int:
+    """Offline end to end: sandbox, two connected athletes, their whole history, a summary.
 
-    home = (home or settings.data_dir() / "demo").resolve()
+    Always on the embedded default (SQLite + Parquet in `home`), whatever DATABASE_URL says.
+    `demo.json` in `home` keeps what `sync-assets ui` needs to open the demo's data in Dagster
+    with the same sandboxes (`sync_assets.demo_ui`)."""
+    from sync_assets.demo_ui import (
+        DEMO_SANDBOX_PORT,
+        DemoSettings,
+        add_demo_athlete,
+        bound_port,
+        save_demo_settings,
+        serve_sandbox,
+    )
+    from sync_assets.sandbox import StravaSandbox
+
+    default_home = settings.data_dir() / "demo"
+    home = (home or default_home).resolve()
     if home.exists():
         shutil.rmtree(home)  # the demo always starts from nothing
+    home.mkdir(parents=True)
     os.environ["SYNC_ASSETS_HOME"] = str(home)
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    for name in ("DATABASE_URL", "SYNC_ASSETS_STORAGE_URL"):  # the embedded default, in home
+        os.environ.pop(name, None)
     sandbox = StravaSandbox(seed=seed)
+    # Every athlete before any request: `sync-assets ui` generates them again the same way.
+    athletes = [
+        add_demo_athlete(sandbox, index=i, activities=size, seed=seed)
+        for i, size in enumerate(sizes)
+    ]
     started = time.perf_counter()
-    with SandboxServer(sandbox) as server:
+    server = serve_sandbox(sandbox, DEMO_SANDBOX_PORT)
+    try:
         os.environ.update(
             {
                 "STRAVA_CLIENT_ID": sandbox.client_id,
@@ -380,37 +444,67 @@ def demo(home: Path | None = None, sizes: tuple[int, ...] = DEMO_SIZES, seed: in
             }
         )
         print(f"Strava and Open-Meteo sandboxes on {server.url}; data in {home}")
-        summaries = []
-        for i, size in enumerate(sizes):
-            athlete = sandbox.add_athlete(n_activities=size, seed=seed + i)
-            user_id = str(uuid.UUID(int=seed * 1000 + i + 1))
-            connect(user_id, refresh_token=athlete.refresh_token)
+        connect_api = connect_oauth = 0
+        for (athlete, record), size in zip(athletes, sizes, strict=True):
+            api, oauth = sandbox.request_count(kind="api"), sandbox.request_count(kind="oauth")
+            connect(record.user_id, refresh_token=athlete.refresh_token)
+            connect_api += sandbox.request_count(kind="api") - api
+            connect_oauth += sandbox.request_count(kind="oauth") - oauth
             print(
-                f"connected user {user_id} (Strava athlete {athlete.athlete_id}, "
+                f"connected user {record.user_id} (Strava athlete {athlete.athlete_id}, "
                 f"{size} activities in the sandbox)"
             )
+        save_demo_settings(
+            home,
+            DemoSettings(
+                seed=seed, sandbox_port=bound_port(server), athletes=[r for _, r in athletes]
+            ),
+        )
+        summaries = []
+        for athlete, record in athletes:
             # From the athlete's first month: earlier months hold nothing to record.
             history = sandbox.activities(athlete.athlete_id)
             first = month_key(datetime.fromisoformat(history[0]["start_date"])) if history else None
-            summaries.append(sync(user_id, first))
+            summaries.append(sync(record.user_id, first, quiet=quiet))
         api_requests = sandbox.request_count(kind="api")
-        oauth_requests = sandbox.request_count(kind="oauth")
-        weather_requests = server.weather.request_count(kind="archive")
+        weather_on_wire = server.weather.request_count(kind="archive")
+    finally:
+        server.stop()
     total = time.perf_counter() - started
-    print("Summary:")
+    # Each sync's time is its session's (started_at..completed_at), as `sync-assets status`
+    # shows it; the wall clock around the runs adds Dagster's start-up of each run.
+    print("Summary (each sync's time is its session's, as `sync-assets status` shows it):")
     for s in summaries:
         _print_summary(s)
     activities = sum(s.activities for s in summaries)
+    lists = sum(s.list_requests for s in summaries)
+    tokens = sum(s.token_requests for s in summaries)
+    weather = sum(s.weather_requests for s in summaries)
+    synced = sum(s.seconds for s in summaries)
+    other = api_requests - lists - connect_api  # e.g. retried list requests
     print(
-        f"  total: {activities} activities, {api_requests} Strava API requests + "
-        f"{oauth_requests} token requests, {weather_requests} weather requests, {total:.1f} s "
-        f"({activities / total:.0f} activities/s)"
+        f"  total: {activities} activities, {lists} Strava API requests by the syncs (their "
+        f"list requests above; + {tokens} token requests), {connect_api} API + {connect_oauth} "
+        f"token requests by `connect`"
+        + (f", {other} other API requests (retries)" if other else "")
+        + f"; {weather} weather requests"
+        + (f" ({weather_on_wire} on the wire)" if weather_on_wire != weather else "")
+        + f"; {synced:.1f} s of syncs ({activities / synced if synced else 0:.0f} activities/s), "
+        f"{total:.1f} s in all with the connects and Dagster's start-up"
     )
-    print(
-        f"  Parquet under {settings.storage_url()}; runs in Dagster at "
-        f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} (`dagster dev -w workspace.yaml`)"
-    )
+    custom = "" if home == default_home.resolve() else f" --home {home}"
+    status = "" if home == default_home.resolve() else f"SYNC_ASSETS_HOME={home} "
+    print(f"  Parquet under {settings.storage_url()}; Dagster's instance in {home / 'dagster'}")
+    print(f"Open it in the Dagster UI (the sandboxes again): sync-assets ui{custom}")
+    print(f"Its sync sessions: {status}sync-assets status")
     return 0 if all(s.success for s in summaries) else 1
+
+
+def ui(home: Path | None = None, port: int = 3000) -> int:
+    """`sync-assets ui`: `dagster dev` on the demo's data with its sandboxes (see demo_ui)."""
+    from sync_assets.demo_ui import launch_ui
+
+    return launch_ui((home or settings.data_dir() / "demo").resolve(), port)
 
 
 # -- webhooks --------------------------------------------------------------------------------
@@ -453,6 +547,9 @@ def main(argv: list[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="offline demo: sandbox, two athletes, whole history")
     p_demo.add_argument("--home", type=Path, help="data folder (default $SYNC_ASSETS_HOME/demo)")
     p_demo.add_argument("--seed", type=int, default=7)
+    p_demo.add_argument(
+        "--quiet", action="store_true", help="no progress on stderr (the summary still prints)"
+    )
 
     p_sb = sub.add_parser("sandbox", help="serve the Strava-compatible sandbox on loopback")
     p_sb.add_argument("--host", default="127.0.0.1")
@@ -489,6 +586,9 @@ def main(argv: list[str] | None = None) -> int:
     p_sync.add_argument("--user", required=True)
     p_sync.add_argument("--from", dest="first", type=_parse_month, help="YYYY-MM (default 2009-01)")
     p_sync.add_argument("--to", dest="last", type=_parse_month, help="YYYY-MM (default: now)")
+    p_sync.add_argument(
+        "--quiet", action="store_true", help="no progress on stderr (the summary still prints)"
+    )
 
     p_enrich = sub.add_parser(
         "enrich", help="fill in missing weather of stored months (no Strava request)"
@@ -496,6 +596,9 @@ def main(argv: list[str] | None = None) -> int:
     p_enrich.add_argument("--user", required=True)
     p_enrich.add_argument("--from", dest="first", type=_parse_month, help="YYYY-MM")
     p_enrich.add_argument("--to", dest="last", type=_parse_month, help="YYYY-MM")
+    p_enrich.add_argument(
+        "--quiet", action="store_true", help="no progress on stderr (the summary still prints)"
+    )
 
     p_hook = sub.add_parser("webhook", help="receive Strava's push events (store, answer 200)")
     p_hook.add_argument("--host", default="127.0.0.1")
@@ -525,13 +628,21 @@ def main(argv: list[str] | None = None) -> int:
     p_status.add_argument("--user", help="only this user's sessions")
     p_status.add_argument("--limit", type=int, default=20)
 
+    p_ui = sub.add_parser("ui", help="the Dagster UI on the demo's data, with its sandboxes")
+    p_ui.add_argument(
+        "--home", type=Path, help="the demo's folder (default $SYNC_ASSETS_HOME/demo)"
+    )
+    p_ui.add_argument("--port", type=int, default=3000, help="the UI's port on loopback")
+
     args = parser.parse_args(argv)
     # BackfillPolicy is marked beta on Dagster 1.13: a note for developers, not for CLI users.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "demo":
-            return demo(args.home, seed=args.seed)
+            return demo(args.home, seed=args.seed, quiet=args.quiet)
+        if args.command == "ui":
+            return ui(args.home, args.port)
         if args.command == "sandbox":
             from sync_assets.sandbox import serve
 
@@ -556,15 +667,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "db":
             return init_database(plain_postgres=args.plain_postgres)
         if args.command == "status":
-            from sync_assets.status import status_lines
-            from sync_assets.storage import open_store
+            from sync_assets.status import status_report
 
             if args.user:
                 user_arg(args.user)
             if args.limit < 1:
                 raise SystemExit(f"error: --limit {args.limit}: give 1 or more")
-            store = open_store(settings.database_url(), settings.data_dir())
-            print("\n".join(status_lines(store.recent_sessions(args.user, args.limit))))
+            print("\n".join(status_report(args.user, args.limit)))
             return 0
         if args.command == "connect":
             athlete_id = connect(
@@ -584,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command in ("sync", "enrich"):
             run = sync if args.command == "sync" else enrich
-            summary = run(args.user, args.first, args.last)
+            summary = run(args.user, args.first, args.last, quiet=args.quiet)
             _print_summary(summary)
             return 0 if summary.success else 1
     except (SyncError, ValueError) as err:

@@ -47,6 +47,14 @@ weather_enrichment_job = define_asset_job(
 )
 
 
+def _env_or_unset(name: str) -> EnvVar | str:
+    """`EnvVar(name)` when the variable is set, else "" (unset): a resource that needs it
+    (the Strava fetch) refuses to run and says so, while what does not (the health checks'
+    sensor, which needs no Strava secret) still runs. An `EnvVar` of an unset variable would
+    fail every use of the resource, needed or not."""
+    return EnvVar(name) if EnvVar(name).get_value() else ""
+
+
 def build_resources() -> dict[str, object]:
     supabase = SupabaseResource(
         database_url=EnvVar("DATABASE_URL") if settings.database_url() else None,
@@ -54,8 +62,8 @@ def build_resources() -> dict[str, object]:
     )
     return {
         "strava": StravaResource(
-            client_id=EnvVar("STRAVA_CLIENT_ID"),
-            client_secret=EnvVar("STRAVA_CLIENT_SECRET"),
+            client_id=_env_or_unset("STRAVA_CLIENT_ID"),
+            client_secret=_env_or_unset("STRAVA_CLIENT_SECRET"),
             api_url=settings.strava_api_url(),
             oauth_url=settings.strava_oauth_url(),
             max_wait_seconds=settings.strava_max_wait_seconds(),

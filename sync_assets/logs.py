@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import coloredlogs
-from dagster import Field, InitLoggerContext, logger
+from dagster import DagsterInstance, Field, InitLoggerContext, logger
 from dagster._core.events import EVENT_TYPE_TO_DISPLAY_STRING
 from dagster._core.log_manager import get_log_record_metadata, has_log_record_metadata
 from dagster._core.storage.tags import (
@@ -39,8 +39,10 @@ from sync_assets.sessions import session_key
 
 LOGGER_NAME = "sync_assets"  # the code location's name (workspace.yaml)
 # Dagster starts a job's loggers only for runs whose config names one: every run this project
-# launches (the jobs' defaults, sensors, schedules, the CLI) carries this config.
+# launches (the jobs' defaults, sensors, schedules, the CLI) carries this config, and runs
+# launched from the UI get it from `JsonLogsInstance` (instance setting `instance_class`).
 RUN_CONFIG: dict[str, Any] = {"loggers": {"console": {}}}
+LOGGER_DESCRIPTION = "sync_assets: one JSON object per line on stderr, with the sync id."
 
 
 def _user_of(partition: str | None) -> str | None:
@@ -142,9 +144,9 @@ def _error_text(event: Any) -> str | None:
                 description="The logger's threshold (SYNC_ASSETS_LOG_LEVEL, when set, wins).",
             ),
         },
-        description="sync_assets: one JSON object per line on stderr, with the sync id.",
+        description=LOGGER_DESCRIPTION,
     ),
-    description="sync_assets: one JSON object per line on stderr, with the sync id.",
+    description=LOGGER_DESCRIPTION,
 )
 def sync_assets_logger(init_context: InitLoggerContext) -> logging.Logger:
     """JSON lines on stderr for every record of the run (see the module's docstring)."""
@@ -156,3 +158,55 @@ def sync_assets_logger(init_context: InitLoggerContext) -> logging.Logger:
     handler.setFormatter(SyncJsonFormatter(init_context.run_id))
     logger_.addHandler(handler)
     return logger_
+
+
+# -- runs launched without run config (the UI) -------------------------------------------------
+def with_json_loggers(run_config: Mapping[str, Any] | None, job_snapshot: Any) -> dict[str, Any]:
+    """`run_config` with `RUN_CONFIG`'s loggers when it names no logger and the job's `console`
+    logger is this module's (`job_snapshot`: the job's `JobSnap`); else `run_config` as is."""
+    config = dict(run_config or {})
+    if config.get("loggers") or job_snapshot is None:
+        return config
+    loggers = [
+        snap
+        for mode in getattr(job_snapshot, "mode_def_snaps", ())
+        for snap in mode.logger_def_snaps
+    ]
+    if any(s.name == "console" and s.description == LOGGER_DESCRIPTION for s in loggers):
+        config["loggers"] = RUN_CONFIG["loggers"]
+    return config
+
+
+class JsonLogsInstance(DagsterInstance):
+    """A Dagster instance whose runs of this code location's jobs log JSON even when launched
+    without run config.
+
+    Dagster starts a job's loggers only when the run config names one, and the runs the UI
+    launches (an asset backfill, "Materialize", "Execute checks") carry no config: they would
+    get Dagster's colored console logger. Named in the instance's `dagster.yaml`
+
+        instance_class:
+          module: sync_assets.logs
+          class: JsonLogsInstance
+
+    (the webserver, the daemon and the run workers all load it), every run created without a
+    `loggers` entry whose job has this module's `console` logger is created with
+    `loggers: {console: {}}` (`with_json_loggers`), which the run page shows. Runs of other
+    jobs, and runs whose config names a logger, are created as given.
+    """
+
+    @classmethod
+    def config_schema(cls) -> dict[str, Any]:
+        """No setting of its own (Dagster asks a custom instance class for its schema)."""
+        return {}
+
+    @classmethod
+    def config_defaults(cls, base_dir: str) -> Mapping[str, Any]:
+        """The default instance's storages (Dagster asks a custom instance class for them)."""
+        from dagster._core.instance.ref import InstanceRef
+
+        return InstanceRef.config_defaults(base_dir)
+
+    def create_run(self, **kwargs: Any) -> Any:  # noqa: ANN401 - DagsterRun
+        config = with_json_loggers(kwargs.get("run_config"), kwargs.get("job_snapshot"))
+        return super().create_run(**{**kwargs, "run_config": config})

@@ -14,11 +14,18 @@ database). `last_activity_at` is the time of the tracker's last write.
 Writes are rate-limited (at most one progress write per `min_interval` seconds, phase changes
 and the end always written) so a Supabase Realtime subscriber sees progress move without the
 pipeline writing once per row. A re-execution of a run shares its root run's session.
+
+`progress` holds the phase's figures (`processed`, `total`, `errors`, `estimated_completion`),
+the notes, and what the weather step adds: `weather_requests` (finished so far),
+`weather_requests_planned`, `weather_budget_waits`, and `waiting` ({seconds, for, until}) while
+it waits for a provider's budget. The `weather_*` figures stay in the later phases' progress
+(what the sync spent); `waiting` goes when the wait ends.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -47,6 +54,8 @@ PHASE_NAMES: dict[SyncState, str] = {
     SyncState.COMPLETED: "completed",
 }
 TERMINAL = frozenset({SyncState.COMPLETED, SyncState.FAILED, SyncState.CANCELLED})
+# Keys of `progress` that later phases keep (the weather step's figures): see the docstring.
+CARRIED_PREFIX = "weather_"
 
 ALLOWED: dict[SyncState, frozenset[SyncState]] = {
     # A run that only re-enriches (weather retry) starts at enriching_weather.
@@ -143,9 +152,12 @@ class SessionTracker:
         return self._write(progress=self._with_notes(dict(self.session.progress or {})))
 
     def _with_notes(self, progress: dict[str, Any]) -> dict[str, Any]:
-        """`progress` with the session's notes (earlier steps' included: each step has its
-        own tracker)."""
-        earlier = (self.session.progress or {}).get("notes") or []
+        """`progress` with the session's notes and the weather step's figures (earlier steps'
+        included: each step has its own tracker)."""
+        before = self.session.progress or {}
+        carried = {k: v for k, v in before.items() if k.startswith(CARRIED_PREFIX)}
+        progress = {**carried, **progress}
+        earlier = before.get("notes") or []
         notes = list(dict.fromkeys([*earlier, *(progress.get("notes") or []), *self.notes]))
         return {**progress, "notes": notes} if notes else progress
 
@@ -156,13 +168,21 @@ class SessionTracker:
         errors: int = 0,
         *,
         force: bool = False,
+        details: Mapping[str, Any] | None = None,
         **counters: Any,
     ) -> SessionRecord:
-        """Report progress within the phase; written at most once per `min_interval`."""
+        """Report progress within the phase; written at most once per `min_interval`.
+
+        `details` are more keys of `progress` (the weather step's `weather_requests`,
+        `waiting`...): a key left out of a later write is gone from the progress, except the
+        carried `weather_*` figures."""
         now = time.monotonic()
         if not force and now - self._last_write < self.min_interval:
             return self.session
-        return self._write(progress=self._progress(processed, total, errors), **counters)
+        progress = self._progress(processed, total, errors)
+        if details:
+            progress = {**progress, **details}
+        return self._write(progress=progress, **counters)
 
     def _progress(self, processed: int, total: int | None, errors: int) -> dict[str, Any]:
         eta = None

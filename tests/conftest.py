@@ -287,13 +287,31 @@ def sync_range(
     )
 
 
+RUN_PREFIX = "run_"
+
+
 def run_metadata(result: object, asset: str) -> dict[str, object]:
-    """The metadata of a run's first materialization of `asset` (a single-run backfill gives
-    every partition the same run-wide figures), values unwrapped; {} if it has none."""
+    """The run's figures of `asset`: the `run_` keys every partition's materialization carries
+    (a single-run backfill's requests, totals, timings), without the prefix, values unwrapped;
+    {} if the run materialized none. A partition's own counts: `partition_metadata`."""
     for m in result.get_asset_materialization_events():
         if m.asset_key.path == [asset]:
-            return {k: v.value for k, v in m.materialization.metadata.items()}
+            return {
+                k.removeprefix(RUN_PREFIX): v.value
+                for k, v in m.materialization.metadata.items()
+                if k.startswith(RUN_PREFIX)
+            }
     return {}
+
+
+def partition_metadata(result: object, asset: str) -> dict[str, dict[str, object]]:
+    """Each materialized partition of `asset` -> its materialization's metadata (its own
+    counts, and the run's figures under `run_` keys), values unwrapped."""
+    return {
+        str(m.partition): {k: v.value for k, v in m.materialization.metadata.items()}
+        for m in result.get_asset_materialization_events()
+        if m.asset_key.path == [asset]
+    }
 
 
 def connect_user(

@@ -38,6 +38,22 @@ def test_demo_runs_the_main_job_offline(tmp_path: Path) -> None:
     weather = re.findall(r"weather: (\d+) enriched, (\d+) pending, (\d+) failed", out.stdout)
     assert len(weather) == 2 and all(int(w[0]) > 300 and w[2] == "0" for w in weather)
     assert re.search(r"(\d+) weather requests", out.stdout)
+    # One source per figure: the total's requests are the users' lines', each sync's time is
+    # its session's (the progress and `status` say the same).
+    lists = [int(n) for n in re.findall(r"; (\d+) list requests \(minimum", out.stdout)]
+    assert len(lists) == 2 and int(totals.group(2)) == sum(lists), out.stdout
+    took = re.findall(r"; ([\d.]+) s; run ", out.stdout)
+    ends = re.findall(r"^completed in ([\d.]+) s$", out.stderr, re.M)
+    assert len(took) == 2 and took == ends, out.stdout + out.stderr
+    assert len(re.findall(r"^fetching: \d[\d,]* activities in \d+ pages$", out.stderr, re.M)) == 2
+    assert "sync-assets ui" in out.stdout
+    # `status` finds the demo's sessions (its folder is not the default data's), users apart.
+    status = subprocess.run([BIN, "status"], env=env, capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert "the demo's" in lines[0] and len(lines) == 3, status.stdout
+    shown = {line.split()[2] for line in lines[1:]}
+    assert len(shown) == 2, status.stdout
 
 
 def test_sandbox_connect_and_sync_as_separate_processes(tmp_path: Path) -> None:
@@ -86,6 +102,20 @@ def test_sandbox_connect_and_sync_as_separate_processes(tmp_path: Path) -> None:
         assert "420 activities" in out.stdout
         assert "3 list requests (minimum 3)" in out.stdout
         assert "stored 420 new, 0 updated, 0 unchanged" in out.stdout
+        # Progress on stderr, a line per phase (stderr is no terminal here), from the session;
+        # the summary's time is the session's, as the progress (and `status`) say it.
+        progress = [line for line in out.stderr.splitlines() if not line.startswith("{")]
+        took = re.search(r"; ([\d.]+) s; run ", out.stdout)
+        assert took, out.stdout
+        assert progress == [
+            "fetching: 420 activities in 3 pages",
+            progress[1],
+            "storing: 420 rows (420 new)",
+            f"completed in {took.group(1)} s",
+        ], out.stderr
+        assert re.fullmatch(
+            r"enriching: \d+ activities with weather, \d+ weather requests?", progress[1]
+        )
         weather = re.search(r"weather: (\d+) enriched, (\d+) pending, (\d+) failed", out.stdout)
         assert weather and int(weather.group(1)) > 250 and weather.group(3) == "0", out.stdout
 
@@ -96,9 +126,14 @@ def test_sandbox_connect_and_sync_as_separate_processes(tmp_path: Path) -> None:
 
         before = strava_requests()
         out = subprocess.run(
-            [BIN, "enrich", "--user", user], env=env, capture_output=True, text=True, timeout=300
+            [BIN, "enrich", "--user", user, "--quiet"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert out.returncode == 0, out.stdout + out.stderr
+        assert out.stderr == ""  # --quiet: no progress; the summary still prints
         assert strava_requests() == before
         assert f"{weather.group(1)} enriched" in out.stdout
         # Strava's OAuth code exchange registers a second user.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 from cryptography.fernet import Fernet
@@ -11,8 +14,10 @@ from sync_assets.partitions import USERS_PARTITIONS_NAME
 from sync_assets.storage import open_store
 
 from .conftest import (
+    RUN_PREFIX,
     connect_user,
     make_resources,
+    partition_metadata,
     run_metadata,
     sync_range,
     whole_history,
@@ -36,6 +41,7 @@ def test_a_sync_reads_well_in_the_ui_and_lands_in_the_metrics(
     raw = run_metadata(result, "raw_strava_activities")
     enriched = run_metadata(result, "weather_enriched_activities")
     stored = run_metadata(result, "runs_table")
+    check_partitions_carry_their_own_counts(result, raw, enriched, stored, first, last, user)
 
     assert raw["activities"] == 900 and raw["list_requests_minimum"] == 5
     assert raw["requests_vs_minimum"] == (
@@ -79,3 +85,65 @@ def test_a_sync_reads_well_in_the_ui_and_lands_in_the_metrics(
     assert health["strava"]["requests"] == raw["http_requests"]
     assert health["strava"]["errors"] == 1
     assert store.metrics_view("sync_success_rate")[0]["success_rate"] == 1.0
+
+
+# Each asset's own counts of a partition, which add up to the run's figure of the same name.
+PARTITION_COUNTS = {
+    "raw_strava_activities": ("activities", "quarantined"),
+    "weather_enriched_activities": (
+        "activities",
+        "weather_enriched",
+        "weather_pending",
+        "weather_failed",
+        "no_location",
+        "geocoded",
+    ),
+    "runs_table": ("saved", "updated", "skipped_unchanged", "failed", "quarantined_invalid"),
+}
+
+
+def check_partitions_carry_their_own_counts(
+    result, raw: dict, enriched: dict, stored: dict, first: str, last: str, user: str
+) -> None:
+    """Each month's materialization says what that month holds; the run's figures are the
+    `run_` keys, the same on every month, and the months add up to them."""
+    months = set(partition_metadata(result, "raw_strava_activities"))
+    assert min(months) == f"{first}|{user}" and max(months) == f"{last}|{user}"
+    assert len(months) == raw["partitions"] > 12
+    for asset, run in (
+        ("raw_strava_activities", raw),
+        ("weather_enriched_activities", enriched),
+        ("runs_table", stored),
+    ):
+        by_month = partition_metadata(result, asset)
+        assert set(by_month) == months, asset
+        own = []
+        for md in by_month.values():
+            figures = {k.removeprefix(RUN_PREFIX): v for k, v in md.items() if k[:4] == RUN_PREFIX}
+            assert figures == run, asset  # the run's figures, the same on every month
+            own.append({k: v for k, v in md.items() if k[:4] != RUN_PREFIX})
+        for key in PARTITION_COUNTS[asset]:
+            assert sum(md[key] for md in own) == run[key], (asset, key)
+        # A month's plain keys are its own: no run-wide figure among them.
+        size = PARTITION_COUNTS[asset][0]
+        assert 0 < max(md[size] for md in own) < run[size], asset
+        assert not any("partitions" in md or "list_requests" in md for md in own), asset
+
+
+def test_runs_table_is_labelled_with_the_backend_it_writes() -> None:
+    """The asset's kind follows DATABASE_URL when the code location loads: SQLite without it."""
+    code = (
+        "from sync_assets.assets.runs import runs_table; "
+        "print(sorted(runs_table.specs_by_key[runs_table.key].kinds))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    for url, kinds in ((None, "['sqlite']"), ("postgresql://u@127.0.0.1:5432/db", "['postgres']")):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**env, "DATABASE_URL": url} if url else env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == kinds, (url, out.stdout)

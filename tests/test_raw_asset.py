@@ -76,10 +76,17 @@ def test_a_year_of_one_user_is_one_run_and_one_query(
     mats = result.get_asset_materialization_events()
     assert sorted(m.partition for m in mats) == [f"{year}-{m:02d}-01|{user}" for m in range(1, 13)]
     n_year = sum(expected.values())
-    md = mats[0].materialization.metadata
-    assert md["activities"].value == n_year
-    assert md["list_requests"].value == md["list_requests_minimum"].value == n_year // 200 + 1
-    assert md["strava_queries"].value == 1
+    md = mats[0].materialization.metadata  # the run's figures: its `run_` keys
+    assert md["run_activities"].value == n_year
+    assert (
+        md["run_list_requests"].value == md["run_list_requests_minimum"].value == n_year // 200 + 1
+    )
+    assert md["run_strava_queries"].value == 1
+    # Each month's own count beside them.
+    assert {m.partition: m.materialization.metadata["activities"].value for m in mats} == {
+        f"{month}|{user}": expected.get(month, 0)
+        for month in (f"{year}-{m:02d}-01" for m in range(1, 13))
+    }
     assert sandbox.request_count(kind="api") == n_year // 200 + 1
     base = tmp_path / "parquet"
     for m in range(1, 13):
@@ -127,8 +134,8 @@ def test_malformed_activities_are_quarantined_not_dropped(
     result = run_range(instance, resources, user, first, last)
     assert result.success
     md = result.get_asset_materialization_events()[0].materialization.metadata
-    assert md["quarantined"].value == 5
-    assert md["activities"].value + md["quarantined"].value == 600
+    assert md["run_quarantined"].value == 5
+    assert md["run_activities"].value + md["run_quarantined"].value == 600
     quarantine = read_partition(tmp_path / "parquet", first, user, "quarantine")
     assert quarantine.num_rows == 5
     assert all(

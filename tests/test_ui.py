@@ -4,27 +4,28 @@
 (SQLite + Parquet in temporary folders) against the Strava and Open-Meteo sandboxes; one
 sandbox athlete is connected with `sync-assets connect`. Playwright drives Debian's Chromium
 through the asset graph, the partitions page, a backfill of one user's year launched from the
-Materialize dialog, and the metadata that backfill left. A screenshot of each step goes to
-`$SYNC_ASSETS_TEST_ARTIFACTS/ui` (default `test-artifacts/ui`).
+Materialize dialog, the JSON lines its run logged (launched without run config, it gets the
+JSON logger from the instance class `sync_assets.logs.JsonLogsInstance`), and the metadata that
+backfill left: each month's own counts and the run's figures under `run_` keys. A screenshot
+of each step goes to `$SYNC_ASSETS_TEST_ARTIFACTS/ui` (default `test-artifacts/ui`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
-import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from dagster import AssetKey, DagsterInstance
-from playwright.sync_api import Locator, Page, expect, sync_playwright
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import Locator, Page, expect
 
+from sync_assets.demo_ui import INSTANCE_SETTINGS
 from sync_assets.ingest import minimum_list_calls
 from sync_assets.partitions import month_key
 from sync_assets.sandbox import SandboxServer, StravaSandbox
@@ -32,10 +33,12 @@ from sync_assets.storage import close_stores, open_store
 
 from .conftest import cli_connect, sandbox_env
 from .ui_helpers import (
-    CHROMIUM_ARGS,
     REPO,
     DagsterDev,
+    Shots,
     artifacts_dir,
+    browser_page,
+    dismiss_community_modal,
     require_chromium,
 )
 
@@ -45,7 +48,6 @@ pytestmark = pytest.mark.timeout(420)
 
 USER = "7d3f1c2a-5b6e-4f80-9a1b-2c3d4e5f6a70"
 ASSETS = ("raw_strava_activities", "weather_enriched_activities", "runs_table")
-UI_TIMEOUT_MS = 60_000  # a first page load takes seconds on 2 shared cores; be generous
 BACKFILL_TIMEOUT_S = 240
 GROUP_URL = "{}/locations/sync_assets/asset-groups/strava"
 
@@ -59,50 +61,6 @@ def last_twelve_months(now: float) -> list[str]:
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
         months.append(f"{year}-{month:02d}-01")
     return months[::-1]
-
-
-class Shots:
-    """Numbered full-page screenshots, so the artifacts read as the steps in order."""
-
-    def __init__(self, page: Page, folder: Path) -> None:
-        self.page, self.folder, self.count = page, folder, 0
-        for old in folder.glob("*.png"):
-            old.unlink()  # a previous run's pictures would mislead
-
-    def __call__(self, name: str) -> Path:
-        self.count += 1
-        path = self.folder / f"{self.count:02d}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        return path
-
-
-@contextmanager
-def browser_page(chromium: Path) -> Iterator[Page]:
-    """A page of Debian's Chromium (Playwright downloads no browser here)."""
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            # The UI scrolls inside its own panes, so a "full page" is the viewport: a tall one.
-            page = browser.new_page(viewport={"width": 1440, "height": 1100})
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            expect.set_options(timeout=UI_TIMEOUT_MS)
-            yield page
-        finally:
-            browser.close()
-
-
-def dismiss_community_modal(page: Page) -> None:
-    """A fresh instance greets the first visitor with "Join the Dagster community": skip it,
-    now if it shows within a few seconds, and whenever it covers what the test clicks later."""
-    skip = page.get_by_role("button", name="Skip")
-    page.add_locator_handler(
-        page.get_by_text("Join the Dagster community"), lambda _: skip.click(), times=1
-    )
-    with contextlib.suppress(PlaywrightTimeout):  # not shown: nothing to dismiss
-        skip.wait_for(state="visible", timeout=5_000)
-        skip.click()
 
 
 def metadata_value(page: Page, label: str) -> Locator:
@@ -123,11 +81,18 @@ def test_backfill_of_one_users_year_from_the_ui(tmp_path: Path) -> None:
     shots_dir = artifacts_dir()
     home, dagster_home = tmp_path / "data", tmp_path / "dagster_home"
     dagster_home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    # The repository's instance settings, with the instance class that makes runs launched
+    # from the UI log JSON (README, "Logs"), as `sync-assets ui` writes them.
+    settings = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    assert settings["instance_class"] == INSTANCE_SETTINGS["instance_class"]
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(settings))
     sandbox = StravaSandbox(seed=4321)
     with SandboxServer(sandbox) as server:
         athlete = sandbox.add_athlete(n_activities=300, seed=17, years=1.1)
-        env = sandbox_env(sandbox, server, home, DAGSTER_HOME=str(dagster_home))
+        # Every Dagster event in the run's JSON lines, to see that each is JSON.
+        env = sandbox_env(
+            sandbox, server, home, DAGSTER_HOME=str(dagster_home), SYNC_ASSETS_LOG_LEVEL="DEBUG"
+        )
         # Before the UI starts: both would create the instance's SQLite tables at once.
         cli_connect(env, USER, athlete.refresh_token)
 
@@ -223,6 +188,7 @@ def _drive_the_ui(
     tags = {t["key"]: t["value"] for t in runs[0]["tags"]}
     assert tags["dagster/asset_partition_range_start"] == f"{months[0]}|{USER}"
     assert tags["dagster/asset_partition_range_end"] == f"{months[-1]}|{USER}"
+    check_the_run_logged_json(dev, runs[0]["id"])
     page.goto(f"{dev.url}/overview/backfills")
     row = list_row(page, page.get_by_role("link", name=backfill_id), "12 partitions")
     expect(row).to_contain_text("Success")
@@ -240,24 +206,45 @@ def _drive_the_ui(
     # d. The materialization's metadata on the asset pages.
     minimum = minimum_list_calls(n_activities)
     page.goto(f"{dev.url}/assets/raw_strava_activities")
+    # The run's figures (`run_` keys) beside the month's own counts.
     expected_raw = {
-        "activities": n_activities,
-        "partitions": 12,
-        "list_requests": minimum,  # one paginated query for the whole year
-        "list_requests_minimum": minimum,
+        "run_activities": n_activities,
+        "run_partitions": 12,
+        "run_list_requests": minimum,  # one paginated query for the whole year
+        "run_list_requests_minimum": minimum,
     }
     for label, value in expected_raw.items():
         expect(metadata_value(page, label)).to_have_text(str(value))
+    expect(metadata_value(page, "activities")).to_have_text(re.compile(r"^\d+$"))
     shot("raw-strava-activities-metadata")
     page.goto(f"{dev.url}/assets/runs_table")
-    expect(metadata_value(page, "saved")).to_have_text(str(n_activities))
+    expect(metadata_value(page, "run_saved")).to_have_text(str(n_activities))
     # Markdown, rendered as a table nested in the metadata table's row.
     phases = page.get_by_role("row").filter(
-        has=page.get_by_role("cell", name="phase_timings", exact=True)
+        has=page.get_by_role("cell", name="run_phase_timings", exact=True)
     )
     for phase in ("fetch (Strava)", "enrich (places, weather)", "store (runs)", "total"):
         expect(phases.first.get_by_role("cell", name=phase, exact=True)).to_be_visible()
     shot("runs-table-metadata")
+
+
+def check_the_run_logged_json(dev: DagsterDev, run_id: str) -> None:
+    """The backfill's run, launched from the UI without run config, logged JSON lines: its
+    events and messages are JSON objects of the run, and no line of it is in Dagster's text
+    format but the one the multiprocess executor writes with its own logger for each step
+    process it starts (STEP_WORKER_STARTED, before the run's loggers exist there)."""
+    records, text = [], []
+    for line in dev.log_tail(chars=10**8).splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record.get("run_id") == run_id:
+                records.append(record)
+        elif f" - {run_id} - " in line:  # Dagster's console format names the run so
+            text.append(line)
+    events = {r.get("event_type") for r in records}
+    assert {"RUN_START", "STEP_START", "ASSET_MATERIALIZATION", "RUN_SUCCESS"} <= events, events
+    assert all(r["sync_id"] == run_id and r["job"] == "__ASSET_JOB" for r in records)
+    assert all(" - STEP_WORKER_STARTED - " in line for line in text), text
 
 
 def _run_report(dev: DagsterDev, backfill: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
-"""Helpers of the browser test (`test_ui.py`): `dagster dev` as a subprocess, Debian's Chromium.
+"""Helpers of the browser tests (`test_ui.py`, `test_demo_ui.py`): `dagster dev` (or
+`sync-assets ui`) as a subprocess, Debian's Chromium, numbered screenshots.
 
-Kept apart from the test so the test reads as the steps a person takes in the UI.
+Kept apart from the tests so they read as the steps a person takes in the UI.
 """
 
 from __future__ import annotations
@@ -12,13 +13,18 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
+from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
+UI_TIMEOUT_MS = 60_000  # a first page load takes seconds on 2 shared cores; be generous
 # No sandbox (CI runs as root), no GPU, and nothing that reaches beyond the machine.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -68,12 +74,20 @@ def require_chromium() -> Path:
 
 class DagsterDev:
     """`dagster dev -w workspace.yaml` (webserver, daemon, code server) in its own process group,
-    so that stopping it stops every process it started, run workers included."""
+    so that stopping it stops every process it started, run workers included. `command`: what
+    starts it instead (e.g. `sync-assets ui --port PORT`, `{port}` filled in)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, cwd: Path = REPO) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        cwd: Path = REPO,
+        command: list[str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._env, self._cwd, self._log_path = env, cwd, log_path
+        self._command = [arg.format(port=self.port) for arg in command] if command else None
         self._log: IO[bytes] | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -82,7 +96,7 @@ class DagsterDev:
         self._log = self._log_path.open("wb")
         args = ["dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _EXEC_WITH_SIGINT, str(dagster), *args],
+            self._command or [sys.executable, "-c", _EXEC_WITH_SIGINT, str(dagster), *args],
             cwd=self._cwd,
             env=self._env,
             stdin=subprocess.DEVNULL,
@@ -151,3 +165,48 @@ class DagsterDev:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
+
+
+class Shots:
+    """Numbered full-page screenshots, so the artifacts read as the steps in order; `prefix`
+    keeps one test's pictures apart from another's in the same folder."""
+
+    def __init__(self, page: Page, folder: Path, prefix: str = "") -> None:
+        self.page, self.folder, self.prefix, self.count = page, folder, prefix, 0
+        for old in folder.glob(f"{prefix}[0-9][0-9]-*.png"):
+            old.unlink()  # a previous run's pictures would mislead
+
+    def __call__(self, name: str) -> Path:
+        self.count += 1
+        path = self.folder / f"{self.prefix}{self.count:02d}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@contextmanager
+def browser_page(chromium: Path) -> Iterator[Page]:
+    """A page of Debian's Chromium (Playwright downloads no browser here)."""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            # The UI scrolls inside its own panes, so a "full page" is the viewport: a tall one.
+            page = browser.new_page(viewport={"width": 1440, "height": 1100})
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            expect.set_options(timeout=UI_TIMEOUT_MS)
+            yield page
+        finally:
+            browser.close()
+
+
+def dismiss_community_modal(page: Page) -> None:
+    """A fresh instance greets the first visitor with "Join the Dagster community": skip it,
+    now if it shows within a few seconds, and whenever it covers what the test clicks later."""
+    skip = page.get_by_role("button", name="Skip")
+    page.add_locator_handler(
+        page.get_by_text("Join the Dagster community"), lambda _: skip.click(), times=1
+    )
+    with contextlib.suppress(PlaywrightTimeout):  # not shown: nothing to dismiss
+        skip.wait_for(state="visible", timeout=5_000)
+        skip.click()

@@ -1,6 +1,8 @@
 """`weather_enriched_activities`: the fetched activities with their place and weather."""
 
+import json
 import time
+from collections import Counter
 from datetime import datetime
 
 import pyarrow as pa
@@ -12,8 +14,8 @@ from sync_assets.partitions import run_partition_keys, split_key, strava_partiti
 from sync_assets.resources.parquet_io import PartitionData, by_partition
 from sync_assets.resources.supabase import SupabaseResource
 from sync_assets.resources.weather import WeatherResource
-from sync_assets.resources.weather_providers import WeatherProvider
-from sync_assets.sessions import SyncState, tracker_for_run
+from sync_assets.resources.weather_providers import WeatherProvider, WeatherWait
+from sync_assets.sessions import SessionTracker, SyncState, tracker_for_run
 
 
 def _user_windows(raw: dict[str, PartitionData]) -> dict[str, tuple[datetime, datetime]]:
@@ -24,6 +26,42 @@ def _user_windows(raw: dict[str, PartitionData]) -> dict[str, tuple[datetime, da
             part.activities.column("start_date").to_pylist()
         )
     return {user: (min(d, default=None), max(d, default=None)) for user, d in dates.items()}
+
+
+class _LiveWeather:
+    """The weather step's figures in its sessions' progress while it runs: requests finished
+    and planned, the provider's waits, and the wait under way (`waiting`, written when it
+    starts and when it ends; the rest at the tracker's bounded rate)."""
+
+    def __init__(self, trackers: list[SessionTracker]) -> None:
+        self.trackers = trackers
+        self.done, self.planned = 0, None
+        self.waits, self.waited = 0, 0.0
+        self.wait: WeatherWait | None = None
+
+    def details(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "weather_requests": self.done,
+            "weather_requests_planned": self.planned,
+            "weather_waits": self.waits,
+            "weather_waited_seconds": round(self.waited),
+        }
+        if self.wait is not None:
+            out["waiting"] = self.wait.as_dict()
+        return out
+
+    def progress(self, done: int, planned: int) -> None:
+        self.done, self.planned = done, planned
+        for tracker in self.trackers:
+            tracker.progress(done, planned, details=self.details())
+
+    def waiting(self, wait: WeatherWait | None) -> None:
+        if wait is not None:
+            self.waits += 1
+            self.waited += wait.seconds
+        self.wait = wait
+        for tracker in self.trackers:
+            tracker.progress(self.done, self.planned, force=True, details=self.details())
 
 
 def _activity_count(raw: dict[str, PartitionData], user: str) -> int:
@@ -51,37 +89,70 @@ def _quota(provider: WeatherProvider) -> str:
     )
 
 
+def _coverage_text(coverage: float, located: int, pending: int, failed: int) -> str:
+    return (
+        f"{coverage:.1%} of {located:,} activities with coordinates "
+        f"({pending:,} pending, {failed:,} failed)"
+    )
+
+
 def _metadata(report: EnrichReport, provider: WeatherProvider) -> dict[str, object]:
+    """The run's figures (every partition's materialization carries them, as `run_` keys): the
+    run's partitions are enriched together, one plan of requests for all."""
     w = report.weather
     located = report.activities - report.no_location
     return {
-        "activities": report.activities,
-        "weather_enriched": report.weather_enriched,
-        "weather_pending": report.weather_pending,
-        "weather_failed": report.weather_failed,
-        "weather_no_data": report.weather_no_data,
-        "no_location": report.no_location,
-        "geocoded": report.geocoded,
-        "weather_coverage": MetadataValue.float(round(report.coverage, 4)),
-        "weather_coverage_text": MetadataValue.text(
-            f"{report.coverage:.1%} of {located:,} activities with coordinates "
-            f"({report.weather_pending:,} pending, {report.weather_failed:,} failed)"
+        "run_activities": report.activities,
+        "run_weather_enriched": report.weather_enriched,
+        "run_weather_pending": report.weather_pending,
+        "run_weather_failed": report.weather_failed,
+        "run_weather_no_data": report.weather_no_data,
+        "run_no_location": report.no_location,
+        "run_geocoded": report.geocoded,
+        "run_weather_coverage": MetadataValue.float(round(report.coverage, 4)),
+        "run_weather_coverage_text": MetadataValue.text(
+            _coverage_text(report.coverage, located, report.weather_pending, report.weather_failed)
         ),
         "weather_provider": provider.name,
-        "weather_calls_charged": MetadataValue.float(round(provider.stats.weight, 2)),
-        "weather_quota_usage": MetadataValue.text(_quota(provider)),
-        "weather_budget_waits": provider.stats.budget_waits,
-        "weather_http_requests": provider.stats.http_requests,
-        "weather_retries": provider.stats.retries,
-        "weather_429": provider.stats.http_429,
-        "weather_cells": report.cells,
-        "weather_hours_needed": w.hours_needed,
-        "weather_cache_hits": w.cache_hits,
-        "weather_requests": w.requests_planned,
-        "weather_requests_failed": w.requests_failed,
+        "run_weather_calls_charged": MetadataValue.float(round(provider.stats.weight, 2)),
+        "run_weather_quota_usage": MetadataValue.text(_quota(provider)),
+        "run_weather_budget_waits": provider.stats.budget_waits,
+        "run_weather_http_requests": provider.stats.http_requests,
+        "run_weather_retries": provider.stats.retries,
+        "run_weather_429": provider.stats.http_429,
+        "run_weather_cells": report.cells,
+        "run_weather_hours_needed": w.hours_needed,
+        "run_weather_cache_hits": w.cache_hits,
+        "run_weather_requests": w.requests_planned,
+        "run_weather_requests_failed": w.requests_failed,
         # The seed's approach: one weather request per located activity.
-        "weather_requests_one_per_activity": located,
-        "weather_errors": MetadataValue.text("\n".join(w.errors[:10]) or "none"),
+        "run_weather_requests_one_per_activity": located,
+        "run_weather_errors": MetadataValue.text("\n".join(w.errors[:10]) or "none"),
+    }
+
+
+def partition_metadata(table: pa.Table) -> dict[str, object]:
+    """One partition's own counts, read from its rows' `enrichment_status`."""
+    weather = Counter()
+    geocoded = 0
+    for raw in table.column("enrichment_status").to_pylist():
+        status = json.loads(raw)
+        weather[status.get("weather_status")] += 1
+        geocoded += bool(status.get("geocoding"))
+    located = table.num_rows - weather["no_location"]
+    coverage = weather["enriched"] / located if located else 1.0
+    return {
+        "activities": table.num_rows,
+        "weather_enriched": weather["enriched"],
+        "weather_pending": weather["pending"],
+        "weather_failed": weather["failed"],
+        "weather_no_data": weather["no_data"],
+        "no_location": weather["no_location"],
+        "geocoded": geocoded,
+        "weather_coverage": MetadataValue.float(round(coverage, 4)),
+        "weather_coverage_text": MetadataValue.text(
+            _coverage_text(coverage, located, weather["pending"], weather["failed"])
+        ),
     }
 
 
@@ -114,12 +185,8 @@ def weather_enriched_activities(
     }
     for tracker in trackers.values():
         tracker.enter(SyncState.ENRICHING)
-
-    def progress(done: int, total: int) -> None:
-        for tracker in trackers.values():
-            tracker.progress(done, total)
-
-    provider = weather.client(logger=context.log)
+    live = _LiveWeather(list(trackers.values()))
+    provider = weather.client(logger=context.log, on_wait=live.waiting)
     started = time.perf_counter()
     report = None
     try:
@@ -129,7 +196,7 @@ def weather_enriched_activities(
             store,
             cell_degrees=weather.cell_degrees,
             pending_days=weather.pending_days,
-            progress=progress,
+            progress=live.progress,
             logger=context.log,
         )
     finally:
@@ -155,7 +222,7 @@ def weather_enriched_activities(
         counters = {"activities_enriched": done}
         if not tracker.session.activities_fetched:  # nothing listed: a weather re-run's total
             counters["total_activities_estimated"] = _activity_count(raw, user)
-        tracker.progress(done, None, force=True, **counters)
+        tracker.progress(done, None, force=True, details=live.details(), **counters)
     if report.weather.errors:
         context.log.warning(
             f"weather enrichment degraded: {report.weather_failed} activities without weather "
@@ -167,4 +234,6 @@ def weather_enriched_activities(
         f"{report.weather.requests_planned} requests and {report.weather.cache_hits} cached hours"
     )
     out = {key: PartitionData(enriched[key], part.quarantine) for key, part in raw.items()}
+    for key in out:
+        context.add_asset_metadata(partition_metadata(enriched[key]), partition_key=key)
     return Output(out, metadata=_metadata(report, provider))

@@ -35,6 +35,17 @@ sync_health = AssetSpec(
 
 Evaluate = Callable[[SupabaseResource, StravaResource, WeatherResource], alerts.Alert]
 
+STRAVA_CLIENT_ID_UNSET = "STRAVA_CLIENT_ID is not set"
+
+
+def strava_usage(strava: StravaResource) -> dict[str, int] | None:
+    """Strava's app-wide usage as the app's budget last saw it, or None without a client id.
+
+    The budget is the application's (its key: API URL + client id): the quota alert needs
+    nothing else, no secret, so a missing `STRAVA_CLIENT_SECRET` costs it nothing and a missing
+    `STRAVA_CLIENT_ID` only the Strava half (the weather half is still evaluated)."""
+    return strava.budget().usage() if strava.client_id else None
+
 
 def check_result(alert: alerts.Alert) -> AssetCheckResult:
     return AssetCheckResult(
@@ -75,7 +86,10 @@ ALERTS: dict[str, tuple[str, Evaluate]] = {
     alerts.API_QUOTA: (
         "Fails when Strava's app-wide usage or the weather calls charged pass 80% of a limit.",
         lambda supabase, strava, weather: alerts.api_quota(
-            strava.budget().usage(), supabase.store(), weather.limits()
+            strava_usage(strava),
+            supabase.store(),
+            weather.limits(),
+            strava_skipped=None if strava.client_id else STRAVA_CLIENT_ID_UNSET,
         ),
     ),
     alerts.DB_POOL: (

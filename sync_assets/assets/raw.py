@@ -29,50 +29,59 @@ def _usage(used: int, limit: int) -> str:
 
 
 def _metadata(report: FetchReport) -> dict[str, object]:
+    """The run's figures, on every partition's materialization under `run_` keys: one query
+    serves all the run's months, so its requests, latency and totals belong to the run."""
     usage = report.rate_limit_usage
     latency = report.latency
     return {
-        "activities": report.activities,
-        "quarantined": report.quarantined,
-        "partitions": len(report.partitions),
-        "strava_queries": report.spans,
-        "list_requests": report.list_calls,
-        "list_requests_minimum": report.minimum_list_calls,
-        "requests_vs_minimum": MetadataValue.text(
+        "run_activities": report.activities,
+        "run_quarantined": report.quarantined,
+        "run_partitions": len(report.partitions),
+        "run_strava_queries": report.spans,
+        "run_list_requests": report.list_calls,
+        "run_list_requests_minimum": report.minimum_list_calls,
+        "run_requests_vs_minimum": MetadataValue.text(
             f"{report.list_calls} list requests for a minimum of {report.minimum_list_calls} "
             f"(+{report.token_calls} token, {report.retries} retries, "
             f"{report.http_requests} on the wire)"
         ),
-        "token_requests": report.token_calls,
-        "http_requests": report.http_requests,
-        "retries": report.retries,
-        "api_errors": report.api_errors,
-        "api_latency_ms": MetadataValue.text(
+        "run_token_requests": report.token_calls,
+        "run_http_requests": report.http_requests,
+        "run_retries": report.retries,
+        "run_api_errors": report.api_errors,
+        "run_api_latency_ms": MetadataValue.text(
             f"avg {latency.total_ms / latency.requests:.0f}, "
             f"p95 {latency.percentile_ms(0.95):.0f}, max {latency.max_ms:.0f}"
             if latency.requests
             else "no request"
         ),
-        "resumed_from_checkpoint": report.resumed,
-        "deleted_on_strava": report.deleted_on_strava,
-        "rate_limit_waits": report.rate_limit_waits,
-        "rate_limit_usage_15min": MetadataValue.text(
+        "run_resumed_from_checkpoint": report.resumed,
+        "run_deleted_on_strava": report.deleted_on_strava,
+        "run_rate_limit_waits": report.rate_limit_waits,
+        "run_rate_limit_usage_15min": MetadataValue.text(
             f"{_usage(usage.get('read_usage_15min', 0), usage.get('read_limit_15min', 0))} "
             f"read, {_usage(usage.get('usage_15min', 0), usage.get('limit_15min', 0))} overall"
         ),
-        "rate_limit_usage_daily": MetadataValue.text(
+        "run_rate_limit_usage_daily": MetadataValue.text(
             f"{_usage(usage.get('read_usage_daily', 0), usage.get('read_limit_daily', 0))} "
             f"read, {_usage(usage.get('usage_daily', 0), usage.get('limit_daily', 0))} overall"
         ),
-        "notes": MetadataValue.text(
+        "run_notes": MetadataValue.text(
             "\n".join(
                 f"user {user}: {note}" for user, notes in report.notes.items() for note in notes
             )
             or "none"
         ),
-        "fetch_seconds": round(report.seconds, 3),
-        "activities_per_second": round(report.activities / report.seconds) if report.seconds else 0,
+        "run_fetch_seconds": round(report.seconds, 3),
+        "run_activities_per_second": round(report.activities / report.seconds)
+        if report.seconds
+        else 0,
     }
+
+
+def partition_metadata(data: PartitionData) -> dict[str, object]:
+    """What one partition (a user's month) holds: its own counts, beside the run's."""
+    return {"activities": data.activities.num_rows, "quarantined": data.quarantine.num_rows}
 
 
 def _record(
@@ -93,6 +102,11 @@ def _record(
         api_quota_used=float(report.http_requests - report.token_calls),
         **metrics.api_fields(report.latency),
     )
+
+
+def strava_credentials(strava: StravaResource) -> dict[str, str]:
+    """The application's credentials by the variable that sets them ("" when unset)."""
+    return {"STRAVA_CLIENT_ID": strava.client_id, "STRAVA_CLIENT_SECRET": strava.client_secret}
 
 
 def as_failure(err: SyncError) -> Failure:
@@ -124,6 +138,16 @@ def raw_strava_activities(
     A run may cover many months (a single-run backfill): they are fetched with one paginated
     query per user and block of months, then written month by month.
     """
+    unset = [name for name, value in strava_credentials(strava).items() if not value]
+    if unset:
+        raise as_failure(
+            SyncError(
+                ErrorType.CONFIGURATION,
+                f"{' and '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set: the "
+                "Strava application's credentials (see README: 'Pointing it at real Strava')",
+                retryable=False,
+            )
+        )
     keys = run_partition_keys(context)
     store = supabase.store()
 
@@ -160,4 +184,6 @@ def raw_strava_activities(
         f"{len(keys)} partitions with {report.list_calls} list requests "
         f"(minimum {report.minimum_list_calls})"
     )
+    for key, data in report.partitions.items():
+        context.add_asset_metadata(partition_metadata(data), partition_key=key)
     return Output(report.partitions, metadata=_metadata(report))

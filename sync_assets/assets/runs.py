@@ -16,13 +16,18 @@ from dagster import (
     asset,
 )
 
-from sync_assets import metrics
+from sync_assets import metrics, settings
 from sync_assets.errors import ErrorInfo, ErrorType, SyncError
 from sync_assets.partitions import run_partition_keys, split_key, strava_partitions, sync_spans
 from sync_assets.resources.parquet_io import PartitionData, by_partition
 from sync_assets.resources.supabase import SupabaseResource
 from sync_assets.sessions import SyncState, tracker_for_run
 from sync_assets.storage import QuarantineRecord, SessionRecord, Store, StoreResult, runs_rows
+
+
+def database_kind() -> str:
+    """The Dagster kind of the database `runs_table` writes (`settings.database_url()`)."""
+    return "postgres" if settings.database_url() else "sqlite"
 
 
 def listing_shortfall(
@@ -59,11 +64,22 @@ def listing_shortfall(
     return None
 
 
-def _by_user(keys: list[str], loaded: Any) -> dict[str, list[PartitionData]]:
-    users: dict[str, list[PartitionData]] = {}
+def _by_user(keys: list[str], loaded: Any) -> dict[str, dict[str, PartitionData]]:
+    users: dict[str, dict[str, PartitionData]] = {}
     for key, data in by_partition(keys, loaded).items():
-        users.setdefault(split_key(key)[0], []).append(data)
+        users.setdefault(split_key(key)[0], {})[key] = data
     return users
+
+
+def partition_metadata(result: StoreResult, quarantined: int) -> dict[str, object]:
+    """One partition's own store figures (a user's month)."""
+    return {
+        "saved": result.saved,
+        "updated": result.updated,
+        "skipped_unchanged": result.skipped,
+        "failed": result.failed,
+        "quarantined_invalid": quarantined,
+    }
 
 
 def _store_user(
@@ -71,13 +87,14 @@ def _store_user(
     store: Store,
     keys: list[str],
     user: str,
-    parts: list[PartitionData],
+    parts: dict[str, PartitionData],
     total: StoreResult,
-) -> int:
-    """Upsert one user's rows and quarantine its invalid activities; returns how many were
-    quarantined. The user's session ends `completed`, or `failed` when the database refused."""
-    table = pa.concat_tables([p.activities for p in parts])
-    invalid = pa.concat_tables([p.quarantine for p in parts]).to_pylist()
+) -> tuple[int, dict[str, dict[str, object]]]:
+    """Upsert one user's rows and quarantine its invalid activities, month by month (each
+    partition's materialization says what happened to its own rows); returns how many were
+    quarantined and each partition's figures. The user's session ends `completed`, or `failed`
+    when the database refused."""
+    table = pa.concat_tables([p.activities for p in parts.values()])
     dates = table.column("start_date").to_pylist()
     tracker = tracker_for_run(
         store,
@@ -87,13 +104,26 @@ def _store_user(
         time_range_end=max(dates, default=None),
     )
     tracker.enter(SyncState.STORING)
+    mine, quarantined, by_key = StoreResult(), 0, {}
     try:
-        # Each row written names this session (runs.sync_session_id).
-        result = store.upsert_runs(runs_rows(table), session_id=tracker.session.id)
-        quarantined = store.quarantine(
-            [QuarantineRecord(user, q["strava_id"], q["reason"], q["payload"]) for q in invalid],
-            session_id=tracker.session.id,
-        )
+        for key, part in parts.items():
+            # Each row written names this session (runs.sync_session_id).
+            result = (
+                store.upsert_runs(runs_rows(part.activities), session_id=tracker.session.id)
+                if part.activities.num_rows
+                else StoreResult()
+            )
+            invalid = part.quarantine.to_pylist()
+            count = store.quarantine(
+                [
+                    QuarantineRecord(user, q["strava_id"], q["reason"], q["payload"])
+                    for q in invalid
+                ],
+                session_id=tracker.session.id,
+            )
+            mine.add(result)
+            quarantined += count
+            by_key[key] = partition_metadata(result, count)
     except Exception as exc:  # the database is down or refused the batch outright
         tracker.fail(
             ErrorInfo(
@@ -106,7 +136,8 @@ def _store_user(
             description=f"storing runs for user {user} failed: {type(exc).__name__}",
             allow_retries=True,
         ) from None
-    shortfall = listing_shortfall(store, user, table, len(invalid), tracker.session)
+    invalid_count = sum(p.quarantine.num_rows for p in parts.values())
+    shortfall = listing_shortfall(store, user, table, invalid_count, tracker.session)
     if shortfall is not None:
         # Loudly, and keeping the staged pages: the next sync starts from them. Not retried
         # in this run: the same rows would meet the same database.
@@ -115,20 +146,22 @@ def _store_user(
     for span in sync_spans([k for k in keys if split_key(k)[0] == user]):
         store.clear_staging(user, span.id)  # stored: a later sync lists Strava afresh
     tracker.complete(
-        activities_stored=result.saved,
-        activities_updated=result.updated,
-        activities_skipped=result.skipped,
-        activities_failed=result.failed + len(invalid),
+        activities_stored=mine.saved,
+        activities_updated=mine.updated,
+        activities_skipped=mine.skipped,
+        activities_failed=mine.failed + invalid_count,
     )
-    total.add(result)
-    return quarantined
+    total.add(mine)
+    return quarantined, by_key
 
 
 @asset(
     partitions_def=strava_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     group_name="strava",
-    kinds={"postgres"},
+    # The backend it writes, as configured when the code location loads: Supabase/PostgreSQL
+    # with DATABASE_URL, else the embedded SQLite.
+    kinds={database_kind()},
     retry_policy=RetryPolicy(
         max_retries=3, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
     ),
@@ -146,9 +179,12 @@ def runs_table(
     started = time.perf_counter()
     total, quarantined = StoreResult(), 0
     by_user = _by_user(keys, weather_enriched_activities)
+    by_key: dict[str, dict[str, object]] = {}
     try:
         for user, parts in by_user.items():
-            quarantined += _store_user(context, store, keys, user, parts, total)
+            count, figures = _store_user(context, store, keys, user, parts, total)
+            quarantined += count
+            by_key.update(figures)
     finally:
         metrics.record(
             store,
@@ -156,24 +192,29 @@ def runs_table(
             "runs_table",
             context.log,
             users=len(by_user),
-            activities=sum(p.activities.num_rows for parts in by_user.values() for p in parts),
+            activities=sum(
+                p.activities.num_rows for parts in by_user.values() for p in parts.values()
+            ),
             seconds=round(time.perf_counter() - started, 3),
             rows_written=total.saved + total.updated,
             write_seconds=round(total.seconds, 3),
             **metrics.pool_fields(store.take_pool_stats()),
         )
     rows = total.saved + total.updated + total.skipped
+    for key, figures in by_key.items():
+        context.add_asset_metadata(figures, partition_key=key)
+    # The run's figures, on every partition's materialization as `run_` keys.
     return MaterializeResult(
         metadata={
-            "saved": total.saved,
-            "updated": total.updated,
-            "skipped_unchanged": total.skipped,
-            "failed": total.failed,
-            "quarantined_invalid": quarantined,
-            "store_seconds": round(total.seconds, 3),
-            "rows_per_second": round(rows / total.seconds) if total.seconds else 0,
-            "errors": MetadataValue.text("\n".join(total.errors[:20]) or "none"),
-            "phase_timings": MetadataValue.md(
+            "run_saved": total.saved,
+            "run_updated": total.updated,
+            "run_skipped_unchanged": total.skipped,
+            "run_failed": total.failed,
+            "run_quarantined_invalid": quarantined,
+            "run_store_seconds": round(total.seconds, 3),
+            "run_rows_per_second": round(rows / total.seconds) if total.seconds else 0,
+            "run_errors": MetadataValue.text("\n".join(total.errors[:20]) or "none"),
+            "run_phase_timings": MetadataValue.md(
                 metrics.phase_table(metrics.sync_steps(store, context.run))
             ),
         }

@@ -95,7 +95,10 @@ def resolve_weather(
     progress: Callable[[int, int], Any] | None = None,
     logger: logging.Logger | Any | None = None,
 ) -> tuple[dict[HourKey, HourlyWeather], dict[HourKey, WeatherStatus], WeatherReport]:
-    """Weather for every key, or the reason it has none; provider failures never raise."""
+    """Weather for every key, or the reason it has none; provider failures never raise.
+
+    `progress(done, planned)` is told the provider requests finished (served or failed) out of
+    those planned: before the first one, then after each."""
     logger = logger or log
     now = now or datetime.now(UTC)
     wanted = set(keys)
@@ -159,6 +162,8 @@ def _fetch(
         by_cell.setdefault(cell, set()).add(hour)
     requests = provider.plan(by_cell, now.date())
     report.requests_planned = len(requests)
+    if progress is not None and requests:
+        progress(0, len(requests))
     for done, request in enumerate(requests, 1):
         try:
             answer = provider.fetch(request)
@@ -181,6 +186,8 @@ def _fetch(
                     )
                     if covered:
                         failures.setdefault((loc.cell, hour), status)
+            if progress is not None:
+                progress(done, len(requests))
             continue
         rows = {k: v for k, v in answer.items() if v is not None}
         if rows:

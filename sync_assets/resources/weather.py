@@ -13,6 +13,7 @@ from sync_assets.resources.weather_providers import (
     PENDING_DAYS,
     OpenMeteoProvider,
     OpenWeatherMapProvider,
+    WaitCallback,
     WeatherProvider,
 )
 
@@ -57,7 +58,11 @@ class WeatherResource(ConfigurableResource):
             "daily": self.calls_per_day,
         }
 
-    def client(self, logger: logging.Logger | Any = None) -> WeatherProvider:
+    def client(
+        self, logger: logging.Logger | Any = None, on_wait: WaitCallback | None = None
+    ) -> WeatherProvider:
+        """The provider; `on_wait` is told when it starts waiting (its budget, a 429) and
+        when the wait is over (the weather step writes it into the sync's session)."""
         common: dict[str, Any] = {
             **self.limits(),
             "timeout": self.timeout_seconds,
@@ -67,6 +72,7 @@ class WeatherResource(ConfigurableResource):
             "breaker_fail_max": self.breaker_fail_max,
             "breaker_reset_seconds": self.breaker_reset_seconds,
             "logger": logger,
+            "on_wait": on_wait,
         }
         if self.provider == "open-meteo":
             return OpenMeteoProvider(

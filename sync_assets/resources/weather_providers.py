@@ -112,6 +112,28 @@ class ProviderStats:
     latency: LatencyStats = field(default_factory=LatencyStats)
 
 
+@dataclass(frozen=True)
+class WeatherWait:
+    """A wait of the weather step: how long, what for, until when (for the sync's session)."""
+
+    seconds: float
+    reason: str  # e.g. "Open-Meteo's per-minute budget"
+    until: datetime
+
+    def text(self) -> str:
+        return f"waiting {self.seconds:.0f} s for {self.reason}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seconds": round(self.seconds), "for": self.reason, "until": self.until.isoformat()}
+
+
+# Called with a WeatherWait when the provider starts waiting, None when the wait is over.
+WaitCallback = Callable[[WeatherWait | None], None]
+# Shorter waits are not worth a note (nor a write to the session).
+NOTED_WAIT_SECONDS = 1.0
+WINDOW_NAMES = {"second": "per-second", "minute": "per-minute", "hour": "hourly", "day": "daily"}
+
+
 class WeatherProvider(Protocol):
     name: str
     stats: ProviderStats
@@ -180,8 +202,12 @@ class WeightBudget:
         weight: float,
         max_wait_seconds: float,
         sleep: Callable[[float], None] = time.sleep,
+        on_wait: Callable[[float, str], None] | None = None,
     ) -> int:
-        """Take `weight` calls from every window; returns how many times it waited."""
+        """Take `weight` calls from every window; returns how many times it waited.
+
+        `on_wait(seconds, window)` is called before each sleep with the whole wait still ahead
+        and the window that imposes it ('minute', 'hour', 'day')."""
         cost = max(1, math.ceil(weight * WEIGHT_SCALE))
         waits = 0
         deadline = time.monotonic() + max_wait_seconds
@@ -192,7 +218,11 @@ class WeightBudget:
                     for item in self.items:
                         self._limiter.hit(item, self.key, cost=cost)
                     return waits
-                reset = max(self._limiter.get_window_stats(i, self.key).reset_time for i in blocked)
+                resets = {
+                    i.GRANULARITY.name: self._limiter.get_window_stats(i, self.key).reset_time
+                    for i in blocked
+                }
+            window, reset = max(resets.items(), key=lambda wr: wr[1])
             wait = max(0.05, reset - time.time())
             if time.monotonic() + wait > deadline:
                 raise RateLimitError(
@@ -200,6 +230,8 @@ class WeightBudget:
                     retry_after=datetime.now(UTC) + timedelta(seconds=wait),
                 )
             waits += 1
+            if on_wait is not None:
+                on_wait(wait, window)
             sleep(min(wait, 5.0))
 
     def usage(self) -> dict[str, tuple[float, int]]:
@@ -271,6 +303,7 @@ class HttpWeatherProvider:
     """Budget, retries, breaker and error classification around one GET per request."""
 
     name = "weather"
+    label = "the weather API"  # in the notes of a sync's progress
 
     def __init__(
         self,
@@ -288,8 +321,11 @@ class HttpWeatherProvider:
         logger: logging.Logger | Any | None = None,
         sleep: Callable[[float], None] = time.sleep,
         http: httpx.Client | None = None,
+        on_wait: WaitCallback | None = None,
     ) -> None:
         self.api_url = api_url
+        self.on_wait = on_wait  # told when a wait (budget, 429) starts and when it is over
+        self._waiting: WeatherWait | None = None
         self.stats = ProviderStats()
         self.max_retries = max_retries
         self.backoff = backoff
@@ -323,12 +359,37 @@ class HttpWeatherProvider:
         """Seconds to wait before retrying a 429 here, or None when it is not worth waiting."""
         return None
 
+    def _wait_started(self, seconds: float, reason: str) -> None:
+        """Tell `on_wait` (once per wait: the budget's wait is slept in slices)."""
+        if self.on_wait is None or seconds < NOTED_WAIT_SECONDS:
+            return
+        until = datetime.now(UTC) + timedelta(seconds=seconds)
+        known = self._waiting
+        if known and known.reason == reason and abs((known.until - until).total_seconds()) < 2:
+            return
+        self._waiting = WeatherWait(seconds, reason, until)
+        self.on_wait(self._waiting)
+
+    def _wait_over(self) -> None:
+        if self._waiting is not None:
+            self._waiting = None
+            if self.on_wait is not None:
+                self.on_wait(None)
+
+    def _acquire(self, weight: float) -> int:
+        def noted(seconds: float, window: str) -> None:
+            name = WINDOW_NAMES.get(window, window)
+            self._wait_started(seconds, f"{self.label}'s {name} budget")
+
+        try:
+            return self.budget.acquire(weight, self.max_wait_seconds, self._sleep, noted)
+        finally:
+            self._wait_over()
+
     def _get_once(self, request: WeatherRequest) -> Any:
         refusals = 0
         while True:
-            self.stats.budget_waits += self.budget.acquire(
-                request.weight, self.max_wait_seconds, self._sleep
-            )
+            self.stats.budget_waits += self._acquire(request.weight)
             self.stats.http_requests += 1
             try:
                 resp = self._http.get(self.api_url, params=self._params(request))
@@ -351,7 +412,11 @@ class HttpWeatherProvider:
                     )
                 )
             self._log.warning(f"{self.name} answered 429 ({reason}); waiting {wait:.0f} s")
-            self._sleep(wait)
+            self._wait_started(wait, f"{self.label}'s per-minute limit (it answered 429)")
+            try:
+                self._sleep(wait)
+            finally:
+                self._wait_over()
         if resp.status_code in (401, 403):
             raise self._count(
                 SyncError(
@@ -458,6 +523,7 @@ def merge_days(days: list[date], n_variables: int, max_days: int) -> list[tuple[
 
 class OpenMeteoProvider(HttpWeatherProvider):
     name = "open-meteo"
+    label = "Open-Meteo"
 
     def __init__(
         self,
@@ -569,6 +635,7 @@ class OpenWeatherMapProvider(HttpWeatherProvider):
     """One Call 3.0 `timemachine`: one call per place and hour (the cache makes it rare)."""
 
     name = "openweathermap"
+    label = "OpenWeatherMap"
 
     def __init__(
         self,
