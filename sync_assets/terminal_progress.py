@@ -169,7 +169,10 @@ def phase_summary(phase: str, s: SessionRecord) -> str:
 def end_line(s: SessionRecord, now: datetime) -> str:
     """The line of a session's end: completed, failed or cancelled, and after how long."""
     seconds = _seconds(s, now)
-    took = f" in {_duration(seconds)}" if seconds is not None else ""
+    # In seconds as the CLI's summary says it (one figure), minutes beside it when long.
+    took = f" in {seconds:.1f} s" if seconds is not None else ""
+    if seconds is not None and seconds >= 120:
+        took += f" ({_duration(seconds)})"
     if s.status == "completed":
         return f"completed{took}"
     after = f" after {_duration(seconds)}" if seconds is not None else ""

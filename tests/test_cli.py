@@ -43,7 +43,7 @@ def test_demo_runs_the_main_job_offline(tmp_path: Path) -> None:
     lists = [int(n) for n in re.findall(r"; (\d+) list requests \(minimum", out.stdout)]
     assert len(lists) == 2 and int(totals.group(2)) == sum(lists), out.stdout
     took = re.findall(r"; ([\d.]+) s; run ", out.stdout)
-    ends = re.findall(r"^completed in ([\d.]+) s$", out.stderr, re.M)
+    ends = re.findall(r"^completed in ([\d.]+) s(?: \(\d+ min \d\d s\))?$", out.stderr, re.M)
     assert len(took) == 2 and took == ends, out.stdout + out.stderr
     assert len(re.findall(r"^fetching: \d[\d,]* activities in \d+ pages$", out.stderr, re.M)) == 2
     assert "sync-assets ui" in out.stdout
