@@ -24,9 +24,9 @@ from sync_assets.resources.weather_providers import (
     OpenMeteoProvider,
     open_meteo_weight,
 )
-from sync_assets.sandbox import SandboxServer, StravaSandbox
-from sync_assets.sandbox.athletes import generate_activities
-from sync_assets.sandbox.weather import WeatherLimits, WeatherSandbox
+from sync_assets_sandbox import SandboxServer, StravaSandbox
+from sync_assets_sandbox.athletes import generate_activities
+from sync_assets_sandbox.weather import WeatherLimits, WeatherSandbox
 from sync_assets.storage import close_stores, open_store
 
 

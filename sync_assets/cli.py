@@ -414,7 +414,7 @@ def demo(
         save_demo_settings,
         serve_sandbox,
     )
-    from sync_assets.sandbox import StravaSandbox
+    from sync_assets_sandbox import StravaSandbox
 
     default_home = settings.data_dir() / "demo"
     home = (home or default_home).resolve()
@@ -539,7 +539,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sync_assets.sandbox.strava import DEFAULT_LIST_ORDER, LIST_ORDERS
+    from sync_assets_sandbox.strava import DEFAULT_LIST_ORDER, LIST_ORDERS
 
     parser = _Parser(prog="sync-assets", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -644,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ui":
             return ui(args.home, args.port)
         if args.command == "sandbox":
-            from sync_assets.sandbox import serve
+            from sync_assets_sandbox import serve
 
             sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
             serve(

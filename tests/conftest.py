@@ -27,7 +27,7 @@ from sync_assets.resources import (
 from sync_assets.resources.rate_limit import RateLimitBudget
 from sync_assets.resources.strava_client import StravaClient
 from sync_assets.resources.tokens import StravaTokens
-from sync_assets.sandbox import AthleteHandle, SandboxServer, StravaSandbox
+from sync_assets_sandbox import AthleteHandle, SandboxServer, StravaSandbox
 from sync_assets.storage import Store, close_stores, open_store
 
 from .pg import ADMIN_URL, temporary_database

@@ -52,7 +52,7 @@ from sync_assets.resources import (
     SupabaseResource,
     WeatherResource,
 )
-from sync_assets.sandbox import StravaSandbox
+from sync_assets_sandbox import StravaSandbox
 from sync_assets.sensors.alerts import sync_health_sensor
 from sync_assets.storage import close_stores, open_store
 

@@ -33,7 +33,7 @@ from sync_assets.resources.rate_limit import (
     app_key,
 )
 from sync_assets.resources.strava_client import StravaClient
-from sync_assets.sandbox import RateLimits, StravaSandbox
+from sync_assets_sandbox import RateLimits, StravaSandbox
 from sync_assets.storage import close_stores, open_store
 from sync_assets.storage.crypto import TokenCipher, keys_from_env
 from sync_assets.storage.postgres import PostgresStore

@@ -41,8 +41,8 @@ from sync_assets.resources.parquet_io import (
     PartitionedParquetIOManager,
 )
 from sync_assets.resources.weather_providers import OpenMeteoProvider
-from sync_assets.sandbox import generate_activities
-from sync_assets.sandbox.athletes import NO_DISTANCE_SPORTS, SPORTS
+from sync_assets_sandbox import generate_activities
+from sync_assets_sandbox.athletes import NO_DISTANCE_SPORTS, SPORTS
 from sync_assets.storage import close_stores, open_store, runs_rows
 
 from .conftest import add_users

@@ -29,8 +29,8 @@ from sync_assets.resources.weather_providers import (
     to_celsius,
     to_mps,
 )
-from sync_assets.sandbox import SandboxServer, StravaSandbox
-from sync_assets.sandbox.weather import WeatherLimits, request_weight
+from sync_assets_sandbox import SandboxServer, StravaSandbox
+from sync_assets_sandbox.weather import WeatherLimits, request_weight
 from sync_assets.storage import Store, close_stores, open_store
 
 from .conftest import add_users

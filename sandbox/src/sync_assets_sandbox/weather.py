@@ -62,7 +62,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sync_assets.sandbox.strava import (
+from sync_assets_sandbox.strava import (
     JSON_TYPE,
     MAX_LOGGED_REQUESTS,
     Response,

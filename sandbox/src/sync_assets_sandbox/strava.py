@@ -74,7 +74,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from sync_assets.sandbox.athletes import (
+from sync_assets_sandbox.athletes import (
     DEFAULT_ID_START,
     SyntheticAthlete,
     athlete_profile,
@@ -82,7 +82,7 @@ from sync_assets.sandbox.athletes import (
     make_activity,
     synthetic_athlete,
 )
-from sync_assets.sandbox.push import PushSubscriptions
+from sync_assets_sandbox.push import PushSubscriptions
 
 QUARTER_HOUR = 15 * 60
 DAY = 86_400

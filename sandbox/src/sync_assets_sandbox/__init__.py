@@ -6,10 +6,10 @@ weather, limits and faults.
 `generate_activities` makes the deterministic synthetic histories.
 """
 
-from sync_assets.sandbox.athletes import generate_activities
-from sync_assets.sandbox.server import SandboxServer, serve
-from sync_assets.sandbox.strava import AthleteHandle, Faults, RateLimits, StravaSandbox
-from sync_assets.sandbox.weather import WeatherFaults, WeatherLimits, WeatherSandbox
+from sync_assets_sandbox.athletes import generate_activities
+from sync_assets_sandbox.server import SandboxServer, serve
+from sync_assets_sandbox.strava import AthleteHandle, Faults, RateLimits, StravaSandbox
+from sync_assets_sandbox.weather import WeatherFaults, WeatherLimits, WeatherSandbox
 
 __all__ = [
     "AthleteHandle",
