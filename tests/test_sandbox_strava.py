@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from sync_assets_sandbox import (
     Faults,
     RateLimits,

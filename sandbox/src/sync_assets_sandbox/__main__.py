@@ -11,8 +11,8 @@ import logging
 import sys
 from typing import NoReturn
 
+from sync_assets_sandbox import DEFAULT_LIST_ORDER, LIST_ORDERS
 from sync_assets_sandbox.server import serve
-from sync_assets_sandbox.strava import DEFAULT_LIST_ORDER, LIST_ORDERS
 
 
 class _Parser(argparse.ArgumentParser):
