@@ -25,9 +25,10 @@ from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sync_assets_sandbox import generate_activities  # noqa: E402
+
 from sync_assets.migrations import plain_postgres_compat_sql  # noqa: E402
 from sync_assets.models import activities_table, activity_row, validate_page  # noqa: E402
-from sync_assets.sandbox import generate_activities  # noqa: E402
 from sync_assets.storage import runs_rows  # noqa: E402
 from sync_assets.storage.crypto import TokenCipher  # noqa: E402
 from sync_assets.storage.postgres import PostgresStore  # noqa: E402

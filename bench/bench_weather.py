@@ -18,15 +18,20 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sync_assets_sandbox import (
+    SandboxServer,
+    StravaSandbox,
+    WeatherLimits,
+    WeatherSandbox,
+    generate_activities,
+)
+
 from sync_assets.enrichment.weather import cell_of, hour_of, resolve_weather
 from sync_assets.resources.weather_providers import (
     OPEN_METEO_VARIABLES,
     OpenMeteoProvider,
     open_meteo_weight,
 )
-from sync_assets.sandbox import SandboxServer, StravaSandbox
-from sync_assets.sandbox.athletes import generate_activities
-from sync_assets.sandbox.weather import WeatherLimits, WeatherSandbox
 from sync_assets.storage import close_stores, open_store
 
 

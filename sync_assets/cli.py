@@ -406,6 +406,8 @@ def demo(
     Always on the embedded default (SQLite + Parquet in `home`), whatever DATABASE_URL says.
     `demo.json` in `home` keeps what `sync-assets ui` needs to open the demo's data in Dagster
     with the same sandboxes (`sync_assets.demo_ui`)."""
+    from sync_assets_sandbox import StravaSandbox
+
     from sync_assets.demo_ui import (
         DEMO_SANDBOX_PORT,
         DemoSettings,
@@ -414,7 +416,6 @@ def demo(
         save_demo_settings,
         serve_sandbox,
     )
-    from sync_assets.sandbox import StravaSandbox
 
     default_home = settings.data_dir() / "demo"
     home = (home or default_home).resolve()
@@ -538,8 +539,34 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
+# -- the sandbox (its own distribution: sandbox/pyproject.toml) -------------------------------
+SANDBOX_MISSING = "the sandbox is not installed: pip install -e ./sandbox (from the repository)"
+SANDBOX_COMMANDS = ("demo", "sandbox", "ui")
+
+
+def _sandbox_list_orders() -> tuple[str | None, dict[str, str]]:
+    """The sandbox's default and possible `--list-order`s; none when it is not installed, so
+    that the commands which do not need it still work (production installs go without it)."""
+    try:
+        from sync_assets_sandbox import DEFAULT_LIST_ORDER, LIST_ORDERS
+    except ImportError:
+        return None, {}
+    return DEFAULT_LIST_ORDER, LIST_ORDERS
+
+
+def require_sandbox() -> None:
+    """Exit in one line, saying how to install it, when the sandbox is not installed."""
+    try:
+        import sync_assets_sandbox  # noqa: F401
+    except ImportError as exc:
+        name = exc.name or ""
+        if name == "sync_assets_sandbox" or name.startswith("sync_assets_sandbox."):
+            raise SystemExit(f"error: {SANDBOX_MISSING}") from None
+        raise  # installed but broken (a dependency missing): one line from main()
+
+
 def main(argv: list[str] | None = None) -> int:
-    from sync_assets.sandbox.strava import DEFAULT_LIST_ORDER, LIST_ORDERS
+    default_list_order, list_orders = _sandbox_list_orders()
 
     parser = _Parser(prog="sync-assets", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -559,10 +586,10 @@ def main(argv: list[str] | None = None) -> int:
     p_sb.add_argument("--sizes", help="comma-separated activity counts, one per athlete")
     p_sb.add_argument(
         "--list-order",
-        choices=sorted(LIST_ORDERS),
-        default=DEFAULT_LIST_ORDER,
+        choices=sorted(list_orders) or None,
+        default=default_list_order,
         help="how GET /athlete/activities orders its pages (Strava documents no order): "
-        + "; ".join(f"{k}: {v}" for k, v in LIST_ORDERS.items()),
+        + ("; ".join(f"{k}: {v}" for k, v in list_orders.items()) or SANDBOX_MISSING),
     )
 
     p_conn = sub.add_parser("connect", help="register a user's Strava connection")
@@ -639,12 +666,14 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command in SANDBOX_COMMANDS:
+            require_sandbox()
         if args.command == "demo":
             return demo(args.home, seed=args.seed, quiet=args.quiet)
         if args.command == "ui":
             return ui(args.home, args.port)
         if args.command == "sandbox":
-            from sync_assets.sandbox import serve
+            from sync_assets_sandbox import serve
 
             sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
             serve(

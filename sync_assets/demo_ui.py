@@ -34,7 +34,7 @@ import yaml
 from sync_assets.status import DEMO_SETTINGS
 
 if TYPE_CHECKING:
-    from sync_assets.sandbox import AthleteHandle, SandboxServer, StravaSandbox
+    from sync_assets_sandbox import AthleteHandle, SandboxServer, StravaSandbox
 
 DEMO_SANDBOX_PORT = 8712  # beside `sync-assets sandbox` (8710) and `webhook` (8711)
 UI_PORT = 3000
@@ -153,7 +153,7 @@ def bound_port(server: SandboxServer) -> int:
 
 def serve_sandbox(sandbox: StravaSandbox, port: int) -> SandboxServer:
     """The sandboxes on loopback `port`, or on a free port when that one is taken."""
-    from sync_assets.sandbox import SandboxServer
+    from sync_assets_sandbox import SandboxServer
 
     try:
         return SandboxServer(sandbox, port=port).start()
@@ -163,7 +163,7 @@ def serve_sandbox(sandbox: StravaSandbox, port: int) -> SandboxServer:
 
 def restore_sandbox(settings: DemoSettings) -> tuple[StravaSandbox, list[AthleteHandle]]:
     """A sandbox with the demo's athletes generated again, its clock back on real time."""
-    from sync_assets.sandbox import StravaSandbox
+    from sync_assets_sandbox import StravaSandbox
 
     sandbox = StravaSandbox(seed=settings.seed)
     handles = []

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
+from sync_assets_sandbox import AthleteHandle, SandboxServer, StravaSandbox
 
 from sync_assets.migrations import plain_postgres_compat_sql
 from sync_assets.partitions import month_key
@@ -27,7 +28,6 @@ from sync_assets.resources import (
 from sync_assets.resources.rate_limit import RateLimitBudget
 from sync_assets.resources.strava_client import StravaClient
 from sync_assets.resources.tokens import StravaTokens
-from sync_assets.sandbox import AthleteHandle, SandboxServer, StravaSandbox
 from sync_assets.storage import Store, close_stores, open_store
 
 from .pg import ADMIN_URL, temporary_database

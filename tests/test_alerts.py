@@ -23,12 +23,12 @@ from dagster import (
 )
 from dagster._core.test_utils import instance_for_test
 from psycopg_pool import PoolTimeout
+from sync_assets_sandbox import RateLimits
 
 from sync_assets import alerts, metrics
 from sync_assets.assets.health import SYNC_HEALTH, health_checks, sync_health
 from sync_assets.errors import ErrorInfo, ErrorType
 from sync_assets.partitions import USERS_PARTITIONS_NAME
-from sync_assets.sandbox import RateLimits
 from sync_assets.sensors.alerts import sync_health_sensor
 from sync_assets.sessions import SessionTracker, SyncState
 from sync_assets.storage import Store, open_store

@@ -29,8 +29,7 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
-
-from sync_assets.sandbox import AthleteHandle, RateLimits, SandboxServer, StravaSandbox
+from sync_assets_sandbox import AthleteHandle, RateLimits, SandboxServer, StravaSandbox
 
 SCHEMA_DIR = Path(__file__).parent / "data" / "strava_schema"
 GENERATED = ("SummaryActivity", "DetailedActivity", "SummaryAthlete", "DetailedAthlete", "Fault")

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sync_assets_sandbox import SandboxServer, StravaSandbox
 
 from sync_assets.ingest import minimum_list_calls
-from sync_assets.sandbox import SandboxServer, StravaSandbox
 
 from .conftest import CLI, LIST_ORDERS, cli_connect, sandbox_env
 

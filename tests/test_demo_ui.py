@@ -34,6 +34,7 @@ from dagster._core.test_utils import in_process_test_workspace
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster_graphql.test.utils import execute_dagster_graphql
 from playwright.sync_api import expect
+from sync_assets_sandbox import StravaSandbox
 
 from sync_assets import alerts
 from sync_assets.assets.health import SYNC_HEALTH, health_checks, sync_health
@@ -52,7 +53,6 @@ from sync_assets.resources import (
     SupabaseResource,
     WeatherResource,
 )
-from sync_assets.sandbox import StravaSandbox
 from sync_assets.sensors.alerts import sync_health_sensor
 from sync_assets.storage import close_stores, open_store
 

@@ -35,13 +35,11 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 from dagster._core.test_utils import instance_for_test
+from sync_assets_sandbox import RateLimits, SandboxServer, StravaSandbox, WeatherLimits
 
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 from sync_assets.resources import SupabaseResource
-from sync_assets.sandbox import SandboxServer, StravaSandbox
-from sync_assets.sandbox.strava import RateLimits
-from sync_assets.sandbox.weather import WeatherLimits
 from sync_assets.sensors.enrichment import weather_retry_sensor
 from sync_assets.sensors.webhooks import strava_webhook_events
 from sync_assets.storage import close_stores, open_store

@@ -34,9 +34,9 @@ from dagster._core.execution.api import execute_run
 from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
 from dagster._core.test_utils import in_process_test_workspace
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from sync_assets_sandbox import SandboxServer, StravaSandbox
 
 from sync_assets.logs import sync_assets_logger
-from sync_assets.sandbox import SandboxServer, StravaSandbox
 from sync_assets.sessions import session_key
 from sync_assets.storage import open_store
 

@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-
-from sync_assets.sandbox import RateLimits, generate_activities
+from sync_assets_sandbox import RateLimits, generate_activities
 
 from .conftest import quarter_not_midnight
 

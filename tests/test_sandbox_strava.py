@@ -14,8 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from sync_assets.sandbox import (
+from sync_assets_sandbox import (
     Faults,
     RateLimits,
     SandboxServer,
@@ -719,7 +718,7 @@ def test_keep_alive_headers_and_prompt_stop() -> None:
 
 
 def test_serve_prints_sandbox_credentials_and_stops(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="sync_assets.sandbox")
+    caplog.set_level(logging.DEBUG, logger="sync_assets_sandbox")
     out = io.StringIO()
     stop = threading.Event()
     ready: list[SandboxServer] = []

@@ -10,13 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-
-from sync_assets.sandbox import SandboxServer
-from sync_assets.sandbox.strava import SandboxError
-from sync_assets.sandbox.weather import (
+from sync_assets_sandbox import (
     SNOW_CODES,
     VARIABLES,
     WMO_CODES,
+    SandboxError,
+    SandboxServer,
     WeatherLimits,
     WeatherSandbox,
     request_weight,

@@ -38,13 +38,13 @@ from dagster._core.storage.tags import (
 )
 from dagster._core.test_utils import instance_for_test
 from dagster._serdes import serialize_value
+from sync_assets_sandbox import AthleteHandle, StravaSandbox
 
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
 from sync_assets.errors import SyncError
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 from sync_assets.resources.strava_listing import ListCursor
 from sync_assets.resources.tokens import StravaTokens
-from sync_assets.sandbox import AthleteHandle, StravaSandbox
 from sync_assets.sensors.webhooks import strava_webhook_events
 from sync_assets.storage import StepMetrics, Store, close_stores, open_store
 from sync_assets.storage.crypto import KEYS_ENV, TokenCipher, keys_from_env

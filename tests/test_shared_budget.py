@@ -23,6 +23,7 @@ from dagster._core.storage.tags import (
 )
 from dagster._core.test_utils import instance_for_test
 from pydantic import SecretStr
+from sync_assets_sandbox import RateLimits, StravaSandbox
 
 from sync_assets.assets import raw_strava_activities
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
@@ -33,7 +34,6 @@ from sync_assets.resources.rate_limit import (
     app_key,
 )
 from sync_assets.resources.strava_client import StravaClient
-from sync_assets.sandbox import RateLimits, StravaSandbox
 from sync_assets.storage import close_stores, open_store
 from sync_assets.storage.crypto import TokenCipher, keys_from_env
 from sync_assets.storage.postgres import PostgresStore

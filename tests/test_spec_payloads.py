@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from cryptography.fernet import Fernet
+from sync_assets_sandbox import NO_DISTANCE_SPORTS, SPORTS, generate_activities
 from upath import UPath
 
 from sync_assets.enrichment.activities import ENRICHED_SCHEMA, enrich_tables
@@ -41,8 +42,6 @@ from sync_assets.resources.parquet_io import (
     PartitionedParquetIOManager,
 )
 from sync_assets.resources.weather_providers import OpenMeteoProvider
-from sync_assets.sandbox import generate_activities
-from sync_assets.sandbox.athletes import NO_DISTANCE_SPORTS, SPORTS
 from sync_assets.storage import close_stores, open_store, runs_rows
 
 from .conftest import add_users

@@ -13,10 +13,10 @@ from pathlib import Path
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
+from sync_assets_sandbox import generate_activities
 
 from sync_assets.models import activities_table, activity_row, validate_page
 from sync_assets.resources.tokens import StravaTokens
-from sync_assets.sandbox import generate_activities
 from sync_assets.storage import Store, runs_rows
 from sync_assets.storage.crypto import TokenCipher
 from sync_assets.storage.postgres import PostgresStore

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sync_assets_sandbox import RateLimits
 
 from sync_assets.errors import AuthenticationError, ErrorType, RateLimitError, SyncError
 from sync_assets.resources.rate_limit import QUARTER, RateLimitBudget
 from sync_assets.resources.tokens import StravaTokens
-from sync_assets.sandbox import RateLimits
 
 from .conftest import LIST_ORDERS
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from cryptography.fernet import Fernet
+from sync_assets_sandbox import SandboxServer, StravaSandbox, WeatherLimits, request_weight
 
 from sync_assets.enrichment.activities import enrich_tables
 from sync_assets.enrichment.geocoding import reverse_geocode
@@ -29,8 +30,6 @@ from sync_assets.resources.weather_providers import (
     to_celsius,
     to_mps,
 )
-from sync_assets.sandbox import SandboxServer, StravaSandbox
-from sync_assets.sandbox.weather import WeatherLimits, request_weight
 from sync_assets.storage import Store, close_stores, open_store
 
 from .conftest import add_users

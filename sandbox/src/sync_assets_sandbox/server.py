@@ -18,14 +18,14 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol, TextIO
 
-from sync_assets.sandbox.strava import (
+from sync_assets_sandbox.strava import (
     DEFAULT_LIST_ORDER,
     Faults,
     RateLimits,
     Response,
     StravaSandbox,
 )
-from sync_assets.sandbox.weather import WeatherSandbox
+from sync_assets_sandbox.weather import WeatherSandbox
 
 log = logging.getLogger(__name__)
 
