@@ -1,0 +1,1 @@
+insert into {schema}strava_rate_budget (app) values (:app) on conflict (app) do nothing

@@ -1,0 +1,6 @@
+-- Serializes refreshes of one user across workers: the row stays locked until commit.
+select user_id{::text}, athlete_id, scopes, status, status_reason, access_token_encrypted,
+       refresh_token_encrypted, {epoch(expires_at)} as expires_at
+from {schema}strava_connections
+where user_id = :user_id
+{for_update}

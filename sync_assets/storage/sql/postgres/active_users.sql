@@ -1,7 +1,0 @@
--- Active connections made after a keyset point (the new-user sensor's cursor), oldest first;
--- no token columns: the sensor needs to know who, not to act for them.
-select user_id::text as user_id, created_at
-from public.strava_connections
-where status = 'active' and (created_at, user_id::text) > (%(since)s, %(after_user)s)
-order by created_at, user_id::text
-limit %(limit)s

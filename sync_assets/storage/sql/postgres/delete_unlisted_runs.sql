@@ -1,8 +1,0 @@
--- A complete listing of a user's window is Strava's truth for that window: rows in it that the
--- listing did not return were deleted on Strava (or made invisible to this app). Only rows
--- stored before the listing started go: one a concurrent sync stored meanwhile is kept.
-delete from public.runs
-where user_id = %(user_id)s
-  and start_date_utc >= %(window_start)s and start_date_utc < %(window_end)s
-  and created_at < %(listed_at)s
-  and not (strava_id = any(%(listed)s))

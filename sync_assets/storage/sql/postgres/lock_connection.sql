@@ -1,6 +1,0 @@
--- Serializes refreshes of one user across workers: the row stays locked until commit.
-select user_id::text, athlete_id, scopes, status, status_reason, access_token_encrypted,
-       refresh_token_encrypted, extract(epoch from expires_at)::bigint as expires_at
-from public.strava_connections
-where user_id = %(user_id)s
-for update

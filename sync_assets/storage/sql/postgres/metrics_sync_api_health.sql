@@ -1,2 +1,0 @@
--- Every row of the view sync_api_health (supabase/migrations/20261129001100_sync_metrics.sql).
-select * from public.sync_api_health order by day, api

@@ -1,1 +1,0 @@
-SELECT user_id, access_token_encrypted, refresh_token_encrypted FROM strava_connections

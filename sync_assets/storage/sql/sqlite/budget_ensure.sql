@@ -1,1 +1,0 @@
-insert into strava_rate_budget (app) values (:app) on conflict (app) do nothing

@@ -1,2 +1,0 @@
--- See the PostgreSQL version.
-SELECT * FROM sync_api_health ORDER BY day, api

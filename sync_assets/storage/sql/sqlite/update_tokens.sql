@@ -1,3 +1,0 @@
-UPDATE strava_connections
-SET access_token_encrypted = :access, refresh_token_encrypted = :refresh, expires_at = :expires_at
-WHERE user_id = :user_id
