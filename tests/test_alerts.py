@@ -34,7 +34,7 @@ from sync_assets.sessions import SessionTracker, SyncState
 from sync_assets.storage import Store, open_store
 from sync_assets.storage.postgres import PostgresStore
 
-from .conftest import (
+from .helpers import (
     add_users,
     connect_user,
     make_resources,

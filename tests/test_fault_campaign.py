@@ -47,7 +47,7 @@ from sync_assets.sensors.webhooks import strava_webhook_events
 from sync_assets.storage import close_stores, open_store
 from sync_assets.webhooks import WebhookReceiver, WebhookServer
 
-from .conftest import LIST_ORDERS, connect_user, make_resources, run_metadata
+from .helpers import LIST_ORDERS, connect_user, make_resources, run_metadata
 
 SEED = int(os.environ.get("SYNC_ASSETS_CAMPAIGN_SEED", "20261129"))
 SIZES = (0, 40, 450, 1_300, 3_000)  # athletes' histories; the 450 one revokes the app

@@ -74,7 +74,7 @@ from sync_assets.storage.crypto import TokenCipher
 from sync_assets.storage.postgres import PostgresStore
 from sync_assets.storage.sqlite import SqliteStore
 
-from .conftest import add_users, connect_user, make_resources, sync_range
+from .helpers import add_users, connect_user, make_resources, sync_range
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 FETCHED = datetime(2026, 1, 2, tzinfo=UTC)

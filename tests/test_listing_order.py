@@ -20,7 +20,7 @@ from sync_assets.errors import ErrorType, SyncError
 from sync_assets.partitions import USERS_PARTITIONS_NAME, SyncSpan
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import (
+from .helpers import (
     connect_user,
     make_resources,
     run_metadata,

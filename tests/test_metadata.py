@@ -13,7 +13,7 @@ from dagster._core.test_utils import instance_for_test
 from sync_assets.partitions import USERS_PARTITIONS_NAME
 from sync_assets.storage import open_store
 
-from .conftest import (
+from .helpers import (
     RUN_PREFIX,
     connect_user,
     make_resources,

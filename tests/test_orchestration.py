@@ -31,7 +31,7 @@ from sync_assets.sensors.schedules import incremental_run_requests, incremental_
 from sync_assets.sessions import SYNC_TYPE_TAG
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import add_users, make_resources, save_tokens
+from .helpers import add_users, make_resources, save_tokens
 
 TOKENS = StravaTokens(access_token="a" * 20, refresh_token="r" * 20, expires_at=2_000_000_000)
 

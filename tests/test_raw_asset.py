@@ -18,7 +18,7 @@ from dagster._core.test_utils import instance_for_test
 from sync_assets.assets import raw_strava_activities
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 
-from .conftest import make_resources
+from .helpers import make_resources
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from sync_assets.sensors.run_status import (
 from sync_assets.sessions import InvalidTransition, SessionTracker, SyncState, check_transition
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import (
+from .helpers import (
     LIST_ORDERS,
     connect_user,
     make_resources,

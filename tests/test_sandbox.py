@@ -10,7 +10,7 @@ import pytest
 
 from sync_assets.sandbox import RateLimits, generate_activities
 
-from .conftest import quarter_not_midnight
+from .helpers import quarter_not_midnight
 
 
 @pytest.fixture

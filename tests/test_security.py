@@ -52,7 +52,7 @@ from sync_assets.storage.postgres import PostgresStore
 from sync_assets.storage.sqlite import SqliteStore
 from sync_assets.webhooks import WebhookReceiver, WebhookServer
 
-from .conftest import add_users, make_resources
+from .helpers import add_users, make_resources
 
 ASSETS = [raw_strava_activities, weather_enriched_activities, runs_table]
 CLIENT_SECRET = "cs-" + secrets.token_hex(16)  # the app's real secret in these tests

@@ -38,7 +38,7 @@ from sync_assets.storage import close_stores, open_store
 from sync_assets.storage.crypto import TokenCipher, keys_from_env
 from sync_assets.storage.postgres import PostgresStore
 
-from .conftest import add_users, save_tokens
+from .helpers import add_users, save_tokens
 
 RUNS = 8
 TIGHT = RateLimits(read_15min=12, read_daily=100_000, overall_15min=24, overall_daily=100_000)

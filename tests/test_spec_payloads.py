@@ -45,7 +45,7 @@ from sync_assets.sandbox import generate_activities
 from sync_assets.sandbox.athletes import NO_DISTANCE_SPORTS, SPORTS
 from sync_assets.storage import close_stores, open_store, runs_rows
 
-from .conftest import add_users
+from .helpers import add_users
 
 FETCHED = datetime(2026, 1, 2, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ from sync_assets.resources.rate_limit import QUARTER, RateLimitBudget
 from sync_assets.resources.tokens import StravaTokens
 from sync_assets.sandbox import RateLimits
 
-from .conftest import LIST_ORDERS
+from .helpers import LIST_ORDERS
 
 EPOCH = datetime(2009, 1, 1, tzinfo=UTC)
 

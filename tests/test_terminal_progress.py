@@ -27,7 +27,7 @@ from sync_assets.resources.weather_providers import OpenMeteoProvider, WeatherWa
 from sync_assets.storage import SessionRecord, open_store
 from sync_assets.terminal_progress import PlainLines, SessionProgress, live_view, plain_lines
 
-from .conftest import connect_user, make_resources, whole_history
+from .helpers import connect_user, make_resources, whole_history
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 BASE = SessionRecord(

@@ -27,7 +27,7 @@ from sync_assets.sensors.enrichment import weather_retry_sensor
 from sync_assets.sessions import SYNC_TYPE_TAG
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import add_users, make_resources, run_metadata, save_tokens
+from .helpers import add_users, make_resources, run_metadata, save_tokens
 
 ASSETS = [raw_strava_activities, weather_enriched_activities, runs_table]
 

@@ -39,7 +39,7 @@ from sync_assets.sensors.webhooks import strava_webhook_events
 from sync_assets.storage import close_stores, open_store
 from sync_assets.webhooks import PATH, WebhookEvent, WebhookReceiver, WebhookServer
 
-from .conftest import add_users, make_resources, save_tokens
+from .helpers import add_users, make_resources, save_tokens
 
 ASSETS = [raw_strava_activities, weather_enriched_activities, runs_table]
 TOKEN = "verify-" + "t" * 16
