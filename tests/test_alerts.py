@@ -20,8 +20,8 @@ from dagster import (
     Definitions,
     build_sensor_context,
     define_asset_job,
+    instance_for_test,
 )
-from dagster._core.test_utils import instance_for_test
 from psycopg_pool import PoolTimeout
 
 from sync_assets import alerts, metrics

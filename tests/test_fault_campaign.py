@@ -28,13 +28,13 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     build_sensor_context,
+    instance_for_test,
     materialize,
 )
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-from dagster._core.test_utils import instance_for_test
 
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key

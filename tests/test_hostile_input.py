@@ -43,7 +43,7 @@ import numpy as np
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
-from dagster._core.test_utils import instance_for_test
+from dagster import instance_for_test
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.rows import dict_row

@@ -12,8 +12,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from dagster import DagsterInstance
-from dagster._core.test_utils import instance_for_test
+from dagster import DagsterInstance, instance_for_test
 
 from sync_assets import cli
 from sync_assets.errors import ErrorType, SyncError

@@ -15,8 +15,9 @@ from dagster import (
     DagsterRunStatus,
     build_run_status_sensor_context,
     build_sensor_context,
+    instance_for_test,
 )
-from dagster._core.test_utils import create_run_for_test, instance_for_test
+from dagster._core.test_utils import create_run_for_test
 
 from sync_assets.definitions import STRAVA_SYNC_JOB
 from sync_assets.partitions import USERS_PARTITIONS_NAME

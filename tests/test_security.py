@@ -30,14 +30,14 @@ from dagster import (
     EnvVar,
     SensorResult,
     build_sensor_context,
+    instance_for_test,
     materialize,
+    serialize_value,
 )
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-from dagster._core.test_utils import instance_for_test
-from dagster._serdes import serialize_value
 
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
 from sync_assets.errors import SyncError

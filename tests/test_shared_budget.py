@@ -16,12 +16,11 @@ from datetime import UTC, datetime, timedelta
 import pyarrow.parquet as pq
 import pytest
 from cryptography.fernet import Fernet
-from dagster import materialize
+from dagster import instance_for_test, materialize
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-from dagster._core.test_utils import instance_for_test
 from pydantic import SecretStr
 
 from sync_assets.assets import raw_strava_activities
