@@ -20,8 +20,8 @@ from dagster import (
     Definitions,
     build_sensor_context,
     define_asset_job,
+    instance_for_test,
 )
-from dagster._core.test_utils import instance_for_test
 from psycopg_pool import PoolTimeout
 from sync_assets_sandbox import RateLimits
 
@@ -34,7 +34,7 @@ from sync_assets.sessions import SessionTracker, SyncState
 from sync_assets.storage import Store, open_store
 from sync_assets.storage.postgres import PostgresStore
 
-from .conftest import (
+from .helpers import (
     add_users,
     connect_user,
     make_resources,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from .conftest import CLI, cli_connect, sandbox_env
+from .helpers import CLI, cli_connect, sandbox_env
 
 KNOWN = "6f1c2a4e-8b3d-4f5e-9a7b-1c2d3e4f5a6b"  # connected by the fixture
 UNKNOWN = "0c7d1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f"  # never connected
@@ -120,7 +120,7 @@ def test_status_on_postgres_reads_no_token_and_needs_no_key(pg_url, tmp_path) ->
     from sync_assets.sessions import SessionTracker, SyncState
     from sync_assets.storage import close_stores, open_store
 
-    from .conftest import add_users
+    from .helpers import add_users
 
     user = str(uuid.uuid4())
     add_users(pg_url, user)

@@ -19,7 +19,7 @@ from sync_assets_sandbox import SandboxServer, StravaSandbox
 
 from sync_assets.ingest import minimum_list_calls
 
-from .conftest import CLI, LIST_ORDERS, cli_connect, sandbox_env
+from .helpers import CLI, LIST_ORDERS, cli_connect, sandbox_env
 
 SEED = int(os.environ.get("SYNC_ASSETS_CAMPAIGN_SEED", "20261129"))
 N_ACTIVITIES = 1_500  # 8 list pages

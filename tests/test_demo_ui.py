@@ -56,8 +56,8 @@ from sync_assets.resources import (
 from sync_assets.sensors.alerts import sync_health_sensor
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import CHILD_ENV_DROPPED, CLI
-from .ui_helpers import (
+from .helpers import CHILD_ENV_DROPPED, CLI
+from .helpers.ui import (
     REPO,
     DagsterDev,
     Shots,

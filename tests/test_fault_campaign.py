@@ -18,7 +18,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -27,14 +29,15 @@ from cryptography.fernet import Fernet
 from dagster import (
     DagsterEventType,
     DagsterInstance,
+    ExecuteInProcessResult,
     build_sensor_context,
+    instance_for_test,
     materialize,
 )
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-from dagster._core.test_utils import instance_for_test
 from sync_assets_sandbox import RateLimits, SandboxServer, StravaSandbox, WeatherLimits
 
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
@@ -42,10 +45,10 @@ from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 from sync_assets.resources import SupabaseResource
 from sync_assets.sensors.enrichment import weather_retry_sensor
 from sync_assets.sensors.webhooks import strava_webhook_events
-from sync_assets.storage import close_stores, open_store
+from sync_assets.storage import Store, close_stores, open_store
 from sync_assets.webhooks import WebhookReceiver, WebhookServer
 
-from .conftest import LIST_ORDERS, connect_user, make_resources, run_metadata
+from .helpers import LIST_ORDERS, connect_user, make_resources, run_metadata
 
 SEED = int(os.environ.get("SYNC_ASSETS_CAMPAIGN_SEED", "20261129"))
 SIZES = (0, 40, 450, 1_300, 3_000)  # athletes' histories; the 450 one revokes the app
@@ -134,12 +137,86 @@ def exhaust_read_window(sandbox: StravaSandbox, api_url: str) -> int:
     return spent
 
 
+@dataclass
+class Campaign:
+    """What the steps share: the sandboxes, Dagster's instance, the database and its store, the
+    job's resources; the athletes (in `SIZES` order) and their users; the runs executed so far
+    and the figures the tally reports."""
+
+    sandbox: StravaSandbox
+    server: SandboxServer
+    instance: DagsterInstance
+    pg_url: str
+    store: Store
+    supabase: SupabaseResource
+    resources: dict[str, object]
+    users: list[str] = field(default_factory=list)
+    athletes: list = field(default_factory=list)  # the sandbox's AthleteHandles
+    now_month: str = ""
+    results: list[ExecuteInProcessResult] = field(default_factory=list)
+    burst: threading.Thread | None = None
+    foreign_reads: int = 0
+    rounds: int = 0
+    checked: int = 0
+    quarantined: int = 0
+
+    def execute(self, tags: dict[str, str], *, enrich_only: bool = False) -> ExecuteInProcessResult:
+        """One run of the three assets (or the weather and store steps only), as the daemon
+        would launch it; kept in `results`."""
+        result = materialize(
+            ASSETS,
+            instance=self.instance,
+            resources=self.resources,
+            selection=[weather_enriched_activities, runs_table] if enrich_only else None,
+            tags=tags,
+            raise_on_error=False,
+        )
+        self.results.append(result)
+        return result
+
+    def first_month(self, i: int) -> str:
+        acts = self.sandbox.activities(self.athletes[i].athlete_id)
+        if not acts:
+            return "2026-06-01"
+        return month_key(datetime.fromisoformat(acts[0]["start_date"].replace("Z", "+00:00")))
+
+
 # The campaign is the suite's slowest test: it runs in the default order and in the one that
 # lost activities before listings read their order (newest first with both bounds).
 @pytest.mark.parametrize("list_order", [LIST_ORDERS[0], LIST_ORDERS[2]])
 def test_faults_everywhere_and_the_database_still_equals_stravas_truth(
     list_order, campaign_sandbox, instance, pg_url, tmp_path, monkeypatch, capsys
 ) -> None:
+    campaign = _open_campaign(campaign_sandbox, instance, pg_url, tmp_path, monkeypatch)
+    _tighten_the_limits(campaign)
+    _connect_athletes(campaign)
+    with WebhookServer(WebhookReceiver(campaign.store, VERIFY_TOKEN)) as hook:
+        _subscribe_to_push_events(campaign, hook.url)
+        _spend_the_read_window_elsewhere(campaign)
+        _inject_every_fault(campaign)
+        _sync_whole_histories(campaign)
+        _check_the_burst_resumed_from_its_checkpoint(campaign)
+        _check_only_the_revoked_athlete_failed(campaign)
+        _bring_the_weather_back(campaign)
+        _run_the_sensors_until_nothing_is_due(campaign)
+    _check_the_database_equals_the_truth(campaign)
+    _check_every_session_completed(campaign)
+    faults = _count_faults(campaign)
+    step_retries = _count_step_retries(campaign)
+    _print_the_tally(campaign, list_order, faults, step_retries, capsys)
+    _check_every_kind_of_fault_happened(faults, step_retries)
+    close_stores()
+
+
+def _open_campaign(
+    campaign_sandbox: tuple[StravaSandbox, SandboxServer],
+    instance: DagsterInstance,
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Campaign:
+    """The store on the test's database, the job's resources with the campaign's retries and
+    a commercial weather plan."""
     sandbox, server = campaign_sandbox
     monkeypatch.setenv("SYNC_ASSETS_ENCRYPTION_KEYS", Fernet.generate_key().decode())
     monkeypatch.setenv("SYNC_ASSETS_STORAGE_URL", str(tmp_path / "parquet"))
@@ -166,209 +243,260 @@ def test_faults_everywhere_and_the_database_still_equals_stravas_truth(
         step_retry_seconds=0.2,
         max_wait_seconds=60,
     )
-    # The read window resets 15 s from now (sandbox clock), and it is tight.
-    sandbox.set_clock((sandbox.now() // QUARTER + 1) * QUARTER - 15.0)
-    server.weather.set_limits(WEATHER_TIER)
-    sandbox.set_limits(RateLimits(read_15min=80, read_daily=1_000))
+    return Campaign(sandbox, server, instance, pg_url, store, supabase, resources)
 
-    users: list[str] = []
-    athletes = []
+
+def _tighten_the_limits(c: Campaign) -> None:
+    """The read window resets 15 s from now (sandbox clock), and it is tight."""
+    c.sandbox.set_clock((c.sandbox.now() // QUARTER + 1) * QUARTER - 15.0)
+    c.server.weather.set_limits(WEATHER_TIER)
+    c.sandbox.set_limits(RateLimits(read_15min=80, read_daily=1_000))
+
+
+def _connect_athletes(c: Campaign) -> None:
+    """One user per history size, connected and known to Dagster as a partition."""
     for n in SIZES:
-        user, athlete = connect_user(store, sandbox, pg_url, n, years=max(1.0, n / 300))
-        users.append(user)
-        athletes.append(athlete)
-    instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, users)
-    now_month = month_key(datetime.fromtimestamp(sandbox.now(), UTC))
+        user, athlete = connect_user(c.store, c.sandbox, c.pg_url, n, years=max(1.0, n / 300))
+        c.users.append(user)
+        c.athletes.append(athlete)
+    c.instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, c.users)
+    c.now_month = month_key(datetime.fromtimestamp(c.sandbox.now(), UTC))
 
-    def first_month(i: int) -> str:
-        acts = sandbox.activities(athletes[i].athlete_id)
-        if not acts:
-            return "2026-06-01"
-        return month_key(datetime.fromisoformat(acts[0]["start_date"].replace("Z", "+00:00")))
 
-    results = []
+def _subscribe_to_push_events(c: Campaign, callback_url: str) -> None:
+    """The app's push subscription, as production makes it: events reach the receiver."""
+    subscribed = httpx.post(
+        f"{c.server.api_url}/push_subscriptions",
+        data={
+            "client_id": c.sandbox.client_id,
+            "client_secret": c.sandbox.client_secret,
+            "callback_url": callback_url,
+            "verify_token": VERIFY_TOKEN,
+        },
+    )
+    assert subscribed.status_code == 200
 
-    def execute(tags: dict[str, str], *, enrich_only: bool = False):
-        result = materialize(
-            ASSETS,
-            instance=instance,
-            resources=resources,
-            selection=[weather_enriched_activities, runs_table] if enrich_only else None,
-            tags=tags,
-            raise_on_error=False,
+
+def _spend_the_read_window_elsewhere(c: Campaign) -> None:
+    """Another worker of the app spends the 15-minute reads: our first requests meet 429."""
+    c.foreign_reads = exhaust_read_window(c.sandbox, c.server.api_url)
+
+
+def _inject_every_fault(c: Campaign) -> None:
+    """Every fault at once: latency, 5xx, dropped connections, cut bodies, a broken page,
+    corrupt activities, a revocation, two histories changed while listed, the weather API down;
+    and a 5xx burst longer than the client's retries in the middle of the biggest listing (the
+    step retries and resumes from its checkpoint)."""
+    big, mid = c.athletes[4].athlete_id, c.athletes[3].athlete_id
+    c.sandbox.set_faults(
+        latency_seconds=0.003,
+        latency_jitter_seconds=0.003,
+        error_5xx_rate=0.08,
+        drop_connection_rate=0.04,
+        truncate_body_next=2,
+        malformed_page_next=1,
+        malformed_activity_rate=0.002,
+        revoke_after_requests={c.athletes[REVOKED].athlete_id: 1},
+        mutate_between_pages=[
+            {"athlete_id": big, "after_page": 4, "add": 4, "delete": 5, "where": "both"},
+            {"athlete_id": mid, "after_page": 2, "add": 2, "delete": 2, "where": "inside"},
+        ],
+    )
+    c.server.weather.set_faults(outage=True)
+    c.burst = threading.Thread(
+        target=burst_after_page, args=(c.sandbox, big, BURST_AFTER_PAGE), daemon=True
+    )
+    c.burst.start()
+
+
+def _sync_whole_histories(c: Campaign) -> None:
+    """Round 1: each new athlete's whole history, as the new-user sensor asks for it."""
+    for i, user in enumerate(c.users):
+        c.execute(
+            {
+                ASSET_PARTITION_RANGE_START_TAG: f"{c.first_month(i)}|{user}",
+                ASSET_PARTITION_RANGE_END_TAG: f"{c.now_month}|{user}",
+            }
         )
-        results.append(result)
-        return result
+    assert c.burst is not None
+    c.burst.join(timeout=1)
 
-    with WebhookServer(WebhookReceiver(store, VERIFY_TOKEN)) as hook:
-        subscribed = httpx.post(
-            f"{server.api_url}/push_subscriptions",
-            data={
-                "client_id": sandbox.client_id,
-                "client_secret": sandbox.client_secret,
-                "callback_url": hook.url,
-                "verify_token": VERIFY_TOKEN,
-            },
-        )
-        assert subscribed.status_code == 200
 
-        foreign = exhaust_read_window(sandbox, server.api_url)
-        # Every fault at once.
-        big, mid = athletes[4].athlete_id, athletes[3].athlete_id
-        sandbox.set_faults(
-            latency_seconds=0.003,
-            latency_jitter_seconds=0.003,
-            error_5xx_rate=0.08,
-            drop_connection_rate=0.04,
-            truncate_body_next=2,
-            malformed_page_next=1,
-            malformed_activity_rate=0.002,
-            revoke_after_requests={athletes[REVOKED].athlete_id: 1},
-            mutate_between_pages=[
-                {"athlete_id": big, "after_page": 4, "add": 4, "delete": 5, "where": "both"},
-                {"athlete_id": mid, "after_page": 2, "add": 2, "delete": 2, "where": "inside"},
-            ],
-        )
-        server.weather.set_faults(outage=True)
-        # A 5xx burst longer than the client's retries, in the middle of the biggest listing:
-        # the step retries and resumes from its checkpoint.
-        burst = threading.Thread(
-            target=burst_after_page, args=(sandbox, big, BURST_AFTER_PAGE), daemon=True
-        )
-        burst.start()
+def _check_the_burst_resumed_from_its_checkpoint(c: Campaign) -> None:
+    big_raw = c.results[4]
+    assert run_metadata(big_raw, "raw_strava_activities")["resumed_from_checkpoint"] >= (
+        BURST_AFTER_PAGE * 200 - 200
+    )
 
-        # Round 1: each new athlete's whole history, as the new-user sensor asks for it.
-        for i, user in enumerate(users):
-            execute(
-                {
-                    ASSET_PARTITION_RANGE_START_TAG: f"{first_month(i)}|{user}",
-                    ASSET_PARTITION_RANGE_END_TAG: f"{now_month}|{user}",
-                }
-            )
-        revoked_user = users[REVOKED]
-        burst.join(timeout=1)
-        big_raw = results[4]
-        assert run_metadata(big_raw, "raw_strava_activities")["resumed_from_checkpoint"] >= (
-            BURST_AFTER_PAGE * 200 - 200
-        )
-        revoked_run = results[REVOKED]
-        assert not revoked_run.success
-        revoked_session = store.get_session(revoked_run.run_id, revoked_user)
-        assert revoked_session.status == "failed"
-        assert revoked_session.last_error["type"] == "AUTHENTICATION"
-        assert revoked_session.last_error["retryable"] is False
-        assert [r.success for i, r in enumerate(results) if i != REVOKED] == [True] * 4
 
-        # The weather API comes back; failures are due for a retry once the breaker the outage
-        # opened may close again (their retry_after).
-        server.weather.clear_faults()
-        time.sleep(BREAKER_RESET + 0.5)
+def _check_only_the_revoked_athlete_failed(c: Campaign) -> None:
+    """The revoked athlete's run failed for good (not retryable); every other run succeeded."""
+    revoked_run = c.results[REVOKED]
+    assert not revoked_run.success
+    revoked_session = c.store.get_session(revoked_run.run_id, c.users[REVOKED])
+    assert revoked_session.status == "failed"
+    assert revoked_session.last_error["type"] == "AUTHENTICATION"
+    assert revoked_session.last_error["retryable"] is False
+    assert [r.success for i, r in enumerate(c.results) if i != REVOKED] == [True] * 4
 
-        # Later rounds: what the daemon would run from the sensors, until nothing is left.
-        webhook_cursor: str | None = None
-        rounds = 0
-        while True:
-            rounds += 1
-            assert rounds <= 6, "the sensors keep asking for runs"
-            sandbox.push.flush()
-            with build_sensor_context(
-                instance=instance,
-                resources={"supabase": supabase, "strava": resources["strava"]},
-                cursor=webhook_cursor,
-            ) as ctx:
-                events = strava_webhook_events(ctx)
-            requests = list(getattr(events, "run_requests", None) or [])
-            if getattr(events, "cursor", None):
-                webhook_cursor = events.cursor
-            for request in getattr(events, "dynamic_partitions_requests", None) or []:
-                instance.delete_dynamic_partition(USERS_PARTITIONS_NAME, request.partition_keys[0])
-            for request in requests:
-                assert execute(request.tags).success
-            retry_ctx = build_sensor_context(instance=instance, resources={"supabase": supabase})
-            weather = weather_retry_sensor(retry_ctx)
-            weather_requests = weather if isinstance(weather, list) else []
-            for request in weather_requests:
-                assert execute(request.tags, enrich_only=True).success
-            if not requests and not weather_requests:
-                # Nothing due now; weather failures that are retryable later are waited for.
-                later = store.pending_enrichment(datetime.now(UTC) + timedelta(minutes=2))
-                if not later:
-                    break
-                time.sleep(5.0)
-        assert not sandbox.push.failed
 
-    # The database equals Strava's truth, athlete by athlete.
-    checked = quarantined = 0
-    for i, (user, athlete) in enumerate(zip(users, athletes, strict=True)):
+def _bring_the_weather_back(c: Campaign) -> None:
+    """The weather API comes back; failures are due for a retry once the breaker the outage
+    opened may close again (their retry_after)."""
+    c.server.weather.clear_faults()
+    time.sleep(BREAKER_RESET + 0.5)
+
+
+def _run_the_sensors_until_nothing_is_due(c: Campaign) -> None:
+    """Later rounds: what the daemon would run from the sensors, until nothing is left."""
+    webhook_cursor: str | None = None
+    while True:
+        c.rounds += 1
+        assert c.rounds <= 6, "the sensors keep asking for runs"
+        c.sandbox.push.flush()
+        webhook_cursor, requests = _run_the_webhook_sensor(c, webhook_cursor)
+        weather_requests = _run_the_weather_retry_sensor(c)
+        if not requests and not weather_requests:
+            # Nothing due now; weather failures that are retryable later are waited for.
+            later = c.store.pending_enrichment(datetime.now(UTC) + timedelta(minutes=2))
+            if not later:
+                break
+            time.sleep(5.0)
+    assert not c.sandbox.push.failed
+
+
+def _run_the_webhook_sensor(c: Campaign, cursor: str | None) -> tuple[str | None, list]:
+    """The push events' sensor once: deauthorized users' partitions go, its runs succeed.
+    Returns its cursor and its run requests."""
+    with build_sensor_context(
+        instance=c.instance,
+        resources={"supabase": c.supabase, "strava": c.resources["strava"]},
+        cursor=cursor,
+    ) as ctx:
+        events = strava_webhook_events(ctx)
+    requests = list(getattr(events, "run_requests", None) or [])
+    if getattr(events, "cursor", None):
+        cursor = events.cursor
+    for request in getattr(events, "dynamic_partitions_requests", None) or []:
+        c.instance.delete_dynamic_partition(USERS_PARTITIONS_NAME, request.partition_keys[0])
+    for request in requests:
+        assert c.execute(request.tags).success
+    return cursor, requests
+
+
+def _run_the_weather_retry_sensor(c: Campaign) -> list:
+    """The pending weather's sensor once: its runs (weather and store steps only) succeed."""
+    retry_ctx = build_sensor_context(instance=c.instance, resources={"supabase": c.supabase})
+    weather = weather_retry_sensor(retry_ctx)
+    weather_requests = weather if isinstance(weather, list) else []
+    for request in weather_requests:
+        assert c.execute(request.tags, enrich_only=True).success
+    return weather_requests
+
+
+def _check_the_database_equals_the_truth(c: Campaign) -> None:
+    """The database equals Strava's truth, athlete by athlete: nothing of the revoked one is
+    kept, nothing of the others is lost or left without its weather."""
+    for i, (user, athlete) in enumerate(zip(c.users, c.athletes, strict=True)):
         if i == REVOKED:
-            assert stored_rows(pg_url, user) == []  # deauthorized: nothing of it is kept
+            assert stored_rows(c.pg_url, user) == []  # deauthorized: nothing of it is kept
             continue
-        corrupt = sandbox.malformed_activity_ids(athlete.athlete_id)
+        corrupt = c.sandbox.malformed_activity_ids(athlete.athlete_id)
         truth = [
-            truth_row(a) for a in sandbox.activities(athlete.athlete_id) if a["id"] not in corrupt
+            truth_row(a) for a in c.sandbox.activities(athlete.athlete_id) if a["id"] not in corrupt
         ]
-        stored = stored_rows(pg_url, user)
+        stored = stored_rows(c.pg_url, user)
         assert [r[0] for r in stored] == sorted(r[0] for r in truth), f"user {i}: ids differ"
         assert stored == sorted(truth), f"user {i}: key fields differ"
-        with psycopg.connect(pg_url) as conn:
-            held = conn.execute(
-                "select strava_id, reason from public.activity_quarantine where user_id = %s",
-                (user,),
-            ).fetchall()
-            weather = conn.execute(
-                "select enrichment_status->>'weather_status', count(*) from public.runs "
-                "where user_id = %s group by 1",
-                (user,),
-            ).fetchall()
-        # Nothing lost: each corrupt activity waits in quarantine with its reason.
-        held_ids = {sid for sid, _ in held if sid is not None}
-        with_id = {aid for aid, how in corrupt.items() if how != "id missing"}
-        assert with_id <= held_ids
-        assert len(held) >= len(corrupt) and all(reason for _, reason in held)
-        assert "failed" not in dict(weather), f"user {i}: weather left failed: {weather}"
-        checked += len(truth)
-        quarantined += len(corrupt)
+        _check_nothing_lost(c, user, corrupt)
+        _check_no_weather_left_failed(c, i, user)
+        c.checked += len(truth)
+        c.quarantined += len(corrupt)
 
-    # Every session completed but the revoked athlete's.
-    with psycopg.connect(pg_url) as conn:
+
+def _check_nothing_lost(c: Campaign, user: str, corrupt: dict[int, str]) -> None:
+    """Each corrupt activity waits in quarantine with its reason."""
+    with psycopg.connect(c.pg_url) as conn:
+        held = conn.execute(
+            "select strava_id, reason from public.activity_quarantine where user_id = %s",
+            (user,),
+        ).fetchall()
+    held_ids = {sid for sid, _ in held if sid is not None}
+    with_id = {aid for aid, how in corrupt.items() if how != "id missing"}
+    assert with_id <= held_ids
+    assert len(held) >= len(corrupt) and all(reason for _, reason in held)
+
+
+def _check_no_weather_left_failed(c: Campaign, i: int, user: str) -> None:
+    with psycopg.connect(c.pg_url) as conn:
+        weather = conn.execute(
+            "select enrichment_status->>'weather_status', count(*) from public.runs "
+            "where user_id = %s group by 1",
+            (user,),
+        ).fetchall()
+    assert "failed" not in dict(weather), f"user {i}: weather left failed: {weather}"
+
+
+def _check_every_session_completed(c: Campaign) -> None:
+    """Every session completed but the revoked athlete's."""
+    with psycopg.connect(c.pg_url) as conn:
         sessions = conn.execute(
             "select user_id::text, status, last_error from public.sync_sessions"
         ).fetchall()
     for user, status, last_error in sessions:
-        if user != revoked_user:
+        if user != c.users[REVOKED]:
             assert status == "completed", (user, status, last_error)
 
-    faults = Counter(r["fault"] for r in sandbox.requests if r["fault"])
-    faults["429"] = sum(1 for r in sandbox.requests if r["status"] == 429)
+
+def _count_faults(c: Campaign) -> Counter:
+    """The faults the sandboxes injected or answered with, by kind."""
+    faults = Counter(r["fault"] for r in c.sandbox.requests if r["fault"])
+    faults["429"] = sum(1 for r in c.sandbox.requests if r["status"] == 429)
     faults["weather outage"] = sum(
-        1 for r in server.weather.requests if r["status"] >= 500 or r.get("fault")
+        1 for r in c.server.weather.requests if r["status"] >= 500 or r.get("fault")
     )
-    faults["mutations"] = sum(len(m["added"]) + len(m["deleted"]) for m in sandbox.mutations)
-    faults["corrupt activities"] = quarantined
-    step_retries = sum(
+    faults["mutations"] = sum(len(m["added"]) + len(m["deleted"]) for m in c.sandbox.mutations)
+    faults["corrupt activities"] = c.quarantined
+    return faults
+
+
+def _count_step_retries(c: Campaign) -> int:
+    return sum(
         1
-        for r in results
+        for r in c.results
         for e in r.all_events
         if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY
     )
+
+
+def _print_the_tally(
+    c: Campaign,
+    list_order: str,
+    faults: Counter,
+    step_retries: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The campaign's figures on the terminal (seed included, to replay it)."""
     request_retries = sum(
-        run_metadata(r, asset.key.path[-1]).get("retries", 0) for r in results for asset in ASSETS
+        run_metadata(r, asset.key.path[-1]).get("retries", 0) for r in c.results for asset in ASSETS
     )
     tally = {
         "seed": SEED,
         "list order": list_order,
-        "runs": len(results),
-        "sensor rounds": rounds,
+        "runs": len(c.results),
+        "sensor rounds": c.rounds,
         "faults injected": dict(sorted(faults.items())),
         "faults total": sum(faults.values()),
-        "foreign reads": foreign,
+        "foreign reads": c.foreign_reads,
         "step retries": step_retries,
         "request retries": request_retries,
-        "activities checked": checked,
+        "activities checked": c.checked,
         "mismatches": 0,
     }
     with capsys.disabled():
         print("\nfault campaign:", json.dumps(tally))
+
+
+def _check_every_kind_of_fault_happened(faults: Counter, step_retries: int) -> None:
     assert faults["429"] >= 1 and faults["5xx"] >= CLIENT_RETRIES + 1
     assert faults["weather outage"] >= 1 and step_retries >= 1
-    close_stores()

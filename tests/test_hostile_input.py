@@ -43,7 +43,7 @@ import numpy as np
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
-from dagster._core.test_utils import instance_for_test
+from dagster import instance_for_test
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.rows import dict_row
@@ -74,7 +74,7 @@ from sync_assets.storage.crypto import TokenCipher
 from sync_assets.storage.postgres import PostgresStore
 from sync_assets.storage.sqlite import SqliteStore
 
-from .conftest import add_users, connect_user, make_resources, sync_range
+from .helpers import add_users, connect_user, make_resources, sync_range
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 FETCHED = datetime(2026, 1, 2, tzinfo=UTC)

@@ -12,15 +12,14 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from dagster import DagsterInstance
-from dagster._core.test_utils import instance_for_test
+from dagster import DagsterInstance, instance_for_test
 
 from sync_assets import cli
 from sync_assets.errors import ErrorType, SyncError
 from sync_assets.partitions import USERS_PARTITIONS_NAME, SyncSpan
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import (
+from .helpers import (
     connect_user,
     make_resources,
     run_metadata,

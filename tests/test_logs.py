@@ -40,7 +40,7 @@ from sync_assets.logs import sync_assets_logger
 from sync_assets.sessions import session_key
 from sync_assets.storage import open_store
 
-from .conftest import CLI, cli_connect, sandbox_env
+from .helpers import CLI, cli_connect, sandbox_env
 
 pytestmark = pytest.mark.timeout(180)
 

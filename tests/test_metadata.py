@@ -8,12 +8,12 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from cryptography.fernet import Fernet
-from dagster._core.test_utils import instance_for_test
+from dagster import instance_for_test
 
 from sync_assets.partitions import USERS_PARTITIONS_NAME
 from sync_assets.storage import open_store
 
-from .conftest import (
+from .helpers import (
     RUN_PREFIX,
     connect_user,
     make_resources,

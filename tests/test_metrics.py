@@ -18,7 +18,7 @@ import pytest
 
 from sync_assets.storage import METRICS_VIEWS, StepMetrics, Store, open_store
 
-from .conftest import add_users
+from .helpers import add_users
 
 DAY1, DAY2 = date(2026, 3, 1), date(2026, 3, 2)
 

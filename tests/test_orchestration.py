@@ -14,13 +14,13 @@ from dagster import (
     SkipReason,
     build_schedule_context,
     build_sensor_context,
+    instance_for_test,
     materialize,
 )
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-from dagster._core.test_utils import instance_for_test
 
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
@@ -31,7 +31,7 @@ from sync_assets.sensors.schedules import incremental_run_requests, incremental_
 from sync_assets.sessions import SYNC_TYPE_TAG
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import add_users, make_resources, save_tokens
+from .helpers import add_users, make_resources, save_tokens
 
 TOKENS = StravaTokens(access_token="a" * 20, refresh_token="r" * 20, expires_at=2_000_000_000)
 

@@ -23,7 +23,7 @@ from sync_assets import cli
 from sync_assets.migrations import plain_postgres_compat_sql, postgres_migrations
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import CLI
+from .helpers import CLI
 from .pg import temporary_database
 
 MIGRATIONS = Path(__file__).parents[1] / "supabase" / "migrations"

@@ -10,12 +10,12 @@ import time
 
 import psycopg
 from cryptography.fernet import Fernet
-from dagster._core.test_utils import instance_for_test
+from dagster import instance_for_test
 
 from sync_assets.partitions import USERS_PARTITIONS_NAME
 from sync_assets.storage import open_store
 
-from .conftest import (
+from .helpers import (
     connect_user,
     make_resources,
     sync_range,

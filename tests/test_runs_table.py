@@ -15,8 +15,9 @@ from dagster import (
     DagsterRunStatus,
     build_run_status_sensor_context,
     build_sensor_context,
+    instance_for_test,
 )
-from dagster._core.test_utils import create_run_for_test, instance_for_test
+from dagster._core.test_utils import create_run_for_test
 
 from sync_assets.definitions import STRAVA_SYNC_JOB
 from sync_assets.partitions import USERS_PARTITIONS_NAME
@@ -28,7 +29,7 @@ from sync_assets.sensors.run_status import (
 from sync_assets.sessions import InvalidTransition, SessionTracker, SyncState, check_transition
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import (
+from .helpers import (
     LIST_ORDERS,
     connect_user,
     make_resources,

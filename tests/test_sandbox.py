@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sync_assets_sandbox import RateLimits, generate_activities
 
-from .conftest import quarter_not_midnight
+from .helpers import quarter_not_midnight
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from sync_assets_sandbox import (
     serve,
 )
 
-from .conftest import quarter_not_midnight
+from .helpers import quarter_not_midnight
 
 QUARTER = 900
 DAY = 86_400

@@ -30,14 +30,14 @@ from dagster import (
     EnvVar,
     SensorResult,
     build_sensor_context,
+    instance_for_test,
     materialize,
+    serialize_value,
 )
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-from dagster._core.test_utils import instance_for_test
-from dagster._serdes import serialize_value
 from sync_assets_sandbox import AthleteHandle, StravaSandbox
 
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
@@ -52,7 +52,7 @@ from sync_assets.storage.postgres import PostgresStore
 from sync_assets.storage.sqlite import SqliteStore
 from sync_assets.webhooks import WebhookReceiver, WebhookServer
 
-from .conftest import add_users, make_resources
+from .helpers import add_users, make_resources
 
 ASSETS = [raw_strava_activities, weather_enriched_activities, runs_table]
 CLIENT_SECRET = "cs-" + secrets.token_hex(16)  # the app's real secret in these tests

@@ -35,7 +35,7 @@ from sync_assets.storage import open_store
 from sync_assets.storage.crypto import TokenCipher
 from sync_assets.storage.postgres import PostgresStore
 
-from .conftest import add_users
+from .helpers import add_users
 from .test_storage import make_rows
 
 FIXTURE = Path(__file__).parent / "data" / "seed_schema.sql"

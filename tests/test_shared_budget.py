@@ -16,12 +16,11 @@ from datetime import UTC, datetime, timedelta
 import pyarrow.parquet as pq
 import pytest
 from cryptography.fernet import Fernet
-from dagster import materialize
+from dagster import instance_for_test, materialize
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-from dagster._core.test_utils import instance_for_test
 from pydantic import SecretStr
 from sync_assets_sandbox import RateLimits, StravaSandbox
 
@@ -38,7 +37,7 @@ from sync_assets.storage import close_stores, open_store
 from sync_assets.storage.crypto import TokenCipher, keys_from_env
 from sync_assets.storage.postgres import PostgresStore
 
-from .conftest import add_users, save_tokens
+from .helpers import add_users, save_tokens
 
 RUNS = 8
 TIGHT = RateLimits(read_15min=12, read_daily=100_000, overall_15min=24, overall_daily=100_000)

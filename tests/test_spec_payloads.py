@@ -44,7 +44,7 @@ from sync_assets.resources.parquet_io import (
 from sync_assets.resources.weather_providers import OpenMeteoProvider
 from sync_assets.storage import close_stores, open_store, runs_rows
 
-from .conftest import add_users
+from .helpers import add_users
 
 FETCHED = datetime(2026, 1, 2, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ from sync_assets.sessions import SessionTracker, SyncState
 from sync_assets.status import DEMO_SETTINGS, id_width, status_lines, status_report
 from sync_assets.storage import open_store
 
-from .conftest import add_users
+from .helpers import add_users
 
 
 def test_recent_sessions_show_state_progress_and_errors(backend, monkeypatch, capsys) -> None:

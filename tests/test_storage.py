@@ -22,7 +22,7 @@ from sync_assets.storage.crypto import TokenCipher
 from sync_assets.storage.postgres import PostgresStore
 from sync_assets.storage.sqlite import SqliteStore
 
-from .conftest import add_users
+from .helpers import add_users
 from .pg import ADMIN_URL
 
 KEY = Fernet.generate_key().decode()

@@ -13,7 +13,7 @@ from sync_assets.errors import AuthenticationError, ErrorType, RateLimitError, S
 from sync_assets.resources.rate_limit import QUARTER, RateLimitBudget
 from sync_assets.resources.tokens import StravaTokens
 
-from .conftest import LIST_ORDERS
+from .helpers import LIST_ORDERS
 
 EPOCH = datetime(2009, 1, 1, tzinfo=UTC)
 

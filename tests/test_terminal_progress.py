@@ -13,12 +13,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import AssetSelection, Definitions, define_asset_job, instance_for_test
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-from dagster._core.test_utils import instance_for_test
 from rich.console import Console
 
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
@@ -27,7 +26,7 @@ from sync_assets.resources.weather_providers import OpenMeteoProvider, WeatherWa
 from sync_assets.storage import SessionRecord, open_store
 from sync_assets.terminal_progress import PlainLines, SessionProgress, live_view, plain_lines
 
-from .conftest import connect_user, make_resources, whole_history
+from .helpers import connect_user, make_resources, whole_history
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 BASE = SessionRecord(

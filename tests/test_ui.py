@@ -31,8 +31,8 @@ from sync_assets.ingest import minimum_list_calls
 from sync_assets.partitions import month_key
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import cli_connect, sandbox_env
-from .ui_helpers import (
+from .helpers import cli_connect, sandbox_env
+from .helpers.ui import (
     REPO,
     DagsterDev,
     Shots,

@@ -32,7 +32,7 @@ from sync_assets.resources.weather_providers import (
 )
 from sync_assets.storage import Store, close_stores, open_store
 
-from .conftest import add_users
+from .helpers import add_users
 
 # Home bases exactly on cell centres: every activity within 0.04° stays in its home's cell.
 HOMES = [(48.9, 2.3), (40.7, -74.0), (-33.9, 151.2)]

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
-from dagster import DagsterInstance, build_sensor_context, materialize
+from dagster import DagsterInstance, build_sensor_context, instance_for_test, materialize
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-from dagster._core.test_utils import instance_for_test
 
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
 from sync_assets.enrichment.weather import cell_of, hour_of
@@ -27,7 +26,7 @@ from sync_assets.sensors.enrichment import weather_retry_sensor
 from sync_assets.sessions import SYNC_TYPE_TAG
 from sync_assets.storage import close_stores, open_store
 
-from .conftest import add_users, make_resources, run_metadata, save_tokens
+from .helpers import add_users, make_resources, run_metadata, save_tokens
 
 ASSETS = [raw_strava_activities, weather_enriched_activities, runs_table]
 

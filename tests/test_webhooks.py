@@ -24,12 +24,18 @@ import httpx
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
-from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context, materialize
+from dagster import (
+    DagsterInstance,
+    SensorResult,
+    SkipReason,
+    build_sensor_context,
+    instance_for_test,
+    materialize,
+)
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-from dagster._core.test_utils import instance_for_test
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,7 +45,7 @@ from sync_assets.sensors.webhooks import strava_webhook_events
 from sync_assets.storage import close_stores, open_store
 from sync_assets.webhooks import PATH, WebhookEvent, WebhookReceiver, WebhookServer
 
-from .conftest import add_users, make_resources, save_tokens
+from .helpers import add_users, make_resources, save_tokens
 
 ASSETS = [raw_strava_activities, weather_enriched_activities, runs_table]
 TOKEN = "verify-" + "t" * 16

@@ -22,7 +22,7 @@ import httpx
 from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # tests/helpers/ui.py -> the repository
 CHROMIUM = Path("/usr/bin/chromium")
 UI_TIMEOUT_MS = 60_000  # a first page load takes seconds on 2 shared cores; be generous
 # No sandbox (CI runs as root), no GPU, and nothing that reaches beyond the machine.
@@ -43,7 +43,6 @@ _EXEC_WITH_SIGINT = (
     "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
     "os.execv(sys.argv[1], sys.argv[1:])"
 )
-# Variables of the parent that would point the children at another instance, database or API.
 
 
 def free_port() -> int:

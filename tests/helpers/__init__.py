@@ -1,0 +1,32 @@
+"""What the tests share besides fixtures (those stay in `tests/conftest.py`), one module per
+subject: `databases`, `users`, `strava`, `resources`, `runs`, `cli`, `ui`.
+
+Everything but `ui` is re-exported here (`from .helpers import ...`); the browser helpers are
+imported from `tests.helpers.ui` by the browser tests alone, so that the other tests do not load
+Playwright."""
+
+from .cli import CHILD_ENV_DROPPED, CLI, cli_connect, sandbox_env
+from .databases import BOOTSTRAP, add_users
+from .resources import make_resources
+from .runs import RUN_PREFIX, partition_metadata, run_metadata, sync_range
+from .strava import LIST_ORDERS, quarter_not_midnight, whole_history
+from .users import connect_user, save_tokens
+
+__all__ = [
+    "BOOTSTRAP",
+    "CHILD_ENV_DROPPED",
+    "CLI",
+    "LIST_ORDERS",
+    "RUN_PREFIX",
+    "add_users",
+    "cli_connect",
+    "connect_user",
+    "make_resources",
+    "partition_metadata",
+    "quarter_not_midnight",
+    "run_metadata",
+    "sandbox_env",
+    "save_tokens",
+    "sync_range",
+    "whole_history",
+]

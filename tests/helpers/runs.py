@@ -1,0 +1,63 @@
+"""Runs of the three assets in process, and the metadata their materializations carry."""
+
+from __future__ import annotations
+
+RUN_PREFIX = "run_"
+
+
+def sync_range(
+    instance: object,
+    resources: dict[str, object],
+    user: str,
+    first: str,
+    last: str,
+    *,
+    enrich_only: bool = False,
+    **tags: str,
+):  # noqa: ANN201 - dagster's ExecuteInProcessResult
+    """One single-run backfill of a user's months through the three assets (or the weather
+    and store steps only), as the UI, a sensor or `sync-assets sync` would ask for it."""
+    from dagster import materialize
+    from dagster._core.storage.tags import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+
+    from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
+
+    return materialize(
+        [raw_strava_activities, weather_enriched_activities, runs_table],
+        instance=instance,
+        resources=resources,
+        selection=[weather_enriched_activities, runs_table] if enrich_only else None,
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: f"{first}|{user}",
+            ASSET_PARTITION_RANGE_END_TAG: f"{last}|{user}",
+            **tags,
+        },
+        raise_on_error=False,
+    )
+
+
+def run_metadata(result: object, asset: str) -> dict[str, object]:
+    """The run's figures of `asset`: the `run_` keys every partition's materialization carries
+    (a single-run backfill's requests, totals, timings), without the prefix, values unwrapped;
+    {} if the run materialized none. A partition's own counts: `partition_metadata`."""
+    for m in result.get_asset_materialization_events():
+        if m.asset_key.path == [asset]:
+            return {
+                k.removeprefix(RUN_PREFIX): v.value
+                for k, v in m.materialization.metadata.items()
+                if k.startswith(RUN_PREFIX)
+            }
+    return {}
+
+
+def partition_metadata(result: object, asset: str) -> dict[str, dict[str, object]]:
+    """Each materialized partition of `asset` -> its materialization's metadata (its own
+    counts, and the run's figures under `run_` keys), values unwrapped."""
+    return {
+        str(m.partition): {k: v.value for k, v in m.materialization.metadata.items()}
+        for m in result.get_asset_materialization_events()
+        if m.asset_key.path == [asset]
+    }
