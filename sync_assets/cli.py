@@ -288,11 +288,11 @@ def _run_job(
     """One Dagster run in this process, its progress on stderr (`terminal_progress`: live on
     a terminal, a line per phase otherwise, nothing when `quiet`), read from its sessions."""
     from dagster import DagsterEventType
-    from dagster._core.storage.tags import (
+
+    from sync_assets.dagster_private import (
         ASSET_PARTITION_RANGE_END_TAG,
         ASSET_PARTITION_RANGE_START_TAG,
     )
-
     from sync_assets.definitions import defs
 
     # The arguments first, then the user: nothing is created for a request that cannot run.
