@@ -286,8 +286,8 @@ def test_faults_everywhere_and_the_database_still_equals_stravas_truth(
                 instance.delete_dynamic_partition(USERS_PARTITIONS_NAME, request.partition_keys[0])
             for request in requests:
                 assert execute(request.tags).success
-            retry_ctx = build_sensor_context(instance=instance, resources={"supabase": supabase})
-            weather = weather_retry_sensor(retry_ctx)
+            with build_sensor_context(instance=instance, resources={"supabase": supabase}) as ctx:
+                weather = weather_retry_sensor(ctx)
             weather_requests = weather if isinstance(weather, list) else []
             for request in weather_requests:
                 assert execute(request.tags, enrich_only=True).success

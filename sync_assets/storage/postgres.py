@@ -38,6 +38,7 @@ from sync_assets.storage.base import (
     SESSION_JSON_FIELDS,
     STAGING_MAX_AGE,
     WEATHER_PARAMS,
+    ClosedOnExit,
     QuarantineRecord,
     SessionRecord,
     StagedPage,
@@ -60,7 +61,7 @@ def _session(row: dict[str, Any]) -> SessionRecord:
     return SessionRecord.from_row(row)
 
 
-class PostgresStore:
+class PostgresStore(ClosedOnExit):
     def __init__(
         self,
         database_url: str,

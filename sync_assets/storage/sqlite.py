@@ -31,6 +31,7 @@ from sync_assets.storage.base import (
     SESSION_JSON_FIELDS,
     STAGING_MAX_AGE,
     WEATHER_PARAMS,
+    ClosedOnExit,
     QuarantineRecord,
     SessionRecord,
     StagedPage,
@@ -69,7 +70,7 @@ def _dt(value: Any) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-class SqliteStore:
+class SqliteStore(ClosedOnExit):
     def __init__(
         self, path: str | Path, cipher: TokenCipher, *, batch_size: int = BATCH_SIZE
     ) -> None:
