@@ -25,3 +25,5 @@ if [ "${VENV_BROWSER:-0}" = 1 ] && [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 
     || echo "warning: could not install chromium: tests/test_ui.py will fail" >&2
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
+# As `activate` does: `dg` compares it with the project's .venv (and warns when they differ).
+export VIRTUAL_ENV="$(cd "$VENV" && pwd)"

@@ -157,42 +157,44 @@ def connect(
         problem = dbinit.auth_user_problem(database_url, user_id, create=create_auth_user)
         if problem:
             raise SyncError(ErrorType.CONFIGURATION, problem, retryable=False)
-    store = open_store(database_url, settings.data_dir())
-    if code:
-        tokens, athlete, _ = exchange_code(
+    with open_store(database_url, settings.data_dir()) as store:
+        if code:
+            tokens, athlete, _ = exchange_code(
+                client_id=client_id,
+                client_secret=secret,
+                code=code,
+                oauth_url=settings.strava_oauth_url(),
+            )
+            store.save_connection(user_id, tokens, athlete_id=athlete.get("id"), scopes=scopes)
+        elif refresh_token:
+            # Proved before anything is stored: a refused token leaves nothing behind.
+            tokens = refresh_grant(
+                client_id=client_id,
+                client_secret=secret,
+                refresh_token=refresh_token,
+                oauth_url=settings.strava_oauth_url(),
+            )
+            store.save_connection(user_id, tokens, scopes=scopes)
+        else:
+            raise SystemExit("error: give --refresh-token or --code")
+        budget = shared_budget(
+            settings.strava_api_url(),
+            client_id,
+            max_wait_seconds=settings.strava_max_wait_seconds(),
+        )
+        with StravaClient(
+            user_id=user_id,
             client_id=client_id,
             client_secret=secret,
-            code=code,
+            token_store=store,
+            budget=budget,
+            api_url=settings.strava_api_url(),
             oauth_url=settings.strava_oauth_url(),
+        ) as client:
+            athlete = client.athlete()
+        store.save_connection(
+            user_id, store.get(user_id).tokens, athlete_id=athlete.get("id"), scopes=scopes
         )
-        store.save_connection(user_id, tokens, athlete_id=athlete.get("id"), scopes=scopes)
-    elif refresh_token:
-        # Proved before anything is stored: a refused token leaves nothing behind.
-        tokens = refresh_grant(
-            client_id=client_id,
-            client_secret=secret,
-            refresh_token=refresh_token,
-            oauth_url=settings.strava_oauth_url(),
-        )
-        store.save_connection(user_id, tokens, scopes=scopes)
-    else:
-        raise SystemExit("error: give --refresh-token or --code")
-    budget = shared_budget(
-        settings.strava_api_url(), client_id, max_wait_seconds=settings.strava_max_wait_seconds()
-    )
-    with StravaClient(
-        user_id=user_id,
-        client_id=client_id,
-        client_secret=secret,
-        token_store=store,
-        budget=budget,
-        api_url=settings.strava_api_url(),
-        oauth_url=settings.strava_oauth_url(),
-    ) as client:
-        athlete = client.athlete()
-    store.save_connection(
-        user_id, store.get(user_id).tokens, athlete_id=athlete.get("id"), scopes=scopes
-    )
     _instance().add_dynamic_partitions(USERS_PARTITIONS_NAME, [user_id])
     return int(athlete["id"])
 
@@ -288,11 +290,11 @@ def _run_job(
     """One Dagster run in this process, its progress on stderr (`terminal_progress`: live on
     a terminal, a line per phase otherwise, nothing when `quiet`), read from its sessions."""
     from dagster import DagsterEventType
-    from dagster._core.storage.tags import (
+
+    from sync_assets.dagster_private import (
         ASSET_PARTITION_RANGE_END_TAG,
         ASSET_PARTITION_RANGE_START_TAG,
     )
-
     from sync_assets.definitions import defs
 
     # The arguments first, then the user: nothing is created for a request that cannot run.
@@ -305,26 +307,26 @@ def _run_job(
     from sync_assets.storage import open_store
     from sync_assets.terminal_progress import SessionProgress
 
-    store = open_store(settings.database_url(), settings.data_dir())
-    # A run of an earlier command that was killed: failed now, so this one resumes from it.
-    for run_id in fail_dead_local_runs(instance, store):
-        print(f"  run {run_id[:8]} of an earlier command died; this sync resumes after it")
-    started = time.perf_counter()
-    run_id = str(uuid.uuid4())  # known before the run starts: its sessions are watched
-    with SessionProgress(store, run_id, stream=sys.stderr, quiet=quiet) as progress:
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance,
-            run_id=run_id,
-            tags={
-                ASSET_PARTITION_RANGE_START_TAG: str(partition_key(user_id, first)),
-                ASSET_PARTITION_RANGE_END_TAG: str(partition_key(user_id, last)),
-                **local_run_tags(),
-            },
-            # The run's events are stored in the instance; the terminal gets warnings only.
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            raise_on_error=False,
-        )
-    seconds = _session_seconds(progress.sessions or store.run_sessions(run_id))
+    with open_store(settings.database_url(), settings.data_dir()) as store:
+        # A run of an earlier command that was killed: failed now, so this one resumes from it.
+        for run_id in fail_dead_local_runs(instance, store):
+            print(f"  run {run_id[:8]} of an earlier command died; this sync resumes after it")
+        started = time.perf_counter()
+        run_id = str(uuid.uuid4())  # known before the run starts: its sessions are watched
+        with SessionProgress(store, run_id, stream=sys.stderr, quiet=quiet) as progress:
+            result = defs.resolve_job_def(job_name).execute_in_process(
+                instance=instance,
+                run_id=run_id,
+                tags={
+                    ASSET_PARTITION_RANGE_START_TAG: str(partition_key(user_id, first)),
+                    ASSET_PARTITION_RANGE_END_TAG: str(partition_key(user_id, last)),
+                    **local_run_tags(),
+                },
+                # The run's events are stored in the instance; the terminal gets warnings only.
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                raise_on_error=False,
+            )
+        seconds = _session_seconds(progress.sessions or store.run_sessions(run_id))
     if seconds is None:  # no session (the run failed before its first step)
         seconds = time.perf_counter() - started
     # The run's figures: the `run_` keys every partition's materialization carries.
@@ -515,20 +517,22 @@ def serve_webhooks(host: str, port: int, queue_size: int = 1000, timeout: float 
     from sync_assets.webhooks import WebhookReceiver, WebhookServer
 
     subscription = os.environ.get("STRAVA_WEBHOOK_SUBSCRIPTION_ID")
-    receiver = WebhookReceiver(
-        open_store(settings.database_url(), settings.data_dir()),
-        _require_env("STRAVA_WEBHOOK_VERIFY_TOKEN"),
-        int(subscription) if subscription else None,
-        queue_size=queue_size,
-        timeout=timeout,
-    )
-    with WebhookServer(receiver, host, port) as server:
-        print(f"Strava webhook receiver on {server.url} (Ctrl-C stops it)", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            return 0
+    # The receiver's store, closed when it stops (after the server has drained its queue).
+    with open_store(settings.database_url(), settings.data_dir()) as store:
+        receiver = WebhookReceiver(
+            store,
+            _require_env("STRAVA_WEBHOOK_VERIFY_TOKEN"),
+            int(subscription) if subscription else None,
+            queue_size=queue_size,
+            timeout=timeout,
+        )
+        with WebhookServer(receiver, host, port) as server:
+            print(f"Strava webhook receiver on {server.url} (Ctrl-C stops it)", flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return 0
 
 
 # -- entry point -----------------------------------------------------------------------------
@@ -690,7 +694,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "rotate-keys":
             from sync_assets.storage import open_store
 
-            count = open_store(settings.database_url(), settings.data_dir()).rotate_keys()
+            with open_store(settings.database_url(), settings.data_dir()) as store:
+                count = store.rotate_keys()
             print(f"re-encrypted the tokens of {count} connections with the newest key")
             return 0
         if args.command == "db":

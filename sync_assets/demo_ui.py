@@ -206,18 +206,18 @@ def save_connections(home: Path, settings: DemoSettings, handles: list[AthleteHa
     from sync_assets.resources.tokens import StravaTokens
     from sync_assets.storage import open_store
 
-    store = open_store(None, home)
-    for saved, handle in zip(settings.athletes, handles, strict=True):
-        store.save_connection(
-            saved.user_id,
-            StravaTokens(
-                access_token=handle.access_token,
-                refresh_token=handle.refresh_token,
-                expires_at=handle.expires_at,
-            ),
-            athlete_id=handle.athlete_id,
-            scopes=handle.scopes,
-        )
+    with open_store(None, home) as store:
+        for saved, handle in zip(settings.athletes, handles, strict=True):
+            store.save_connection(
+                saved.user_id,
+                StravaTokens(
+                    access_token=handle.access_token,
+                    refresh_token=handle.refresh_token,
+                    expires_at=handle.expires_at,
+                ),
+                athlete_id=handle.athlete_id,
+                scopes=handle.scopes,
+            )
 
 
 # -- the Dagster instance and workspace ------------------------------------------------------
@@ -302,16 +302,13 @@ def launch_ui(
 ) -> int:
     """`sync-assets ui`: the sandboxes again, the users' connections renewed, `dagster dev` on
     the demo's folder in the foreground until Ctrl-C (or SIGTERM); returns its exit status."""
-    from sync_assets.storage import close_stores
-
     out = out or sys.stdout
     home = home.resolve()
     settings = load_demo_settings(home)
     sandbox, handles = restore_sandbox(settings)
     server = serve_sandbox(sandbox, settings.sandbox_port)
     try:
-        save_connections(home, settings, handles)
-        close_stores()
+        save_connections(home, settings, handles)  # its store closed before dagster dev starts
         sandbox_env = sandbox_environment(sandbox, server)
         write_instance_settings(home / "dagster")
         workspace = write_workspace(home)

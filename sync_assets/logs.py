@@ -24,16 +24,18 @@ from typing import Any
 
 import coloredlogs
 from dagster import DagsterInstance, Field, InitLoggerContext, logger
-from dagster._core.events import EVENT_TYPE_TO_DISPLAY_STRING
-from dagster._core.log_manager import get_log_record_metadata, has_log_record_metadata
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
-)
-from dagster._core.utils import coerce_valid_log_level
 
 from sync_assets import settings
+from sync_assets.dagster_private import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    EVENT_TYPE_TO_DISPLAY_STRING,
+    PARTITION_NAME_TAG,
+    coerce_valid_log_level,
+    get_log_record_metadata,
+    has_log_record_metadata,
+    instance_config_defaults,
+)
 from sync_assets.partitions import split_key
 from sync_assets.sessions import session_key
 
@@ -203,9 +205,7 @@ class JsonLogsInstance(DagsterInstance):
     @classmethod
     def config_defaults(cls, base_dir: str) -> Mapping[str, Any]:
         """The default instance's storages (Dagster asks a custom instance class for them)."""
-        from dagster._core.instance.ref import InstanceRef
-
-        return InstanceRef.config_defaults(base_dir)
+        return instance_config_defaults(base_dir)
 
     def create_run(self, **kwargs: Any) -> Any:  # noqa: ANN401 - DagsterRun
         config = with_json_loggers(kwargs.get("run_config"), kwargs.get("job_snapshot"))

@@ -21,7 +21,8 @@ from dagster import (
     MultiPartitionsDefinition,
     PartitionKeyRange,
 )
-from dagster._core.storage.tags import (
+
+from sync_assets.dagster_private import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )

@@ -118,10 +118,12 @@ def status_report(
 
     if data_dir is None:
         database_url, data_dir = settings.database_url(), settings.data_dir()
-    sessions = open_store(database_url, data_dir).recent_sessions(user_id, limit)
+    with open_store(database_url, data_dir) as store:
+        sessions = store.recent_sessions(user_id, limit)
     demo = demo_home(data_dir) if not sessions and not database_url else None
     if demo is not None:
-        found = open_store(None, demo).recent_sessions(user_id, limit)
+        with open_store(None, demo) as store:
+            found = store.recent_sessions(user_id, limit)
         if found:
             note = (
                 f"no sync session in {data_dir} yet; the demo's (`sync-assets demo`, data in "

@@ -386,8 +386,8 @@ def _run_the_webhook_sensor(c: Campaign, cursor: str | None) -> tuple[str | None
 
 def _run_the_weather_retry_sensor(c: Campaign) -> list:
     """The pending weather's sensor once: its runs (weather and store steps only) succeed."""
-    retry_ctx = build_sensor_context(instance=c.instance, resources={"supabase": c.supabase})
-    weather = weather_retry_sensor(retry_ctx)
+    with build_sensor_context(instance=c.instance, resources={"supabase": c.supabase}) as ctx:
+        weather = weather_retry_sensor(ctx)
     weather_requests = weather if isinstance(weather, list) else []
     for request in weather_requests:
         assert c.execute(request.tags, enrich_only=True).success

@@ -52,12 +52,13 @@ def connect_users(url: str | None, store, n: int) -> list[str]:
 
 
 def tick(instance, url, data_dir, cursor=None):
-    ctx = build_sensor_context(
+    # `with`: the resource's store lives as long as the tick (closed at its end).
+    with build_sensor_context(
         instance=instance,
         cursor=cursor,
         resources={"supabase": SupabaseResource(database_url=url, data_dir=str(data_dir))},
-    )
-    return new_strava_users(ctx), ctx
+    ) as ctx:
+        return new_strava_users(ctx), ctx
 
 
 def test_new_users_become_partitions_with_one_history_run_each(backend, instance) -> None:

@@ -207,19 +207,19 @@ def test_killed_run_ends_failed_through_the_run_status_sensor(
         for e in instance.all_logs(run.run_id)
         if e.dagster_event and e.dagster_event.event_type == DagsterEventType.RUN_FAILURE
     )
-    ctx = build_run_status_sensor_context(
+    with build_run_status_sensor_context(  # the tick's store is closed at its end
         sensor_name="sync_sessions_on_failure",
         dagster_instance=instance,
         dagster_run=instance.get_run_by_id(run.run_id),
         dagster_event=failure.dagster_event,
         resources={"supabase": supabase},
-    ).for_run_failure()
-    sync_sessions_on_failure(ctx)
-    session = store.get_session(run.run_id, "u-killed")
-    assert session.status == "failed"
-    assert "SIGKILL" in session.last_error["message"]
-    sync_sessions_on_failure(ctx)  # the cursor may replay: nothing changes
-    assert store.get_session(run.run_id, "u-killed").last_error == session.last_error
+    ).for_run_failure() as ctx:
+        sync_sessions_on_failure(ctx)
+        session = store.get_session(run.run_id, "u-killed")
+        assert session.status == "failed"
+        assert "SIGKILL" in session.last_error["message"]
+        sync_sessions_on_failure(ctx)  # the cursor may replay: nothing changes
+        assert store.get_session(run.run_id, "u-killed").last_error == session.last_error
     close_stores()
 
 
@@ -233,10 +233,10 @@ def test_reconcile_sensor_finishes_sessions_whose_run_event_was_missed(instance,
         SessionTracker(store, run_id=run.run_id, user_id="u", min_interval=0).enter(
             SyncState.FETCHING
         )
-    ctx = build_sensor_context(
+    with build_sensor_context(  # the tick's store is closed at its end
         instance=instance, resources={"supabase": SupabaseResource(data_dir=str(data_dir))}
-    )
-    reconcile_sync_sessions(ctx)
+    ) as ctx:
+        reconcile_sync_sessions(ctx)
     assert store.get_session(done.run_id, "u").status == "completed"
     assert store.get_session(dead.run_id, "u").status == "failed"
     assert "CANCELED" in store.get_session(dead.run_id, "u").last_error["message"]

@@ -207,14 +207,14 @@ def test_an_outage_degrades_and_a_later_run_enriches_exactly_those_without_strav
     # The retry sensor asks for a weather-only run over the user's months with such activities.
     now = datetime.now(UTC) + timedelta(days=2)  # past every retry_after
     assert {u for u, _, _ in store.pending_enrichment(now)} == {user}
-    ctx = build_sensor_context(
+    with build_sensor_context(  # the tick's store is closed at its end
         instance=instance,
         resources={"supabase": SupabaseResource(database_url=url, data_dir=str(data_dir))},
-    )
-    requests = list(weather_retry_sensor(ctx))
-    assert requests and all(r.job_name == WEATHER_ENRICHMENT_JOB for r in requests)
-    assert {r.tags[ASSET_PARTITION_RANGE_START_TAG].split("|")[1] for r in requests} == {user}
-    assert [r.run_key for r in requests] == [r.run_key for r in weather_retry_sensor(ctx)]
+    ) as ctx:
+        requests = list(weather_retry_sensor(ctx))
+        assert requests and all(r.job_name == WEATHER_ENRICHMENT_JOB for r in requests)
+        assert {r.tags[ASSET_PARTITION_RANGE_START_TAG].split("|")[1] for r in requests} == {user}
+        assert [r.run_key for r in requests] == [r.run_key for r in weather_retry_sensor(ctx)]
 
     server.weather.clear_faults()
     resolved_breaker = resources["weather"].client().breaker

@@ -302,6 +302,11 @@ def app_key(api_url: str, client_id: str) -> str:
     return hashlib.sha256(f"{api_url}|{client_id}".encode()).hexdigest()[:32]
 
 
+# `StravaResource(shared_budget=False)` and `sync-assets connect`: the budget is the Strava
+# application's (its limits count every request of the app), so "one per process" is what this
+# mode means: concurrent and back-to-back runs of one process take from it (the default mode
+# keeps it in the database instead, `SharedRateLimitBudget`, for every process). Owning it per
+# run would let two runs of one process each spend the whole window.
 _shared: dict[tuple[str, str], RateLimitBudget] = {}
 _shared_lock = threading.Lock()
 

@@ -1,10 +1,12 @@
 """`WeatherResource`: which historical weather provider to use, and how politely."""
 
 import logging
+import threading
 from typing import Any
 
-from dagster import ConfigurableResource
-from pydantic import Field
+import pybreaker
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
 
 from sync_assets.errors import ErrorType, SyncError
 from sync_assets.resources.weather_providers import (
@@ -15,6 +17,7 @@ from sync_assets.resources.weather_providers import (
     OpenWeatherMapProvider,
     WaitCallback,
     WeatherProvider,
+    new_breaker,
 )
 
 PROVIDERS = ("open-meteo", "openweathermap")
@@ -50,6 +53,28 @@ class WeatherResource(ConfigurableResource):
     breaker_fail_max: int = Field(default=5, description="failed requests that open the breaker")
     breaker_reset_seconds: float = 60.0
 
+    # The breaker lives as long as an execution of the resource (a run, or a step's process
+    # with the multiprocess executor): every provider the execution makes goes through it,
+    # and the next execution starts closed. Outside an execution, one per resource object.
+    _breaker: pybreaker.CircuitBreaker | None = PrivateAttr(default=None)
+    _breaker_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self.breaker()
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        with self._breaker_lock:
+            self._breaker = None
+
+    def breaker(self) -> pybreaker.CircuitBreaker:
+        """The circuit breaker around this resource's weather API."""
+        with self._breaker_lock:
+            if self._breaker is None:
+                self._breaker = new_breaker(
+                    self.api_url, self.breaker_fail_max, self.breaker_reset_seconds
+                )
+            return self._breaker
+
     def limits(self) -> dict[str, int]:
         """The provider's quota, in weighted calls per window."""
         return {
@@ -73,6 +98,7 @@ class WeatherResource(ConfigurableResource):
             "breaker_reset_seconds": self.breaker_reset_seconds,
             "logger": logger,
             "on_wait": on_wait,
+            "breaker": self.breaker(),
         }
         if self.provider == "open-meteo":
             return OpenMeteoProvider(

@@ -245,8 +245,12 @@ class WeightBudget:
         return out
 
 
+# The provider's quota is the caller's (Open-Meteo counts per IP, OpenWeatherMap per key), not
+# a run's: every run and step of this process takes from one budget per API URL and quota, so
+# back-to-back or concurrent runs in one process (the CLI's demo, tests, threads) cannot
+# overrun a window that one alone would respect. Kept per process for that reason (processes
+# do not share it: a run launched in its own process starts from an empty window).
 _budgets: dict[tuple[str, int, int, int], WeightBudget] = {}
-_breakers: dict[tuple[str, int, float], pybreaker.CircuitBreaker] = {}
 _shared_lock = threading.Lock()
 
 
@@ -263,17 +267,16 @@ def _not_a_fault(exc: BaseException) -> bool:
     return isinstance(exc, SyncError) and (not exc.retryable or exc.type == ErrorType.RATE_LIMIT)
 
 
-def shared_breaker(key: str, fail_max: int, reset_timeout: float) -> pybreaker.CircuitBreaker:
-    with _shared_lock:
-        k = (key, fail_max, reset_timeout)
-        if k not in _breakers:
-            _breakers[k] = pybreaker.CircuitBreaker(
-                fail_max=fail_max,
-                reset_timeout=reset_timeout,
-                exclude=[_not_a_fault],
-                name=f"weather:{key}",
-            )
-        return _breakers[k]
+def new_breaker(key: str, fail_max: int, reset_timeout: float) -> pybreaker.CircuitBreaker:
+    """A circuit breaker around one weather API. Its owner decides how long it lives:
+    `WeatherResource` keeps one per Dagster execution (a run, or a step's process), every
+    provider of the execution going through it; a provider built on its own has its own."""
+    return pybreaker.CircuitBreaker(
+        fail_max=fail_max,
+        reset_timeout=reset_timeout,
+        exclude=[_not_a_fault],
+        name=f"weather:{key}",
+    )
 
 
 def _number(value: Any, what: str) -> float | int | None:
@@ -322,6 +325,7 @@ class HttpWeatherProvider:
         sleep: Callable[[float], None] = time.sleep,
         http: httpx.Client | None = None,
         on_wait: WaitCallback | None = None,
+        breaker: pybreaker.CircuitBreaker | None = None,
     ) -> None:
         self.api_url = api_url
         self.on_wait = on_wait  # told when a wait (budget, 429) starts and when it is over
@@ -331,7 +335,7 @@ class HttpWeatherProvider:
         self.backoff = backoff
         self.max_wait_seconds = max_wait_seconds
         self.budget = shared_budget(api_url, minutely, hourly, daily)
-        self.breaker = shared_breaker(api_url, breaker_fail_max, breaker_reset_seconds)
+        self.breaker = breaker or new_breaker(api_url, breaker_fail_max, breaker_reset_seconds)
         self._log = logger or log
         self._sleep = sleep
         self._http = http or httpx.Client(

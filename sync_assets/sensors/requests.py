@@ -1,11 +1,11 @@
 """The run requests every sensor and schedule here makes: one run over a user's months."""
 
 from dagster import RunRequest
-from dagster._core.storage.tags import (
+
+from sync_assets.dagster_private import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-
 from sync_assets.logs import RUN_CONFIG
 from sync_assets.partitions import partition_key
 from sync_assets.sessions import SYNC_TYPE_TAG

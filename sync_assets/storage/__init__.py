@@ -16,27 +16,40 @@ from sync_assets.storage.base import (
 )
 from sync_assets.storage.crypto import EnvTokenCipher, local_cipher
 
-_stores: dict[tuple[str, str], Store] = {}
+# Every store `open_store` opened that is not closed yet. Not a cache: each caller gets a store
+# of its own and closes it (runs and sensor ticks through `SupabaseResource`, applications with
+# `with open_store(...) as store:`). `close_stores` closes what is left: the tests' safety net
+# (a pool left open would keep a test's database from being dropped).
+_open: dict[int, Store] = {}
 _lock = threading.Lock()
 
 
 def open_store(database_url: str | None, data_dir: str | Path) -> Store:
-    """The store for this deployment, one per process and target (pools are shared)."""
+    """A new store for this deployment (PostgreSQL when `database_url`, else the embedded
+    SQLite in `data_dir`), migrated; the caller closes it (`store.close()`, or `with`)."""
     data_dir = Path(data_dir)
-    key = (database_url or "", str(data_dir))
-    with _lock:
-        store = _stores.get(key)
-        if store is None:
-            if database_url:
-                store = _open_postgres(database_url)
-            else:
-                from sync_assets.storage.sqlite import SqliteStore
+    if database_url:
+        store = _open_postgres(database_url)
+    else:
+        from sync_assets.storage.sqlite import SqliteStore
 
-                store = SqliteStore(
-                    data_dir / "sync_assets.db", local_cipher(data_dir / "encryption.key")
-                )
-            _stores[key] = store
-        return store
+        store = SqliteStore(data_dir / "sync_assets.db", local_cipher(data_dir / "encryption.key"))
+    _track(store)
+    return store
+
+
+def _track(store: Store) -> None:
+    """Remember `store` until it is closed (`close_stores` closes it otherwise)."""
+    close = store.close
+
+    def closing() -> None:
+        with _lock:
+            _open.pop(id(store), None)
+        close()
+
+    store.close = closing  # type: ignore[method-assign]
+    with _lock:
+        _open[id(store)] = store
 
 
 def _open_postgres(database_url: str) -> Store:
@@ -69,10 +82,11 @@ def _open_postgres(database_url: str) -> Store:
 
 
 def close_stores() -> None:
+    """Close every store `open_store` opened in this process that is still open."""
     with _lock:
-        for store in _stores.values():
-            store.close()
-        _stores.clear()
+        stores = list(_open.values())
+    for store in stores:
+        store.close()
 
 
 __all__ = [

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -292,6 +292,17 @@ class StepMetrics:
     recorded_at: datetime | None = None  # the database's clock unless given
 
 
+class ClosedOnExit:
+    """`with store:` (or `with open_store(...) as store:`) closes the store when the block
+    ends, however it ends."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()  # type: ignore[attr-defined]
+
+
 class Store(TokenStore, WeatherCache, Protocol):
     """The pipeline's whole view of its database (tokens and the weather cache included)."""
 
@@ -401,6 +412,8 @@ class Store(TokenStore, WeatherCache, Protocol):
         ...
 
     def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc_info: object) -> None: ...
 
     # Sync metrics (no user data: deauthorization leaves them).
     def record_step_metrics(self, metrics: StepMetrics) -> None: ...

@@ -35,6 +35,7 @@ from sync_assets.storage.base import (
     SESSION_FIELDS,
     SESSION_JSON_FIELDS,
     STAGING_MAX_AGE,
+    ClosedOnExit,
     QuarantineRecord,
     SessionRecord,
     StagedPage,
@@ -55,7 +56,7 @@ SESSION_TIMES = (
 )
 
 
-class SqlStore:
+class SqlStore(ClosedOnExit):
     dialect: Dialect
     batch_size: int = BATCH_SIZE
     _cipher: TokenCipher
