@@ -1,13 +1,15 @@
 """Step metrics: what each asset step of a sync spent, kept in `sync_step_metrics`.
 
-The assets record one row per step (also when the step fails), so the metrics views
+The assets record one row per step (also when the step fails: `step`), so the metrics views
 (`sync_api_health`, `sync_write_performance`, ...) and the alerts read the same figures the
 materialization metadata shows. `phase_table` turns a sync's rows into the markdown table of
 phase timings that `runs_table` shows in the Dagster UI.
 """
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 from typing import Any
 
 from sync_assets.resources.http import LatencyStats
@@ -57,6 +59,67 @@ def record(store: Store, run: Any, step: str, log: Any, **fields: Any) -> StepMe
     except Exception as exc:  # noqa: BLE001
         log.warning(f"the metrics of step {step} were not recorded: {type(exc).__name__}: {exc}")
     return metrics
+
+
+class Step:
+    """A context manager that records one step's row when the block ends, also when it raises
+    (`record_on`: the exceptions after which it still does; others leave no row).
+
+    The row holds the fields given here and by `update`, then those `collect()` returns when
+    the block ends (what a step spent up to its failure, read from its outcome; None: the step
+    never got to its work, and no row is written). `seconds` is the block's duration unless
+    the fields say otherwise. With `pool`, the store's connection-pool counters are reset on
+    entry and the step's waits recorded (`pool_fields`).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        run: Any,
+        name: str,
+        log: Any,
+        *,
+        collect: Callable[[], Mapping[str, Any] | None] | None = None,
+        pool: bool = False,
+        record_on: type[BaseException] | tuple[type[BaseException], ...] = BaseException,
+        **fields: Any,
+    ) -> None:
+        self.store, self.run, self.name, self.log = store, run, name, log
+        self.collect, self.pool, self.record_on = collect, pool, record_on
+        self.fields: dict[str, Any] = dict(fields)
+        self.metrics: StepMetrics | None = None  # the row, once recorded
+        self._started = 0.0
+
+    def update(self, **fields: Any) -> None:
+        self.fields.update(fields)
+
+    def __enter__(self) -> "Step":
+        if self.pool:
+            self.store.take_pool_stats()  # from here on, count this step's pool waits
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None and not issubclass(exc_type, self.record_on):
+            return
+        fields = {"seconds": round(time.perf_counter() - self._started, 3), **self.fields}
+        if self.collect is not None:
+            collected = self.collect()
+            if collected is None:
+                return
+            fields.update(collected)
+        if self.pool:
+            fields.update(pool_fields(self.store.take_pool_stats()))
+        self.metrics = record(self.store, self.run, self.name, self.log, **fields)
+
+
+# `with metrics.step(store, context.run, "runs_table", context.log) as m: ...; m.update(...)`
+step = Step
 
 
 def sync_steps(

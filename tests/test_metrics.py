@@ -7,15 +7,19 @@ SQL, since the database sets `started_at` itself.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import psycopg
 import pytest
 
+from sync_assets import metrics
+from sync_assets.errors import ErrorType, SyncError
 from sync_assets.storage import METRICS_VIEWS, StepMetrics, Store, open_store
 
 from .helpers import add_users
@@ -320,3 +324,58 @@ def test_step_metrics_round_trip_and_filters(store) -> None:
         None,
         0,
     )
+
+
+class _StepStore:
+    """What `metrics.step` needs of a store: the rows written, pool counters taken."""
+
+    def __init__(self) -> None:
+        self.rows: list[StepMetrics] = []
+        self.pool_takes = 0
+
+    def record_step_metrics(self, row: StepMetrics) -> None:
+        self.rows.append(row)
+
+    def take_pool_stats(self) -> dict[str, int]:
+        self.pool_takes += 1
+        return {"pool_max": 4, "requests_queued": self.pool_takes, "requests_wait_ms": 7}
+
+
+def test_a_step_records_its_row_when_it_ends_also_when_it_raises() -> None:
+    store = _StepStore()
+    run = SimpleNamespace(run_id="run-2", tags={"dagster/root_run_id": "run-1"})
+    log = logging.getLogger(__name__)
+    with metrics.step(store, run, "runs_table", log, api="strava") as m:
+        m.update(activities=3, rows_written=2)
+    (row,) = store.rows
+    assert (row.sync_id, row.dagster_run_id, row.step, row.api) == (
+        "run-1",
+        "run-2",
+        "runs_table",
+        "strava",
+    )
+    assert (row.activities, row.rows_written, row.db_pool_max) == (3, 2, None)
+    assert 0 <= row.seconds < 5  # the block's duration
+
+    # A failure: the row still comes, with what `collect` says was spent; pool waits counted
+    # from the step's start.
+    with (
+        pytest.raises(ValueError),
+        metrics.step(
+            store, run, "runs_table", log, collect=lambda: {"users": 2, "seconds": 1.5}, pool=True
+        ),
+    ):
+        raise ValueError("the database refused")
+    row = store.rows[-1]
+    assert (row.users, row.seconds, row.db_pool_max, row.db_pool_waits) == (2, 1.5, 4, 2)
+    assert row.db_pool_wait_ms == 7.0
+
+    # No row: an error outside `record_on`, or a step that never got to its work.
+    with pytest.raises(ValueError), metrics.step(store, run, "s", log, record_on=SyncError):
+        raise ValueError("not a sync error")
+    with pytest.raises(ValueError), metrics.step(store, run, "s", log, collect=lambda: None):
+        raise ValueError("before the work")
+    assert len(store.rows) == 2
+    with pytest.raises(SyncError), metrics.step(store, run, "s", log, record_on=SyncError):
+        raise SyncError(ErrorType.NETWORK, "down", retryable=True)
+    assert store.rows[-1].step == "s"

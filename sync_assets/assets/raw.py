@@ -1,7 +1,8 @@
 """`raw_strava_activities`: every activity of a user's months, validated, as Parquet."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from dagster import (
     AssetExecutionContext,
@@ -22,6 +23,8 @@ from sync_assets.resources.strava import StravaResource
 from sync_assets.resources.supabase import SupabaseResource
 from sync_assets.sessions import SessionTracker, tracker_for_run
 from sync_assets.storage.base import Store
+
+STEP = "raw_strava_activities"
 
 
 def _usage(used: int, limit: int) -> str:
@@ -79,29 +82,32 @@ def _metadata(report: FetchReport) -> dict[str, object]:
     }
 
 
+def _summary(report: FetchReport, partitions: int) -> str:
+    return (
+        f"{report.activities} activities ({report.quarantined} quarantined) in "
+        f"{partitions} partitions with {report.list_calls} list requests "
+        f"(minimum {report.minimum_list_calls})"
+    )
+
+
 def partition_metadata(data: PartitionData) -> dict[str, object]:
     """What one partition (a user's month) holds: its own counts, beside the run's."""
     return {"activities": data.activities.num_rows, "quarantined": data.quarantine.num_rows}
 
 
-def _record(
-    store: Store, context: AssetExecutionContext, keys: Sequence[str], report: FetchReport
-) -> None:
-    metrics.record(
-        store,
-        context.run,
-        "raw_strava_activities",
-        context.log,
-        api="strava",
-        users=len({split_key(k)[0] for k in keys}),
-        activities=report.activities,
-        seconds=round(report.seconds, 3),
-        api_errors=report.api_errors,
-        api_rate_limited=report.http_429,
-        api_retries=report.retries,
-        api_quota_used=float(report.http_requests - report.token_calls),
+def _step_fields(keys: Sequence[str], report: FetchReport) -> dict[str, object]:
+    """The step's `sync_step_metrics` row, from what the run's clients spent (so far)."""
+    return {
+        "api": "strava",
+        "users": len({split_key(k)[0] for k in keys}),
+        "activities": report.activities,
+        "seconds": round(report.seconds, 3),
+        "api_errors": report.api_errors,
+        "api_rate_limited": report.http_429,
+        "api_retries": report.retries,
+        "api_quota_used": float(report.http_requests - report.token_calls),
         **metrics.api_fields(report.latency),
-    )
+    }
 
 
 def strava_credentials(strava: StravaResource) -> dict[str, str]:
@@ -122,6 +128,45 @@ def as_failure(err: SyncError) -> Failure:
     return Failure(description=str(err), metadata=metadata, allow_retries=False)
 
 
+def _missing_credentials(strava: StravaResource) -> SyncError | None:
+    unset = [name for name, value in strava_credentials(strava).items() if not value]
+    if not unset:
+        return None
+    return SyncError(
+        ErrorType.CONFIGURATION,
+        f"{' and '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set: the "
+        "Strava application's credentials (see README: 'Pointing it at real Strava')",
+        retryable=False,
+    )
+
+
+def _tracker_for(store: Store, run: Any) -> Callable[[str, datetime, datetime], SessionTracker]:
+    """The run's session tracker of a user and window, as `fetch_partitions` asks for it."""
+
+    def tracker(user_id: str, start: datetime, end: datetime) -> SessionTracker:
+        return tracker_for_run(store, run, user_id, time_range_start=start, time_range_end=end)
+
+    return tracker
+
+
+def _retry_or_failure(
+    context: AssetExecutionContext, strava: StravaResource, err: SyncError
+) -> RetryRequested | Failure:
+    """What a failed fetch raises: a step retry while retries are left and may help, else the
+    failure (`as_failure`)."""
+    if (
+        err.retryable
+        and err.type != ErrorType.RATE_LIMIT
+        and (context.retry_number < strava.step_retries)
+    ):
+        # The client already retried with backoff; a fresh attempt later (it resumes from
+        # the checkpoint) may find the service back. Waits grow: 1x, 2x, 4x the base.
+        wait = strava.step_retry_seconds * 2**context.retry_number
+        context.log.warning(f"{err}; the step retries in {wait:.0f} s")
+        return RetryRequested(max_retries=strava.step_retries, seconds_to_wait=wait)
+    return as_failure(err)
+
+
 @asset(
     partitions_def=strava_partitions,
     backfill_policy=BackfillPolicy.single_run(),
@@ -138,52 +183,32 @@ def raw_strava_activities(
     A run may cover many months (a single-run backfill): they are fetched with one paginated
     query per user and block of months, then written month by month.
     """
-    unset = [name for name, value in strava_credentials(strava).items() if not value]
-    if unset:
-        raise as_failure(
-            SyncError(
-                ErrorType.CONFIGURATION,
-                f"{' and '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set: the "
-                "Strava application's credentials (see README: 'Pointing it at real Strava')",
-                retryable=False,
-            )
-        )
+    missing = _missing_credentials(strava)
+    if missing is not None:
+        raise as_failure(missing)
     keys = run_partition_keys(context)
     store = supabase.store()
-
-    def tracker(user_id: str, start: datetime, end: datetime) -> SessionTracker:
-        return tracker_for_run(
-            store, context.run, user_id, time_range_start=start, time_range_end=end
-        )
-
     report = FetchReport()
     try:
-        fetch_partitions(
-            lambda user: strava.client(user, logger=context.log),
-            keys,
-            tracker,
-            staging=store,
-            report=report,
-        )
-    except SyncError as err:
-        _record(store, context, keys, report)
-        if (
-            err.retryable
-            and err.type != ErrorType.RATE_LIMIT
-            and (context.retry_number < strava.step_retries)
+        # A row after a SyncError too (what the failed fetch spent); other errors leave none.
+        with metrics.step(
+            store,
+            context.run,
+            STEP,
+            context.log,
+            collect=lambda: _step_fields(keys, report),
+            record_on=SyncError,
         ):
-            # The client already retried with backoff; a fresh attempt later (it resumes from
-            # the checkpoint) may find the service back. Waits grow: 1x, 2x, 4x the base.
-            wait = strava.step_retry_seconds * 2**context.retry_number
-            context.log.warning(f"{err}; the step retries in {wait:.0f} s")
-            raise RetryRequested(max_retries=strava.step_retries, seconds_to_wait=wait) from None
-        raise as_failure(err) from None
-    _record(store, context, keys, report)
-    context.log.info(
-        f"{report.activities} activities ({report.quarantined} quarantined) in "
-        f"{len(keys)} partitions with {report.list_calls} list requests "
-        f"(minimum {report.minimum_list_calls})"
-    )
+            fetch_partitions(
+                lambda user: strava.client(user, logger=context.log),
+                keys,
+                _tracker_for(store, context.run),
+                staging=store,
+                report=report,
+            )
+    except SyncError as err:
+        raise _retry_or_failure(context, strava, err) from None
+    context.log.info(_summary(report, len(keys)))
     for key, data in report.partitions.items():
         context.add_asset_metadata(partition_metadata(data), partition_key=key)
     return Output(report.partitions, metadata=_metadata(report))
