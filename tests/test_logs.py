@@ -85,9 +85,10 @@ def world(tmp_path: Path) -> Iterator[tuple]:
 
 
 def test_every_line_of_a_cli_sync_is_json_with_the_sync_id(world) -> None:
+    """With `--quiet` (no progress lines beside them), stderr is the run's JSON log alone."""
     sandbox, env, user, athlete, first = world
     out = subprocess.run(
-        [CLI, "sync", "--user", user, "--from", first],
+        [CLI, "sync", "--user", user, "--from", first, "--quiet"],
         env=env,
         capture_output=True,
         text=True,
