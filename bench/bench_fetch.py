@@ -22,8 +22,8 @@ import sandbox_client
 from sandbox_client import connect, whole_history
 from sync_assets_sandbox import RateLimits, SandboxServer, StravaSandbox
 
-from sync_assets.ingest import fetch_span, minimum_list_calls
-from sync_assets.storage import close_stores, open_store
+from sync_assets.core.ingest import fetch_span, minimum_list_calls
+from sync_assets.core.storage import close_stores, open_store
 
 
 def run_once(

@@ -21,10 +21,10 @@ import sandbox_client
 from sandbox_client import connect, whole_history
 from sync_assets_sandbox import RateLimits, SandboxServer, StravaSandbox
 
-from sync_assets.errors import SyncError
-from sync_assets.ingest import fetch_span, minimum_list_calls
-from sync_assets.resources.strava_client import StravaClient
-from sync_assets.storage import Store, close_stores, open_store
+from sync_assets.core.clients.strava import StravaClient
+from sync_assets.core.errors import SyncError
+from sync_assets.core.ingest import fetch_span, minimum_list_calls
+from sync_assets.core.storage import Store, close_stores, open_store
 
 ORDERS = ("oldest-first-with-after", "newest-first-always", "newest-first-when-bounded")
 LISTS = "/api/v3/athlete/activities"

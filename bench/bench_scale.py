@@ -27,13 +27,13 @@ from dagster._core.definitions.partitions.context import partition_loading_conte
 from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.utils import make_new_backfill_id
 
+from sync_assets.core.clients.tokens import StravaTokens
+from sync_assets.core.storage import close_stores, open_store
 from sync_assets.definitions import defs
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key, strava_partitions
 from sync_assets.resources import SupabaseResource
-from sync_assets.resources.tokens import StravaTokens
 from sync_assets.sensors.new_users import new_strava_users
 from sync_assets.sensors.schedules import incremental_sync
-from sync_assets.storage import close_stores, open_store
 
 warnings.filterwarnings("ignore")
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"

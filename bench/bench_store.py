@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sync_assets_sandbox import generate_activities  # noqa: E402
 
-from sync_assets.migrations import plain_postgres_compat_sql  # noqa: E402
-from sync_assets.models import activities_table, activity_row, validate_page  # noqa: E402
-from sync_assets.storage import runs_rows  # noqa: E402
-from sync_assets.storage.crypto import TokenCipher  # noqa: E402
-from sync_assets.storage.postgres import PostgresStore  # noqa: E402
-from sync_assets.storage.sqlite import SqliteStore  # noqa: E402
+from sync_assets.core.migrations import plain_postgres_compat_sql  # noqa: E402
+from sync_assets.core.models import activities_table, activity_row, validate_page  # noqa: E402
+from sync_assets.core.storage import runs_rows  # noqa: E402
+from sync_assets.core.storage.crypto import TokenCipher  # noqa: E402
+from sync_assets.core.storage.postgres import PostgresStore  # noqa: E402
+from sync_assets.core.storage.sqlite import SqliteStore  # noqa: E402
 from tests.pg import temporary_database  # noqa: E402
 
 

@@ -26,13 +26,13 @@ from sync_assets_sandbox import (
     generate_activities,
 )
 
-from sync_assets.enrichment.weather import cell_of, hour_of, resolve_weather
-from sync_assets.resources.weather_providers import (
+from sync_assets.core.clients.weather import (
     OPEN_METEO_VARIABLES,
     OpenMeteoProvider,
     open_meteo_weight,
 )
-from sync_assets.storage import close_stores, open_store
+from sync_assets.core.enrichment.weather import cell_of, hour_of, resolve_weather
+from sync_assets.core.storage import close_stores, open_store
 
 
 def run_once(size: int, latency: float, seed: int) -> dict[str, float]:

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from pydantic import SecretStr
 from sync_assets_sandbox import AthleteHandle, SandboxServer, StravaSandbox
 
+from sync_assets.core.clients.rate_limit import RateLimitBudget
+from sync_assets.core.clients.strava import StravaClient
+from sync_assets.core.clients.tokens import StravaTokens
+from sync_assets.core.storage import Store
 from sync_assets.partitions import SyncSpan
-from sync_assets.resources.rate_limit import RateLimitBudget
-from sync_assets.resources.strava_client import StravaClient
-from sync_assets.resources.tokens import StravaTokens
-from sync_assets.storage import Store
 
 USER = "bench"
 

@@ -15,9 +15,10 @@ from dagster import (
     define_asset_job,
 )
 
-from sync_assets import settings
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
 from sync_assets.assets.health import health_checks, sync_health
+from sync_assets.core import settings
+from sync_assets.core.sessions import SYNC_TYPE_TAG
 from sync_assets.job_names import STRAVA_SYNC_JOB, WEATHER_ENRICHMENT_JOB
 from sync_assets.logs import RUN_CONFIG
 from sync_assets.resources import (
@@ -27,7 +28,6 @@ from sync_assets.resources import (
     WeatherResource,
 )
 from sync_assets.sensors import all_schedules, all_sensors
-from sync_assets.sessions import SYNC_TYPE_TAG
 
 strava_sync_job = define_asset_job(
     STRAVA_SYNC_JOB,

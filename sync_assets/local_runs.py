@@ -10,8 +10,8 @@ import socket
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-from sync_assets.sessions import finish_from_run_status, session_key
-from sync_assets.storage.base import Store
+from sync_assets.core.sessions import finish_from_run_status, session_key
+from sync_assets.core.storage.base import Store
 
 PID_TAG = "sync_assets/pid"
 HOST_TAG = "sync_assets/host"

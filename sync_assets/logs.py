@@ -25,7 +25,8 @@ from typing import Any
 import coloredlogs
 from dagster import DagsterInstance, Field, InitLoggerContext, logger
 
-from sync_assets import settings
+from sync_assets.core import settings
+from sync_assets.core.sessions import session_key
 from sync_assets.dagster_private import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -37,7 +38,6 @@ from sync_assets.dagster_private import (
     instance_config_defaults,
 )
 from sync_assets.partitions import split_key
-from sync_assets.sessions import session_key
 
 LOGGER_NAME = "sync_assets"  # the code location's name (workspace.yaml)
 # Dagster starts a job's loggers only for runs whose config names one: every run this project

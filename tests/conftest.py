@@ -14,9 +14,9 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sync_assets_sandbox import AthleteHandle, SandboxServer, StravaSandbox
 
-from sync_assets.resources.rate_limit import RateLimitBudget
-from sync_assets.resources.strava_client import StravaClient
-from sync_assets.storage import Store, close_stores, open_store
+from sync_assets.core.clients.rate_limit import RateLimitBudget
+from sync_assets.core.clients.strava import StravaClient
+from sync_assets.core.storage import Store, close_stores, open_store
 
 from .helpers import BOOTSTRAP, save_tokens
 from .pg import ADMIN_URL, temporary_database

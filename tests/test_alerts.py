@@ -25,14 +25,14 @@ from dagster import (
 from psycopg_pool import PoolTimeout
 from sync_assets_sandbox import RateLimits
 
-from sync_assets import alerts, metrics
 from sync_assets.assets.health import SYNC_HEALTH, health_checks, sync_health
-from sync_assets.errors import ErrorInfo, ErrorType
+from sync_assets.core import alerts, metrics
+from sync_assets.core.errors import ErrorInfo, ErrorType
+from sync_assets.core.sessions import SessionTracker, SyncState
+from sync_assets.core.storage import Store, open_store
+from sync_assets.core.storage.postgres import PostgresStore
 from sync_assets.partitions import USERS_PARTITIONS_NAME
 from sync_assets.sensors.alerts import sync_health_sensor
-from sync_assets.sessions import SessionTracker, SyncState
-from sync_assets.storage import Store, open_store
-from sync_assets.storage.postgres import PostgresStore
 
 from .helpers import (
     add_users,

@@ -24,10 +24,10 @@ from dagster._core.storage.tags import (
 )
 from dagster._core.utils import make_new_backfill_id
 
+from sync_assets.core.clients.tokens import StravaTokens
+from sync_assets.core.storage import open_store
 from sync_assets.definitions import defs
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
-from sync_assets.resources.tokens import StravaTokens
-from sync_assets.storage import open_store
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from sync_assets.core.storage import close_stores, open_store
 from sync_assets.partitions import month_key
-from sync_assets.storage import close_stores, open_store
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

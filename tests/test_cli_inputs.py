@@ -117,8 +117,8 @@ def test_months_before_strava_are_clamped_with_a_note(env) -> None:
 def test_status_on_postgres_reads_no_token_and_needs_no_key(pg_url, tmp_path) -> None:
     from cryptography.fernet import Fernet
 
-    from sync_assets.sessions import SessionTracker, SyncState
-    from sync_assets.storage import close_stores, open_store
+    from sync_assets.core.sessions import SessionTracker, SyncState
+    from sync_assets.core.storage import close_stores, open_store
 
     from .helpers import add_users
 

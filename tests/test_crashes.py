@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sync_assets_sandbox import SandboxServer, StravaSandbox
 
-from sync_assets.ingest import minimum_list_calls
+from sync_assets.core.ingest import minimum_list_calls
 
 from .helpers import CLI, LIST_ORDERS, cli_connect, sandbox_env
 

@@ -36,9 +36,7 @@ from dagster_graphql.test.utils import execute_dagster_graphql
 from playwright.sync_api import expect
 from sync_assets_sandbox import StravaSandbox
 
-from sync_assets import alerts
-from sync_assets.assets.health import SYNC_HEALTH, health_checks, sync_health
-from sync_assets.demo_ui import (
+from sync_assets.apps.demo_ui import (
     INSTANCE_SETTINGS,
     DemoSettings,
     add_demo_athlete,
@@ -46,6 +44,9 @@ from sync_assets.demo_ui import (
     load_demo_settings,
     restore_sandbox,
 )
+from sync_assets.assets.health import SYNC_HEALTH, health_checks, sync_health
+from sync_assets.core import alerts
+from sync_assets.core.storage import close_stores, open_store
 from sync_assets.logs import sync_assets_logger
 from sync_assets.resources import (
     ParquetIOManager,
@@ -54,7 +55,6 @@ from sync_assets.resources import (
     WeatherResource,
 )
 from sync_assets.sensors.alerts import sync_health_sensor
-from sync_assets.storage import close_stores, open_store
 
 from .helpers import CHILD_ENV_DROPPED, CLI
 from .helpers.ui import (
@@ -92,7 +92,7 @@ def test_after_the_demo_sync_assets_ui_shows_its_partitions_and_checks(tmp_path:
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from sync_assets.cli import demo; "
+            "import sys; from pathlib import Path; from sync_assets.apps.cli import demo; "
             f"sys.exit(demo(Path({str(home)!r}), sizes={SIZES!r}, seed={SEED}))",
         ],
         env=clean_env(SYNC_ASSETS_HOME=str(tmp_path / "elsewhere")),

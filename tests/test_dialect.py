@@ -1,4 +1,4 @@
-"""The SQL files written once render for both backends (`sync_assets.storage.dialect`)."""
+"""The SQL files written once render for both backends (`sync_assets.core.storage.dialect`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from importlib import resources
 
 import pytest
 
-from sync_assets.storage.dialect import POSTGRES, SQLITE
+from sync_assets.core.storage.dialect import POSTGRES, SQLITE
 
-SQL = resources.files("sync_assets.storage") / "sql"
+SQL = resources.files("sync_assets.core.storage") / "sql"
 
 
 def _names(*parts: str) -> set[str]:

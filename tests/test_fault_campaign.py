@@ -40,13 +40,13 @@ from dagster._core.storage.tags import (
 )
 from sync_assets_sandbox import RateLimits, SandboxServer, StravaSandbox, WeatherLimits
 
+from sync_assets.apps.webhooks import WebhookReceiver, WebhookServer
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
+from sync_assets.core.storage import Store, close_stores, open_store
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 from sync_assets.resources import SupabaseResource
 from sync_assets.sensors.enrichment import weather_retry_sensor
 from sync_assets.sensors.webhooks import strava_webhook_events
-from sync_assets.storage import Store, close_stores, open_store
-from sync_assets.webhooks import WebhookReceiver, WebhookServer
 
 from .helpers import LIST_ORDERS, connect_user, make_resources, run_metadata
 

@@ -1,7 +1,7 @@
 """Hostile and broken input: property-based tests of the payload models and the `runs` mapping,
 hostile records through the real pipeline, and broken bodies from both APIs over loopback.
 
-What the models accept and what they quarantine ("absurd" values), see `sync_assets/models.py`:
+What the models accept and what they quarantine ("absurd" values), see `sync_assets/core/models.py`:
 
 * only `id` and `start_date` are required: any other field Strava's schema has may be missing
   (absent or null) and is stored as 0, "", false, "Unknown" (sport_type without type) or null
@@ -49,8 +49,15 @@ from hypothesis import strategies as st
 from psycopg.rows import dict_row
 from pydantic import SecretStr
 
-from sync_assets.errors import ErrorType, SyncError
-from sync_assets.models import (
+from sync_assets.core.clients.rate_limit import RateLimitBudget
+from sync_assets.core.clients.strava import StravaClient
+from sync_assets.core.clients.weather import (
+    OPEN_METEO_VARIABLES,
+    OpenMeteoProvider,
+    OpenWeatherMapProvider,
+)
+from sync_assets.core.errors import ErrorType, SyncError
+from sync_assets.core.models import (
     ACTIVITY_SCHEMA,
     DATA_QUALITY_NOTES,
     MISSING_DEFAULTS,
@@ -61,18 +68,11 @@ from sync_assets.models import (
     quarantine_table,
     validate_page,
 )
+from sync_assets.core.storage import QuarantineRecord, close_stores, open_store, runs_rows
+from sync_assets.core.storage.crypto import TokenCipher
+from sync_assets.core.storage.postgres import PostgresStore
+from sync_assets.core.storage.sqlite import SqliteStore
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
-from sync_assets.resources.rate_limit import RateLimitBudget
-from sync_assets.resources.strava_client import StravaClient
-from sync_assets.resources.weather_providers import (
-    OPEN_METEO_VARIABLES,
-    OpenMeteoProvider,
-    OpenWeatherMapProvider,
-)
-from sync_assets.storage import QuarantineRecord, close_stores, open_store, runs_rows
-from sync_assets.storage.crypto import TokenCipher
-from sync_assets.storage.postgres import PostgresStore
-from sync_assets.storage.sqlite import SqliteStore
 
 from .helpers import add_users, connect_user, make_resources, sync_range
 

@@ -14,10 +14,10 @@ import psycopg
 import pytest
 from dagster import DagsterInstance, instance_for_test
 
-from sync_assets import cli
-from sync_assets.errors import ErrorType, SyncError
+from sync_assets.apps import cli
+from sync_assets.core.errors import ErrorType, SyncError
+from sync_assets.core.storage import close_stores, open_store
 from sync_assets.partitions import USERS_PARTITIONS_NAME, SyncSpan
-from sync_assets.storage import close_stores, open_store
 
 from .helpers import (
     connect_user,

@@ -36,9 +36,9 @@ from dagster._core.test_utils import in_process_test_workspace
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from sync_assets_sandbox import SandboxServer, StravaSandbox
 
+from sync_assets.core.sessions import session_key
+from sync_assets.core.storage import open_store
 from sync_assets.logs import sync_assets_logger
-from sync_assets.sessions import session_key
-from sync_assets.storage import open_store
 
 from .helpers import CLI, cli_connect, sandbox_env
 

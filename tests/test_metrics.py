@@ -18,9 +18,9 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 
-from sync_assets import metrics
-from sync_assets.errors import ErrorType, SyncError
-from sync_assets.storage import METRICS_VIEWS, StepMetrics, Store, open_store
+from sync_assets.core import metrics
+from sync_assets.core.errors import ErrorType, SyncError
+from sync_assets.core.storage import METRICS_VIEWS, StepMetrics, Store, open_store
 
 from .helpers import add_users
 

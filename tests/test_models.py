@@ -2,7 +2,7 @@
 
 import json
 
-from sync_assets.models import ACTIVITY_SCHEMA, activities_table, activity_row, validate_page
+from sync_assets.core.models import ACTIVITY_SCHEMA, activities_table, activity_row, validate_page
 
 
 def activity(**over):

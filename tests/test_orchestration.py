@@ -23,13 +23,13 @@ from dagster._core.storage.tags import (
 )
 
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
+from sync_assets.core.clients.tokens import StravaTokens
+from sync_assets.core.sessions import SYNC_TYPE_TAG
+from sync_assets.core.storage import close_stores, open_store
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 from sync_assets.resources import SupabaseResource
-from sync_assets.resources.tokens import StravaTokens
 from sync_assets.sensors.new_users import new_strava_users
 from sync_assets.sensors.schedules import incremental_run_requests, incremental_sync, slot_of
-from sync_assets.sessions import SYNC_TYPE_TAG
-from sync_assets.storage import close_stores, open_store
 
 from .helpers import add_users, make_resources, save_tokens
 

@@ -19,9 +19,9 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from sync_assets import cli
-from sync_assets.migrations import plain_postgres_compat_sql, postgres_migrations
-from sync_assets.storage import close_stores, open_store
+from sync_assets.apps import cli
+from sync_assets.core.migrations import plain_postgres_compat_sql, postgres_migrations
+from sync_assets.core.storage import close_stores, open_store
 
 from .helpers import CLI
 from .pg import temporary_database
@@ -191,6 +191,6 @@ def test_migrations_keep_the_supabase_cli_layout_and_each_applies_on_its_own(
                     (version, [f.read_text()], name),
                 )
     with psycopg.connect(bare_url) as conn:
-        from sync_assets.migrations import migrate_postgres
+        from sync_assets.core.migrations import migrate_postgres
 
         assert migrate_postgres(conn) == []

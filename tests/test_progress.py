@@ -12,8 +12,8 @@ import psycopg
 from cryptography.fernet import Fernet
 from dagster import instance_for_test
 
+from sync_assets.core.storage import open_store
 from sync_assets.partitions import USERS_PARTITIONS_NAME
-from sync_assets.storage import open_store
 
 from .helpers import (
     connect_user,

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sync_assets.errors import ErrorType, RateLimitError
-from sync_assets.resources.rate_limit import RateLimitBudget
+from sync_assets.core.clients.rate_limit import RateLimitBudget
+from sync_assets.core.errors import ErrorType, RateLimitError
 
 
 class Clock:

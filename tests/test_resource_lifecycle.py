@@ -13,7 +13,7 @@ from dagster import (
     sensor,
 )
 
-import sync_assets.storage as storage
+import sync_assets.core.storage as storage
 from sync_assets.resources import StravaResource, SupabaseResource, WeatherResource
 
 

@@ -19,6 +19,8 @@ from dagster import (
 )
 from dagster._core.test_utils import create_run_for_test
 
+from sync_assets.core.sessions import InvalidTransition, SessionTracker, SyncState, check_transition
+from sync_assets.core.storage import close_stores, open_store
 from sync_assets.definitions import STRAVA_SYNC_JOB
 from sync_assets.partitions import USERS_PARTITIONS_NAME
 from sync_assets.resources import SupabaseResource
@@ -26,8 +28,6 @@ from sync_assets.sensors.run_status import (
     reconcile_sync_sessions,
     sync_sessions_on_failure,
 )
-from sync_assets.sessions import InvalidTransition, SessionTracker, SyncState, check_transition
-from sync_assets.storage import close_stores, open_store
 
 from .helpers import (
     LIST_ORDERS,
@@ -163,7 +163,7 @@ def test_state_machine_refuses_illegal_moves(tmp_path) -> None:
         t.enter(SyncState.STORING)  # initiated -> storing skips fetching
     t.enter(SyncState.FETCHING)
     t.fail(
-        __import__("sync_assets.errors", fromlist=["ErrorInfo"]).ErrorInfo(
+        __import__("sync_assets.core.errors", fromlist=["ErrorInfo"]).ErrorInfo(
             type="NETWORK", message="boom", retryable=True
         )
     )

@@ -23,7 +23,7 @@ INSTALL_LINE = "error: the sandbox is not installed: pip install -e ./sandbox (f
 # The real CLI in a child process with the sandbox unimportable, as on a production install.
 WITHOUT_SANDBOX = (
     "import sys; sys.modules['sync_assets_sandbox'] = None; "
-    "from sync_assets.cli import main; sys.exit(main())"
+    "from sync_assets.apps.cli import main; sys.exit(main())"
 )
 
 

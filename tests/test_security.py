@@ -40,17 +40,17 @@ from dagster._core.storage.tags import (
 )
 from sync_assets_sandbox import AthleteHandle, StravaSandbox
 
+from sync_assets.apps.webhooks import WebhookReceiver, WebhookServer
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
-from sync_assets.errors import SyncError
+from sync_assets.core.clients.strava_listing import ListCursor
+from sync_assets.core.clients.tokens import StravaTokens
+from sync_assets.core.errors import SyncError
+from sync_assets.core.storage import StepMetrics, Store, close_stores, open_store
+from sync_assets.core.storage.crypto import KEYS_ENV, TokenCipher, keys_from_env
+from sync_assets.core.storage.postgres import PostgresStore
+from sync_assets.core.storage.sqlite import SqliteStore
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
-from sync_assets.resources.strava_listing import ListCursor
-from sync_assets.resources.tokens import StravaTokens
 from sync_assets.sensors.webhooks import strava_webhook_events
-from sync_assets.storage import StepMetrics, Store, close_stores, open_store
-from sync_assets.storage.crypto import KEYS_ENV, TokenCipher, keys_from_env
-from sync_assets.storage.postgres import PostgresStore
-from sync_assets.storage.sqlite import SqliteStore
-from sync_assets.webhooks import WebhookReceiver, WebhookServer
 
 from .helpers import add_users, make_resources
 

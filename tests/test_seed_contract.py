@@ -24,16 +24,16 @@ import pytest
 from cryptography.fernet import Fernet
 from psycopg.rows import dict_row, tuple_row
 
-from sync_assets.migrations import (
+from sync_assets.core.migrations import (
     BOOTSTRAP,
     migrate_postgres,
     migrate_sqlite,
     postgres_migrations,
     sqlite_migrations,
 )
-from sync_assets.storage import open_store
-from sync_assets.storage.crypto import TokenCipher
-from sync_assets.storage.postgres import PostgresStore
+from sync_assets.core.storage import open_store
+from sync_assets.core.storage.crypto import TokenCipher
+from sync_assets.core.storage.postgres import PostgresStore
 
 from .helpers import add_users
 from .test_storage import make_rows

@@ -25,17 +25,17 @@ from pydantic import SecretStr
 from sync_assets_sandbox import RateLimits, StravaSandbox
 
 from sync_assets.assets import raw_strava_activities
-from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
-from sync_assets.resources.rate_limit import (
+from sync_assets.core.clients.rate_limit import (
     QUARTER,
     RateLimitBudget,
     SharedRateLimitBudget,
     app_key,
 )
-from sync_assets.resources.strava_client import StravaClient
-from sync_assets.storage import close_stores, open_store
-from sync_assets.storage.crypto import TokenCipher, keys_from_env
-from sync_assets.storage.postgres import PostgresStore
+from sync_assets.core.clients.strava import StravaClient
+from sync_assets.core.storage import close_stores, open_store
+from sync_assets.core.storage.crypto import TokenCipher, keys_from_env
+from sync_assets.core.storage.postgres import PostgresStore
+from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 
 from .helpers import add_users, save_tokens
 

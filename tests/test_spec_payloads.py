@@ -28,21 +28,21 @@ from cryptography.fernet import Fernet
 from sync_assets_sandbox import NO_DISTANCE_SPORTS, SPORTS, generate_activities
 from upath import UPath
 
-from sync_assets.enrichment.activities import ENRICHED_SCHEMA, enrich_tables
-from sync_assets.models import (
+from sync_assets.core.clients.weather import OpenMeteoProvider
+from sync_assets.core.enrichment.activities import ENRICHED_SCHEMA, enrich_tables
+from sync_assets.core.models import (
     ACTIVITY_SCHEMA,
     UNKNOWN_SPORT_TYPE,
     activities_table,
     activity_row,
     validate_page,
 )
+from sync_assets.core.storage import close_stores, open_store, runs_rows
 from sync_assets.resources.parquet_io import (
     ACTIVITIES_FILE,
     QUARANTINE_FILE,
     PartitionedParquetIOManager,
 )
-from sync_assets.resources.weather_providers import OpenMeteoProvider
-from sync_assets.storage import close_stores, open_store, runs_rows
 
 from .helpers import add_users
 

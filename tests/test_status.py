@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 
-from sync_assets.cli import main
-from sync_assets.demo_ui import demo_user_id
-from sync_assets.errors import ErrorInfo, ErrorType
-from sync_assets.sessions import SessionTracker, SyncState
-from sync_assets.status import DEMO_SETTINGS, id_width, status_lines, status_report
-from sync_assets.storage import open_store
+from sync_assets.apps.cli import main
+from sync_assets.apps.demo_ui import demo_user_id
+from sync_assets.apps.status import DEMO_SETTINGS, id_width, status_lines, status_report
+from sync_assets.core.errors import ErrorInfo, ErrorType
+from sync_assets.core.sessions import SessionTracker, SyncState
+from sync_assets.core.storage import open_store
 
 from .helpers import add_users
 

@@ -15,12 +15,12 @@ import pytest
 from cryptography.fernet import Fernet
 from sync_assets_sandbox import generate_activities
 
-from sync_assets.models import activities_table, activity_row, validate_page
-from sync_assets.resources.tokens import StravaTokens
-from sync_assets.storage import Store, runs_rows
-from sync_assets.storage.crypto import TokenCipher
-from sync_assets.storage.postgres import PostgresStore
-from sync_assets.storage.sqlite import SqliteStore
+from sync_assets.core.clients.tokens import StravaTokens
+from sync_assets.core.models import activities_table, activity_row, validate_page
+from sync_assets.core.storage import Store, runs_rows
+from sync_assets.core.storage.crypto import TokenCipher
+from sync_assets.core.storage.postgres import PostgresStore
+from sync_assets.core.storage.sqlite import SqliteStore
 
 from .helpers import add_users
 from .pg import ADMIN_URL
@@ -114,7 +114,7 @@ def test_concurrent_refreshes_of_one_user_happen_once(store) -> None:
 
 
 def test_revoked_connection_stops_syncs(store) -> None:
-    from sync_assets.errors import AuthenticationError
+    from sync_assets.core.errors import AuthenticationError
 
     s, url = store
     uid = new_user(url)

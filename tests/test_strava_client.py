@@ -9,9 +9,9 @@ import httpx
 import pytest
 from sync_assets_sandbox import RateLimits
 
-from sync_assets.errors import AuthenticationError, ErrorType, RateLimitError, SyncError
-from sync_assets.resources.rate_limit import QUARTER, RateLimitBudget
-from sync_assets.resources.tokens import StravaTokens
+from sync_assets.core.clients.rate_limit import QUARTER, RateLimitBudget
+from sync_assets.core.clients.tokens import StravaTokens
+from sync_assets.core.errors import AuthenticationError, ErrorType, RateLimitError, SyncError
 
 from .helpers import LIST_ORDERS
 

@@ -20,11 +20,11 @@ from dagster._core.storage.tags import (
 )
 from rich.console import Console
 
+from sync_assets.apps.terminal_progress import PlainLines, SessionProgress, live_view, plain_lines
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
+from sync_assets.core.clients.weather import OpenMeteoProvider, WeatherWait
+from sync_assets.core.storage import SessionRecord, open_store
 from sync_assets.partitions import USERS_PARTITIONS_NAME
-from sync_assets.resources.weather_providers import OpenMeteoProvider, WeatherWait
-from sync_assets.storage import SessionRecord, open_store
-from sync_assets.terminal_progress import PlainLines, SessionProgress, live_view, plain_lines
 
 from .helpers import connect_user, make_resources, whole_history
 

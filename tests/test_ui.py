@@ -26,10 +26,10 @@ from dagster import AssetKey, DagsterInstance
 from playwright.sync_api import Locator, Page, expect
 from sync_assets_sandbox import SandboxServer, StravaSandbox
 
-from sync_assets.demo_ui import INSTANCE_SETTINGS
-from sync_assets.ingest import minimum_list_calls
+from sync_assets.apps.demo_ui import INSTANCE_SETTINGS
+from sync_assets.core.ingest import minimum_list_calls
+from sync_assets.core.storage import close_stores, open_store
 from sync_assets.partitions import month_key
-from sync_assets.storage import close_stores, open_store
 
 from .helpers import cli_connect, sandbox_env
 from .helpers.ui import (

@@ -14,13 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sync_assets_sandbox import SandboxServer, StravaSandbox, WeatherLimits, request_weight
 
-from sync_assets.enrichment.activities import enrich_tables
-from sync_assets.enrichment.geocoding import reverse_geocode
-from sync_assets.enrichment.weather import cell_of, hour_of, resolve_weather
-from sync_assets.enrichment.wmo import WMO_CODES, condition
-from sync_assets.errors import ErrorType, RateLimitError, SyncError
-from sync_assets.models import ACTIVITY_SCHEMA
-from sync_assets.resources.weather_providers import (
+from sync_assets.core.clients.weather import (
     OPEN_METEO_VARIABLES,
     OpenMeteoProvider,
     OpenWeatherMapProvider,
@@ -30,7 +24,13 @@ from sync_assets.resources.weather_providers import (
     to_celsius,
     to_mps,
 )
-from sync_assets.storage import Store, close_stores, open_store
+from sync_assets.core.enrichment.activities import enrich_tables
+from sync_assets.core.enrichment.geocoding import reverse_geocode
+from sync_assets.core.enrichment.weather import cell_of, hour_of, resolve_weather
+from sync_assets.core.enrichment.wmo import WMO_CODES, condition
+from sync_assets.core.errors import ErrorType, RateLimitError, SyncError
+from sync_assets.core.models import ACTIVITY_SCHEMA
+from sync_assets.core.storage import Store, close_stores, open_store
 
 from .helpers import add_users
 
@@ -380,8 +380,8 @@ def test_enriched_rows_carry_place_weather_and_a_reason_when_missing(
 def test_the_cache_is_shared_across_stores_of_one_database(server, pg_url, tmp_path, monkeypatch):
     """Two processes' stores (two pools) on one Supabase database see each other's hours."""
     monkeypatch.setenv("SYNC_ASSETS_ENCRYPTION_KEYS", Fernet.generate_key().decode())
-    from sync_assets.storage.crypto import TokenCipher, keys_from_env
-    from sync_assets.storage.postgres import PostgresStore
+    from sync_assets.core.storage.crypto import TokenCipher, keys_from_env
+    from sync_assets.core.storage.postgres import PostgresStore
 
     a = PostgresStore(pg_url, TokenCipher(keys_from_env()))
     b = PostgresStore(pg_url, TokenCipher(keys_from_env()))
@@ -414,8 +414,8 @@ def test_concurrent_runs_needing_the_same_cells_fetch_them_once(
     import threading
 
     monkeypatch.setenv("SYNC_ASSETS_ENCRYPTION_KEYS", Fernet.generate_key().decode())
-    from sync_assets.storage.crypto import TokenCipher, keys_from_env
-    from sync_assets.storage.postgres import PostgresStore
+    from sync_assets.core.storage.crypto import TokenCipher, keys_from_env
+    from sync_assets.core.storage.postgres import PostgresStore
 
     stores = [PostgresStore(pg_url, TokenCipher(keys_from_env())) for _ in range(2)]
     stores[0].migrate()

@@ -18,13 +18,13 @@ from dagster._core.storage.tags import (
 )
 
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
-from sync_assets.enrichment.weather import cell_of, hour_of
+from sync_assets.core.enrichment.weather import cell_of, hour_of
+from sync_assets.core.sessions import SYNC_TYPE_TAG
+from sync_assets.core.storage import close_stores, open_store
 from sync_assets.job_names import WEATHER_ENRICHMENT_JOB
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 from sync_assets.resources import SupabaseResource
 from sync_assets.sensors.enrichment import weather_retry_sensor
-from sync_assets.sessions import SYNC_TYPE_TAG
-from sync_assets.storage import close_stores, open_store
 
 from .helpers import add_users, make_resources, run_metadata, save_tokens
 

@@ -39,11 +39,11 @@ from dagster._core.storage.tags import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sync_assets.apps.webhooks import PATH, WebhookEvent, WebhookReceiver, WebhookServer
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
+from sync_assets.core.storage import close_stores, open_store
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 from sync_assets.sensors.webhooks import strava_webhook_events
-from sync_assets.storage import close_stores, open_store
-from sync_assets.webhooks import PATH, WebhookEvent, WebhookReceiver, WebhookServer
 
 from .helpers import add_users, make_resources, save_tokens
 

@@ -6,14 +6,14 @@ from collections import Counter
 import pyarrow as pa
 from dagster import AssetExecutionContext, BackfillPolicy, MetadataValue, Output, asset
 
-from sync_assets import metrics
-from sync_assets.enrichment.activities import EnrichReport
+from sync_assets.core import metrics
+from sync_assets.core.clients.weather import WeatherProvider
+from sync_assets.core.enrichment.activities import EnrichReport
+from sync_assets.core.steps.enrich import STEP, EnrichOutcome, enrich_partitions
 from sync_assets.partitions import run_partition_keys, strava_partitions
 from sync_assets.resources.parquet_io import PartitionData, by_partition
 from sync_assets.resources.supabase import SupabaseResource
 from sync_assets.resources.weather import WeatherResource
-from sync_assets.resources.weather_providers import WeatherProvider
-from sync_assets.steps.enrich import STEP, EnrichOutcome, enrich_partitions
 
 
 def _quota(provider: WeatherProvider) -> str:

@@ -18,7 +18,7 @@ from dagster import (
     asset_check,
 )
 
-from sync_assets import alerts
+from sync_assets.core import alerts
 from sync_assets.resources.strava import StravaResource
 from sync_assets.resources.supabase import SupabaseResource
 from sync_assets.resources.weather import WeatherResource

@@ -14,15 +14,15 @@ from dagster import (
     asset,
 )
 
-from sync_assets import metrics
-from sync_assets.errors import ErrorType, SyncError
-from sync_assets.ingest import FetchReport, fetch_partitions
+from sync_assets.core import metrics
+from sync_assets.core.errors import ErrorType, SyncError
+from sync_assets.core.ingest import FetchReport, fetch_partitions
+from sync_assets.core.sessions import SessionTracker, tracker_for_run
+from sync_assets.core.storage.base import Store
 from sync_assets.partitions import run_partition_keys, split_key, strava_partitions
 from sync_assets.resources.parquet_io import PartitionData
 from sync_assets.resources.strava import StravaResource
 from sync_assets.resources.supabase import SupabaseResource
-from sync_assets.sessions import SessionTracker, tracker_for_run
-from sync_assets.storage.base import Store
 
 STEP = "raw_strava_activities"
 

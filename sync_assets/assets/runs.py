@@ -12,13 +12,13 @@ from dagster import (
     asset,
 )
 
-from sync_assets import metrics, settings
+from sync_assets.core import metrics, settings
+from sync_assets.core.steps.store import STEP, StoreFailed, StoreOutcome, store_partitions
+from sync_assets.core.steps.store import listing_shortfall as listing_shortfall  # re-exported
+from sync_assets.core.storage import StepMetrics, StoreResult
 from sync_assets.partitions import run_partition_keys, strava_partitions
 from sync_assets.resources.parquet_io import by_partition
 from sync_assets.resources.supabase import SupabaseResource
-from sync_assets.steps.store import STEP, StoreFailed, StoreOutcome, store_partitions
-from sync_assets.steps.store import listing_shortfall as listing_shortfall  # re-exported
-from sync_assets.storage import StepMetrics, StoreResult
 
 
 def database_kind() -> str:

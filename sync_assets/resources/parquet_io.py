@@ -7,7 +7,6 @@ one query and still stored (and later read) month by month.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -22,22 +21,10 @@ from dagster import (
 from pydantic import Field
 from upath import UPath
 
-from sync_assets.models import ACTIVITY_SCHEMA, QUARANTINE_SCHEMA
+from sync_assets.core.models import ACTIVITY_SCHEMA, QUARANTINE_SCHEMA, PartitionData
 
 ACTIVITIES_FILE = "activities.parquet"
 QUARANTINE_FILE = "quarantine.parquet"
-
-
-@dataclass(frozen=True)
-class PartitionData:
-    """One partition of `raw_strava_activities`: the accepted rows and the quarantined ones."""
-
-    activities: pa.Table
-    quarantine: pa.Table
-
-    @classmethod
-    def empty(cls) -> "PartitionData":
-        return cls(ACTIVITY_SCHEMA.empty_table(), QUARANTINE_SCHEMA.empty_table())
 
 
 def by_partition(keys: list[str], loaded: Any) -> dict[str, PartitionData]:

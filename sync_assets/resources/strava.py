@@ -6,13 +6,13 @@ from typing import Any
 from dagster import ConfigurableResource, ResourceDependency
 from pydantic import Field, SecretStr
 
-from sync_assets.resources.rate_limit import (
+from sync_assets.core.clients.rate_limit import (
     RateLimitBudget,
     SharedRateLimitBudget,
     app_key,
     shared_budget,
 )
-from sync_assets.resources.strava_client import DEFAULT_API_URL, DEFAULT_OAUTH_URL, StravaClient
+from sync_assets.core.clients.strava import DEFAULT_API_URL, DEFAULT_OAUTH_URL, StravaClient
 from sync_assets.resources.supabase import SupabaseResource
 
 

@@ -7,7 +7,7 @@ from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 if TYPE_CHECKING:  # storage imports resources.tokens: import it lazily to avoid a cycle
-    from sync_assets.storage import Store
+    from sync_assets.core.storage import Store
 
 # The store of each run being executed in this process, and how many resource copies use it.
 _run_stores: dict[tuple[str, str, str], tuple["Store", int]] = {}
@@ -17,7 +17,7 @@ _run_stores_lock = threading.Lock()
 def _acquire_run_store(
     key: tuple[str, str, str], database_url: str | None, data_dir: str
 ) -> "Store":
-    from sync_assets.storage import open_store
+    from sync_assets.core.storage import open_store
 
     with _run_stores_lock:
         store, users = _run_stores.get(key) or (None, 0)
@@ -86,7 +86,7 @@ class SupabaseResource(ConfigurableResource):
         """This resource's store (opened on first use outside an execution)."""
         with self._store_lock:
             if self._store is None:
-                from sync_assets.storage import open_store
+                from sync_assets.core.storage import open_store
 
                 self._store = open_store(self.database_url, self.data_dir)
             return self._store

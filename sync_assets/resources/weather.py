@@ -8,8 +8,7 @@ import pybreaker
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
 
-from sync_assets.errors import ErrorType, SyncError
-from sync_assets.resources.weather_providers import (
+from sync_assets.core.clients.weather import (
     DEFAULT_CELL_DEGREES,
     OPEN_METEO_ARCHIVE_URL,
     PENDING_DAYS,
@@ -19,6 +18,7 @@ from sync_assets.resources.weather_providers import (
     WeatherProvider,
     new_breaker,
 )
+from sync_assets.core.errors import ErrorType, SyncError
 
 PROVIDERS = ("open-meteo", "openweathermap")
 

@@ -2,13 +2,13 @@
 
 from dagster import RunRequest
 
+from sync_assets.core.sessions import SYNC_TYPE_TAG
 from sync_assets.dagster_private import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
 from sync_assets.logs import RUN_CONFIG
 from sync_assets.partitions import partition_key
-from sync_assets.sessions import SYNC_TYPE_TAG
 
 
 def range_run_request(

@@ -19,8 +19,8 @@ from dagster import (
     sensor,
 )
 
+from sync_assets.core.sessions import ROOT_RUN_TAG, finish_from_run_status, session_key
 from sync_assets.resources.supabase import SupabaseResource
-from sync_assets.sessions import ROOT_RUN_TAG, finish_from_run_status, session_key
 
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 

@@ -20,7 +20,7 @@ from dagster import (
     schedule,
 )
 
-from sync_assets import settings
+from sync_assets.core import settings
 from sync_assets.job_names import STRAVA_SYNC_JOB
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 from sync_assets.resources.supabase import SupabaseResource

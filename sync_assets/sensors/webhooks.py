@@ -1,4 +1,4 @@
-"""Strava's push events, stored by the receiver (`sync_assets.webhooks`), become work here.
+"""Strava's push events, stored by the receiver (`sync_assets.apps.webhooks`), become work here.
 
 * activity `create` / `update`: one `strava_sync` run over that activity's month (taken from
   `runs` when the activity is known, else from one `GET /activities/{id}`: an upload can be
@@ -22,8 +22,9 @@ from dagster import (
     sensor,
 )
 
-from sync_assets import settings
-from sync_assets.errors import SyncError
+from sync_assets.core import settings
+from sync_assets.core.errors import SyncError
+from sync_assets.core.webhook_events import is_deauthorization
 from sync_assets.job_names import STRAVA_SYNC_JOB
 from sync_assets.partitions import (
     USERS_PARTITIONS_NAME,
@@ -36,7 +37,6 @@ from sync_assets.resources.parquet_io import delete_user_files
 from sync_assets.resources.strava import StravaResource
 from sync_assets.resources.supabase import SupabaseResource
 from sync_assets.sensors.requests import range_run_request
-from sync_assets.webhooks import is_deauthorization
 
 EVENTS_PER_TICK = 500
 DEAUTHORIZED = "the athlete deauthorized the app (Strava webhook)"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import psycopg
 
-from sync_assets.migrations import plain_postgres_compat_sql
+from sync_assets.core.migrations import plain_postgres_compat_sql
 
 # What `sync-assets db init --plain-postgres` adds to a plain PostgreSQL (Supabase's auth schema,
 # roles and publication, reduced): the test databases are plain PostgreSQL too.

@@ -6,8 +6,8 @@ import uuid
 
 from sync_assets_sandbox import AthleteHandle, StravaSandbox
 
-from sync_assets.resources.tokens import StravaTokens
-from sync_assets.storage import Store
+from sync_assets.core.clients.tokens import StravaTokens
+from sync_assets.core.storage import Store
 
 from .databases import add_users
 

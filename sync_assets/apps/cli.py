@@ -1,0 +1,753 @@
+"""`sync-assets`: the command line for scripts, cron and the offline demo.
+
+    sync-assets demo                       # sandbox + two demo athletes, whole history, summary
+    sync-assets sandbox [--port 8710]      # Strava-compatible sandbox on loopback
+    sync-assets db init [--plain-postgres]  # migrations on DATABASE_URL (plain PostgreSQL too)
+    sync-assets connect --user ID (--refresh-token T | --code C) [--scope S] [--create-auth-user]
+    sync-assets ui                         # the Dagster UI on the demo's data, its sandboxes again
+    sync-assets sync --user ID [--from YYYY-MM] [--to YYYY-MM] [--quiet]   # progress on stderr
+    sync-assets enrich --user ID [--from YYYY-MM] [--to YYYY-MM] [--quiet]  # weather, no Strava
+    sync-assets webhook [--port 8711]      # Strava push events (STRAVA_WEBHOOK_VERIFY_TOKEN)
+    sync-assets rotate-keys                # after prepending a key to SYNC_ASSETS_ENCRYPTION_KEYS
+    sync-assets status [--user ID] [--limit N]   # recent syncs: state, progress, errors
+
+Credentials come from the environment (STRAVA_CLIENT_ID, STRAVA_CLIENT_SECRET, STRAVA_API_URL,
+STRAVA_OAUTH_URL; WEATHER_API_URL, WEATHER_PROVIDER); data goes under SYNC_ASSETS_HOME (default
+~/.sync_assets), Dagster's instance under DAGSTER_HOME (default $SYNC_ASSETS_HOME/dagster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import NoReturn
+
+from pydantic import SecretStr
+
+from sync_assets.core import settings
+from sync_assets.core.errors import ErrorType, SyncError
+from sync_assets.partitions import (
+    FIRST_MONTH,
+    USERS_PARTITIONS_NAME,
+    month_key,
+    partition_key,
+    validate_user_id,
+)
+
+log = logging.getLogger("sync_assets")
+
+
+def _require_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise SystemExit(f"error: set {name} (see README: 'Pointing it at real Strava')")
+    return value
+
+
+def prepare_dagster_home() -> Path:
+    """DAGSTER_HOME for the embedded default: SQLite storage under the data folder."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.data_dir() / "dagster")
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text((resources.files("sync_assets") / "embedded_dagster.yaml").read_text())
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _instance():  # noqa: ANN202 - DagsterInstance, imported lazily (slow import)
+    from dagster import DagsterInstance
+
+    prepare_dagster_home()
+    return DagsterInstance.get()
+
+
+def user_arg(value: str) -> str:
+    """A `--user`: the app's user id, a uuid as the help says (and a valid partition key)."""
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise SyncError(
+            ErrorType.CONFIGURATION,
+            f"--user {value!r} is not a uuid: give the app's user id "
+            "(e.g. 6f1c2a4e-8b3d-4f5e-9a7b-1c2d3e4f5a6b)",
+            retryable=False,
+        ) from None
+    return validate_user_id(value)
+
+
+def month_range(first_month: str | None, last_month: str | None) -> tuple[str, str]:
+    """`--from` / `--to` as partition months, checked before any run exists: months before
+    Strava's start are clamped to it (said on stderr), months after the current one and an
+    inverted range refused."""
+    now = month_key(datetime.now(UTC))
+    first, last = first_month or FIRST_MONTH, last_month or now
+    if first > last:
+        raise SystemExit(f"error: --from {first[:7]} is after --to {last[:7]}")
+    if last > now:
+        raise SystemExit(f"error: --to {last[:7]} is after the current month ({now[:7]})")
+    if last < FIRST_MONTH:
+        raise SystemExit(
+            f"error: --to {last[:7]} is before {FIRST_MONTH[:7]}, Strava's first month: "
+            "there is nothing to sync"
+        )
+    if first < FIRST_MONTH:
+        print(
+            f"note: --from {first[:7]} is before {FIRST_MONTH[:7]} (Strava's start): from "
+            f"{FIRST_MONTH[:7]}",
+            file=sys.stderr,
+        )
+        first = FIRST_MONTH
+    return first, last
+
+
+def _parse_month(value: str) -> str:
+    try:
+        return datetime.strptime(value, "%Y-%m").strftime("%Y-%m-01")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not YYYY-MM") from None
+
+
+# -- connect ---------------------------------------------------------------------------------
+def connect(
+    user_id: str,
+    *,
+    refresh_token: str | None = None,
+    code: str | None = None,
+    scope: str | None = None,
+    create_auth_user: bool = False,
+) -> int:
+    """Register a user's Strava connection and their Dagster partition; returns the athlete id.
+
+    `scope` is what the athlete granted, as the OAuth redirect carries it (`scope=...`);
+    Strava's token answer does not repeat it. Without `activity:read` or `activity:read_all`
+    nothing can be listed: refused here, before anything is stored. On PostgreSQL the user
+    must be in `auth.users` (Supabase: signed up; plain PostgreSQL: `create_auth_user` adds
+    it): checked before the code is spent or anything is written.
+    """
+    from sync_assets.core.clients.rate_limit import shared_budget
+    from sync_assets.core.clients.strava import (
+        StravaClient,
+        exchange_code,
+        parse_scopes,
+        refresh_grant,
+        scope_notes,
+    )
+    from sync_assets.core.storage import open_store
+
+    user_id = user_arg(user_id)
+    scopes = ",".join(sorted(parse_scopes(scope))) if scope is not None else None
+    scope_notes(scopes, user_id)  # refuses a grant that cannot list activities
+    client_id = _require_env("STRAVA_CLIENT_ID")
+    secret = SecretStr(_require_env("STRAVA_CLIENT_SECRET"))
+    database_url = settings.database_url()
+    if database_url:
+        from sync_assets.core import dbinit
+
+        problem = dbinit.auth_user_problem(database_url, user_id, create=create_auth_user)
+        if problem:
+            raise SyncError(ErrorType.CONFIGURATION, problem, retryable=False)
+    with open_store(database_url, settings.data_dir()) as store:
+        if code:
+            tokens, athlete, _ = exchange_code(
+                client_id=client_id,
+                client_secret=secret,
+                code=code,
+                oauth_url=settings.strava_oauth_url(),
+            )
+            store.save_connection(user_id, tokens, athlete_id=athlete.get("id"), scopes=scopes)
+        elif refresh_token:
+            # Proved before anything is stored: a refused token leaves nothing behind.
+            tokens = refresh_grant(
+                client_id=client_id,
+                client_secret=secret,
+                refresh_token=refresh_token,
+                oauth_url=settings.strava_oauth_url(),
+            )
+            store.save_connection(user_id, tokens, scopes=scopes)
+        else:
+            raise SystemExit("error: give --refresh-token or --code")
+        budget = shared_budget(
+            settings.strava_api_url(),
+            client_id,
+            max_wait_seconds=settings.strava_max_wait_seconds(),
+        )
+        with StravaClient(
+            user_id=user_id,
+            client_id=client_id,
+            client_secret=secret,
+            token_store=store,
+            budget=budget,
+            api_url=settings.strava_api_url(),
+            oauth_url=settings.strava_oauth_url(),
+        ) as client:
+            athlete = client.athlete()
+        store.save_connection(
+            user_id, store.get(user_id).tokens, athlete_id=athlete.get("id"), scopes=scopes
+        )
+    _instance().add_dynamic_partitions(USERS_PARTITIONS_NAME, [user_id])
+    return int(athlete["id"])
+
+
+# -- db init ---------------------------------------------------------------------------------
+def init_database(*, plain_postgres: bool) -> int:
+    """`sync-assets db init [--plain-postgres]`: the migrations, on DATABASE_URL."""
+    from sync_assets.core import dbinit
+
+    url = settings.database_url()
+    if not url:
+        raise SystemExit(
+            "error: set DATABASE_URL (postgresql://...); the embedded default (SQLite) needs no "
+            "init"
+        )
+    applied = dbinit.init_database(url, plain_postgres=plain_postgres)
+    where = dbinit.describe(url)
+    if applied:
+        print(f"applied {len(applied)} migrations to {where}: {', '.join(applied)}")
+    else:
+        print(f"{where} is up to date: no migration to apply")
+    return 0
+
+
+# -- sync ------------------------------------------------------------------------------------
+@dataclass
+class SyncSummary:
+    user_id: str
+    success: bool
+    months: int
+    activities: int
+    quarantined: int
+    list_requests: int
+    list_requests_minimum: int
+    token_requests: int
+    saved: int
+    updated: int
+    unchanged: int
+    seconds: float
+    run_id: str
+    error: str | None = None
+    weather_enriched: int = 0
+    weather_pending: int = 0
+    weather_failed: int = 0
+    no_location: int = 0
+    weather_requests: int = 0
+    weather_cache_hits: int = 0
+
+
+def sync(
+    user_id: str,
+    first_month: str | None = None,
+    last_month: str | None = None,
+    *,
+    quiet: bool = False,
+) -> SyncSummary:
+    """Materialize a user's months as one Dagster run (one paginated Strava query)."""
+    from sync_assets.job_names import STRAVA_SYNC_JOB
+
+    return _run_job(STRAVA_SYNC_JOB, user_id, first_month, last_month, quiet=quiet)
+
+
+def enrich(
+    user_id: str,
+    first_month: str | None = None,
+    last_month: str | None = None,
+    *,
+    quiet: bool = False,
+) -> SyncSummary:
+    """Enrich a user's stored months again (weather pending or failed); no Strava request."""
+    from sync_assets.job_names import WEATHER_ENRICHMENT_JOB
+
+    return _run_job(WEATHER_ENRICHMENT_JOB, user_id, first_month, last_month, quiet=quiet)
+
+
+def _session_seconds(sessions: list) -> float | None:  # noqa: ANN001 - SessionRecord
+    """The sync's time as its session says it (started_at..completed_at): `status` shows the
+    same figure. None before a session has both ends."""
+    ends = [(s.started_at, s.completed_at) for s in sessions if s.started_at and s.completed_at]
+    if not ends:
+        return None
+    return (max(e for _, e in ends) - min(s for s, _ in ends)).total_seconds()
+
+
+def _run_job(
+    job_name: str,
+    user_id: str,
+    first_month: str | None,
+    last_month: str | None,
+    *,
+    quiet: bool = False,
+) -> SyncSummary:
+    """One Dagster run in this process, its progress on stderr (`terminal_progress`: live on
+    a terminal, a line per phase otherwise, nothing when `quiet`), read from its sessions."""
+    from dagster import DagsterEventType
+
+    from sync_assets.dagster_private import (
+        ASSET_PARTITION_RANGE_END_TAG,
+        ASSET_PARTITION_RANGE_START_TAG,
+    )
+    from sync_assets.definitions import defs
+
+    # The arguments first, then the user: nothing is created for a request that cannot run.
+    user_id = user_arg(user_id)
+    first, last = month_range(first_month, last_month)
+    instance = _instance()
+    if not instance.has_dynamic_partition(USERS_PARTITIONS_NAME, user_id):
+        raise SystemExit(f"error: user {user_id} is not connected: run `sync-assets connect`")
+    from sync_assets.apps.terminal_progress import SessionProgress
+    from sync_assets.core.storage import open_store
+    from sync_assets.local_runs import fail_dead_local_runs, local_run_tags
+
+    with open_store(settings.database_url(), settings.data_dir()) as store:
+        # A run of an earlier command that was killed: failed now, so this one resumes from it.
+        for run_id in fail_dead_local_runs(instance, store):
+            print(f"  run {run_id[:8]} of an earlier command died; this sync resumes after it")
+        started = time.perf_counter()
+        run_id = str(uuid.uuid4())  # known before the run starts: its sessions are watched
+        with SessionProgress(store, run_id, stream=sys.stderr, quiet=quiet) as progress:
+            result = defs.resolve_job_def(job_name).execute_in_process(
+                instance=instance,
+                run_id=run_id,
+                tags={
+                    ASSET_PARTITION_RANGE_START_TAG: str(partition_key(user_id, first)),
+                    ASSET_PARTITION_RANGE_END_TAG: str(partition_key(user_id, last)),
+                    **local_run_tags(),
+                },
+                # The run's events are stored in the instance; the terminal gets warnings only.
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                raise_on_error=False,
+            )
+        seconds = _session_seconds(progress.sessions or store.run_sessions(run_id))
+    if seconds is None:  # no session (the run failed before its first step)
+        seconds = time.perf_counter() - started
+    # The run's figures: the `run_` keys every partition's materialization carries.
+    by_asset: dict[str, dict[str, object]] = {}
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            name = event.asset_key.to_user_string()
+            by_asset.setdefault(
+                name,
+                {
+                    k.removeprefix("run_"): v.value
+                    for k, v in event.materialization.metadata.items()
+                    if k.startswith("run_")
+                },
+            )
+    metadata = by_asset.get("raw_strava_activities", {})
+    stored = by_asset.get("runs_table", {})
+    weather = by_asset.get("weather_enriched_activities", {})
+    error = None
+    if not result.success:
+        failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+        error = failures[-1].step_failure_data.error.message if failures else "run failed"
+        error = error.strip().splitlines()[0] if error else "run failed"
+    months = (int(last[:4]) - int(first[:4])) * 12 + int(last[5:7]) - int(first[5:7]) + 1
+    return SyncSummary(
+        user_id=user_id,
+        success=result.success,
+        months=months,
+        activities=int(metadata.get("activities", 0)),
+        quarantined=int(metadata.get("quarantined", 0)),
+        list_requests=int(metadata.get("list_requests", 0)),
+        list_requests_minimum=int(metadata.get("list_requests_minimum", 0)),
+        token_requests=int(metadata.get("token_requests", 0)),
+        saved=int(stored.get("saved", 0)),
+        updated=int(stored.get("updated", 0)),
+        unchanged=int(stored.get("skipped_unchanged", 0)),
+        seconds=seconds,
+        run_id=result.run_id,
+        error=error,
+        weather_enriched=int(weather.get("weather_enriched", 0)),
+        weather_pending=int(weather.get("weather_pending", 0)),
+        weather_failed=int(weather.get("weather_failed", 0)),
+        no_location=int(weather.get("no_location", 0)),
+        weather_requests=int(weather.get("weather_requests", 0)),
+        weather_cache_hits=int(weather.get("weather_cache_hits", 0)),
+    )
+
+
+def _print_summary(s: SyncSummary) -> None:
+    if not s.success:
+        print(f"  user {s.user_id}: FAILED after {s.seconds:.1f} s: {s.error}")
+        return
+    print(
+        f"  user {s.user_id}: {s.activities} activities ({s.quarantined} quarantined) over "
+        f"{s.months} months; {s.list_requests} list requests (minimum "
+        f"{s.list_requests_minimum}), {s.token_requests} token requests; stored {s.saved} new, "
+        f"{s.updated} updated, {s.unchanged} unchanged; {s.seconds:.1f} s; run {s.run_id[:8]}"
+    )
+    print(
+        f"    weather: {s.weather_enriched} enriched, {s.weather_pending} pending, "
+        f"{s.weather_failed} failed, {s.no_location} without coordinates; "
+        f"{s.weather_requests} weather requests, {s.weather_cache_hits} cached hours used"
+    )
+
+
+# -- demo ------------------------------------------------------------------------------------
+DEMO_SIZES = (750, 1_800)
+
+
+def demo(
+    home: Path | None = None,
+    sizes: tuple[int, ...] = DEMO_SIZES,
+    seed: int = 7,
+    *,
+    quiet: bool = False,
+) -> int:
+    """Offline end to end: sandbox, two connected athletes, their whole history, a summary.
+
+    Always on the embedded default (SQLite + Parquet in `home`), whatever DATABASE_URL says.
+    `demo.json` in `home` keeps what `sync-assets ui` needs to open the demo's data in Dagster
+    with the same sandboxes (`sync_assets.apps.demo_ui`)."""
+    from sync_assets_sandbox import StravaSandbox
+
+    from sync_assets.apps.demo_ui import (
+        DEMO_SANDBOX_PORT,
+        DemoSettings,
+        add_demo_athlete,
+        bound_port,
+        save_demo_settings,
+        serve_sandbox,
+    )
+
+    default_home = settings.data_dir() / "demo"
+    home = (home or default_home).resolve()
+    if home.exists():
+        shutil.rmtree(home)  # the demo always starts from nothing
+    home.mkdir(parents=True)
+    os.environ["SYNC_ASSETS_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    for name in ("DATABASE_URL", "SYNC_ASSETS_STORAGE_URL"):  # the embedded default, in home
+        os.environ.pop(name, None)
+    sandbox = StravaSandbox(seed=seed)
+    # Every athlete before any request: `sync-assets ui` generates them again the same way.
+    athletes = [
+        add_demo_athlete(sandbox, index=i, activities=size, seed=seed)
+        for i, size in enumerate(sizes)
+    ]
+    started = time.perf_counter()
+    server = serve_sandbox(sandbox, DEMO_SANDBOX_PORT)
+    try:
+        os.environ.update(
+            {
+                "STRAVA_CLIENT_ID": sandbox.client_id,
+                "STRAVA_CLIENT_SECRET": sandbox.client_secret,
+                "STRAVA_API_URL": server.api_url,
+                "STRAVA_OAUTH_URL": server.oauth_url,
+                "WEATHER_API_URL": server.weather_url,
+            }
+        )
+        print(f"Strava and Open-Meteo sandboxes on {server.url}; data in {home}")
+        connect_api = connect_oauth = 0
+        for (athlete, record), size in zip(athletes, sizes, strict=True):
+            api, oauth = sandbox.request_count(kind="api"), sandbox.request_count(kind="oauth")
+            connect(record.user_id, refresh_token=athlete.refresh_token)
+            connect_api += sandbox.request_count(kind="api") - api
+            connect_oauth += sandbox.request_count(kind="oauth") - oauth
+            print(
+                f"connected user {record.user_id} (Strava athlete {athlete.athlete_id}, "
+                f"{size} activities in the sandbox)"
+            )
+        save_demo_settings(
+            home,
+            DemoSettings(
+                seed=seed, sandbox_port=bound_port(server), athletes=[r for _, r in athletes]
+            ),
+        )
+        summaries = []
+        for athlete, record in athletes:
+            # From the athlete's first month: earlier months hold nothing to record.
+            history = sandbox.activities(athlete.athlete_id)
+            first = month_key(datetime.fromisoformat(history[0]["start_date"])) if history else None
+            summaries.append(sync(record.user_id, first, quiet=quiet))
+        api_requests = sandbox.request_count(kind="api")
+        weather_on_wire = server.weather.request_count(kind="archive")
+    finally:
+        server.stop()
+    total = time.perf_counter() - started
+    # Each sync's time is its session's (started_at..completed_at), as `sync-assets status`
+    # shows it; the wall clock around the runs adds Dagster's start-up of each run.
+    print("Summary (each sync's time is its session's, as `sync-assets status` shows it):")
+    for s in summaries:
+        _print_summary(s)
+    activities = sum(s.activities for s in summaries)
+    lists = sum(s.list_requests for s in summaries)
+    tokens = sum(s.token_requests for s in summaries)
+    weather = sum(s.weather_requests for s in summaries)
+    synced = sum(s.seconds for s in summaries)
+    other = api_requests - lists - connect_api  # e.g. retried list requests
+    print(
+        f"  total: {activities} activities, {lists} Strava API requests by the syncs (their "
+        f"list requests above; + {tokens} token requests), {connect_api} API + {connect_oauth} "
+        f"token requests by `connect`"
+        + (f", {other} other API requests (retries)" if other else "")
+        + f"; {weather} weather requests"
+        + (f" ({weather_on_wire} on the wire)" if weather_on_wire != weather else "")
+        + f"; {synced:.1f} s of syncs ({activities / synced if synced else 0:.0f} activities/s), "
+        f"{total:.1f} s in all with the connects and Dagster's start-up"
+    )
+    custom = "" if home == default_home.resolve() else f" --home {home}"
+    status = "" if home == default_home.resolve() else f"SYNC_ASSETS_HOME={home} "
+    print(f"  Parquet under {settings.storage_url()}; Dagster's instance in {home / 'dagster'}")
+    print(f"Open it in the Dagster UI (the sandboxes again): sync-assets ui{custom}")
+    print(f"Its sync sessions: {status}sync-assets status")
+    return 0 if all(s.success for s in summaries) else 1
+
+
+def ui(home: Path | None = None, port: int = 3000) -> int:
+    """`sync-assets ui`: `dagster dev` on the demo's data with its sandboxes (see demo_ui)."""
+    from sync_assets.apps.demo_ui import launch_ui
+
+    return launch_ui((home or settings.data_dir() / "demo").resolve(), port)
+
+
+# -- webhooks --------------------------------------------------------------------------------
+def serve_webhooks(host: str, port: int, queue_size: int = 1000, timeout: float = 1.5) -> int:
+    """Serve the push-event receiver in the foreground until Ctrl-C."""
+    from sync_assets.apps.webhooks import WebhookReceiver, WebhookServer
+    from sync_assets.core.storage import open_store
+
+    subscription = os.environ.get("STRAVA_WEBHOOK_SUBSCRIPTION_ID")
+    # The receiver's store, closed when it stops (after the server has drained its queue).
+    with open_store(settings.database_url(), settings.data_dir()) as store:
+        receiver = WebhookReceiver(
+            store,
+            _require_env("STRAVA_WEBHOOK_VERIFY_TOKEN"),
+            int(subscription) if subscription else None,
+            queue_size=queue_size,
+            timeout=timeout,
+        )
+        with WebhookServer(receiver, host, port) as server:
+            print(f"Strava webhook receiver on {server.url} (Ctrl-C stops it)", flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return 0
+
+
+# -- entry point -----------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+# -- the sandbox (its own distribution: sandbox/pyproject.toml) -------------------------------
+SANDBOX_MISSING = "the sandbox is not installed: pip install -e ./sandbox (from the repository)"
+SANDBOX_COMMANDS = ("demo", "sandbox", "ui")
+
+
+def _sandbox_list_orders() -> tuple[str | None, dict[str, str]]:
+    """The sandbox's default and possible `--list-order`s; none when it is not installed, so
+    that the commands which do not need it still work (production installs go without it)."""
+    try:
+        from sync_assets_sandbox import DEFAULT_LIST_ORDER, LIST_ORDERS
+    except ImportError:
+        return None, {}
+    return DEFAULT_LIST_ORDER, LIST_ORDERS
+
+
+def require_sandbox() -> None:
+    """Exit in one line, saying how to install it, when the sandbox is not installed."""
+    try:
+        import sync_assets_sandbox  # noqa: F401
+    except ImportError as exc:
+        name = exc.name or ""
+        if name == "sync_assets_sandbox" or name.startswith("sync_assets_sandbox."):
+            raise SystemExit(f"error: {SANDBOX_MISSING}") from None
+        raise  # installed but broken (a dependency missing): one line from main()
+
+
+def main(argv: list[str] | None = None) -> int:
+    default_list_order, list_orders = _sandbox_list_orders()
+
+    parser = _Parser(prog="sync-assets", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_demo = sub.add_parser("demo", help="offline demo: sandbox, two athletes, whole history")
+    p_demo.add_argument("--home", type=Path, help="data folder (default $SYNC_ASSETS_HOME/demo)")
+    p_demo.add_argument("--seed", type=int, default=7)
+    p_demo.add_argument(
+        "--quiet", action="store_true", help="no progress on stderr (the summary still prints)"
+    )
+
+    p_sb = sub.add_parser("sandbox", help="serve the Strava-compatible sandbox on loopback")
+    p_sb.add_argument("--host", default="127.0.0.1")
+    p_sb.add_argument("--port", type=int, default=8710)
+    p_sb.add_argument("--seed", type=int, default=7)
+    p_sb.add_argument("--athletes", type=int, default=2)
+    p_sb.add_argument("--sizes", help="comma-separated activity counts, one per athlete")
+    p_sb.add_argument(
+        "--list-order",
+        choices=sorted(list_orders) or None,
+        default=default_list_order,
+        help="how GET /athlete/activities orders its pages (Strava documents no order): "
+        + ("; ".join(f"{k}: {v}" for k, v in list_orders.items()) or SANDBOX_MISSING),
+    )
+
+    p_conn = sub.add_parser("connect", help="register a user's Strava connection")
+    p_conn.add_argument("--user", required=True, help="the app's user id (uuid)")
+    g = p_conn.add_mutually_exclusive_group(required=True)
+    g.add_argument("--refresh-token", help="a Strava refresh token of the athlete")
+    g.add_argument("--code", help="an authorization code from Strava's OAuth redirect")
+    p_conn.add_argument(
+        "--create-auth-user",
+        action="store_true",
+        help="plain PostgreSQL: add the user to auth.users if missing (on Supabase users sign "
+        "up through Supabase Auth)",
+    )
+    p_conn.add_argument(
+        "--scope",
+        help="the scopes the athlete granted, from the redirect's `scope=` (e.g. "
+        "read,activity:read_all): Strava's token answer does not say",
+    )
+
+    p_sync = sub.add_parser("sync", help="materialize a user's months through Dagster")
+    p_sync.add_argument("--user", required=True)
+    p_sync.add_argument("--from", dest="first", type=_parse_month, help="YYYY-MM (default 2009-01)")
+    p_sync.add_argument("--to", dest="last", type=_parse_month, help="YYYY-MM (default: now)")
+    p_sync.add_argument(
+        "--quiet", action="store_true", help="no progress on stderr (the summary still prints)"
+    )
+
+    p_enrich = sub.add_parser(
+        "enrich", help="fill in missing weather of stored months (no Strava request)"
+    )
+    p_enrich.add_argument("--user", required=True)
+    p_enrich.add_argument("--from", dest="first", type=_parse_month, help="YYYY-MM")
+    p_enrich.add_argument("--to", dest="last", type=_parse_month, help="YYYY-MM")
+    p_enrich.add_argument(
+        "--quiet", action="store_true", help="no progress on stderr (the summary still prints)"
+    )
+
+    p_hook = sub.add_parser("webhook", help="receive Strava's push events (store, answer 200)")
+    p_hook.add_argument("--host", default="127.0.0.1")
+    p_hook.add_argument("--port", type=int, default=8711)
+    p_hook.add_argument(
+        "--queue-size", type=int, default=1000, help="events waiting to be stored before 503s"
+    )
+    p_hook.add_argument(
+        "--timeout", type=float, default=1.5, help="seconds an event may wait for its commit"
+    )
+
+    sub.add_parser("rotate-keys", help="re-encrypt stored tokens with the newest key")
+
+    p_db = sub.add_parser("db", help="the database: apply the migrations")
+    db_sub = p_db.add_subparsers(dest="db_command", required=True)
+    p_init = db_sub.add_parser(
+        "init", help="apply the migrations to DATABASE_URL (Supabase or plain PostgreSQL)"
+    )
+    p_init.add_argument(
+        "--plain-postgres",
+        action="store_true",
+        help="first create the Supabase pieces the migrations need (schema auth, auth.users, "
+        "auth.uid(), roles, the realtime publication), idempotently",
+    )
+
+    p_status = sub.add_parser("status", help="recent sync sessions: state, progress, errors")
+    p_status.add_argument("--user", help="only this user's sessions")
+    p_status.add_argument("--limit", type=int, default=20)
+
+    p_ui = sub.add_parser("ui", help="the Dagster UI on the demo's data, with its sandboxes")
+    p_ui.add_argument(
+        "--home", type=Path, help="the demo's folder (default $SYNC_ASSETS_HOME/demo)"
+    )
+    p_ui.add_argument("--port", type=int, default=3000, help="the UI's port on loopback")
+
+    args = parser.parse_args(argv)
+    # BackfillPolicy is marked beta on Dagster 1.13: a note for developers, not for CLI users.
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command in SANDBOX_COMMANDS:
+            require_sandbox()
+        if args.command == "demo":
+            return demo(args.home, seed=args.seed, quiet=args.quiet)
+        if args.command == "ui":
+            return ui(args.home, args.port)
+        if args.command == "sandbox":
+            from sync_assets_sandbox import serve
+
+            sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
+            serve(
+                args.host,
+                args.port,
+                seed=args.seed,
+                athletes=args.athletes,
+                sizes=sizes,
+                list_order=args.list_order,
+            )
+            return 0
+        if args.command == "webhook":
+            return serve_webhooks(args.host, args.port, args.queue_size, args.timeout)
+        if args.command == "rotate-keys":
+            from sync_assets.core.storage import open_store
+
+            with open_store(settings.database_url(), settings.data_dir()) as store:
+                count = store.rotate_keys()
+            print(f"re-encrypted the tokens of {count} connections with the newest key")
+            return 0
+        if args.command == "db":
+            return init_database(plain_postgres=args.plain_postgres)
+        if args.command == "status":
+            from sync_assets.apps.status import status_report
+
+            if args.user:
+                user_arg(args.user)
+            if args.limit < 1:
+                raise SystemExit(f"error: --limit {args.limit}: give 1 or more")
+            print("\n".join(status_report(args.user, args.limit)))
+            return 0
+        if args.command == "connect":
+            athlete_id = connect(
+                args.user,
+                refresh_token=args.refresh_token,
+                code=args.code,
+                scope=args.scope,
+                create_auth_user=args.create_auth_user,
+            )
+            print(f"connected user {args.user} to Strava athlete {athlete_id}")
+            if args.scope is None:
+                print(
+                    "note: granted scopes not recorded (pass --scope from the OAuth redirect's "
+                    "scope=...): a sync cannot tell whether private activities are visible",
+                    file=sys.stderr,
+                )
+            return 0
+        if args.command in ("sync", "enrich"):
+            run = sync if args.command == "sync" else enrich
+            summary = run(args.user, args.first, args.last, quiet=args.quiet)
+            _print_summary(summary)
+            return 0 if summary.success else 1
+    except (SyncError, ValueError) as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug or an unforeseen failure: one line, the traceback on ask
+        if os.environ.get("SYNC_ASSETS_DEBUG"):
+            raise
+        message = " ".join(str(exc).split())[:300]
+        print(
+            f"error: unexpected {type(exc).__name__}: {message} (SYNC_ASSETS_DEBUG=1 shows the "
+            "traceback)",
+            file=sys.stderr,
+        )
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,706 @@
+"""Historical weather providers behind one interface: plan batched requests, fetch them.
+
+* `OpenMeteoProvider` (default, no key): Open-Meteo's archive (`/v1/archive`). One request
+  carries many locations, each with its own date range (`latitude`, `longitude`,
+  `start_date`, `end_date` as comma lists); the free tier counts a request as
+  `sum over locations of max(1, v/10 * max(1, days/14))` calls for `v` hourly variables and
+  limits those to 600 a minute, 5,000 an hour and 10,000 a day (open-meteo/open-meteo,
+  `calculateQueryWeight` and `RateLimiter`). Hours the archive has not published yet come back
+  as nulls: they are reported as missing, never invented.
+* `OpenWeatherMapProvider` (optional, API key): One Call 3.0 `timemachine`, one hour and place
+  per call, but with visibility and UV index.
+
+Both share the same plumbing: a weighted, sliding-window budget per API (`limits`), retries
+with exponential backoff and jitter for network errors, 5xx and broken bodies (`tenacity`),
+and a circuit breaker per API (`pybreaker`) so that an outage fails fast instead of burning
+every run's time. Errors are classified `SyncError`s; the API key never reaches a log line,
+an error message or a metric (URLs are never logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
+
+import httpx
+import pybreaker
+from limits import RateLimitItemPerDay, RateLimitItemPerHour, RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from sync_assets.core.clients.http import LatencyStats, TimedTransport, response_json
+from sync_assets.core.enrichment.wmo import condition
+from sync_assets.core.errors import ErrorType, RateLimitError, SyncError, is_transient
+from sync_assets.core.redaction import install as install_redaction
+
+log = logging.getLogger(__name__)
+install_redaction()  # httpx logs URLs, and OpenWeatherMap's key travels in the URL
+
+OPEN_METEO_ARCHIVE_URL = "https://archive-api.open-meteo.com/v1/archive"
+OPENWEATHERMAP_TIMEMACHINE_URL = "https://api.openweathermap.org/data/3.0/onecall/timemachine"
+USER_AGENT = "sync_assets/0.1 (+https://github.com/sync-assets)"
+
+DEFAULT_CELL_DEGREES = 0.1  # the cache's grid: ~11 km, finer than the reanalysis behind it
+PENDING_DAYS = 30  # the archive publishes with a lag of days: missing hours this recent wait
+
+Cell = tuple[float, float]  # (lat, lng) of a grid cell's centre, rounded to 2 decimals
+HourKey = tuple[Cell, datetime]  # a cell and a UTC hour
+
+
+@dataclass(frozen=True)
+class HourlyWeather:
+    """Weather at one place and UTC hour, in the units of `public.runs`; None = not provided."""
+
+    temperature_celsius: float | None = None
+    feels_like_celsius: float | None = None
+    humidity_percent: float | None = None
+    pressure_hpa: float | None = None
+    wind_speed_mps: float | None = None
+    wind_direction_degrees: float | None = None
+    weather_code: int | None = None
+    weather_condition: str | None = None
+    visibility_meters: float | None = None
+    uv_index: float | None = None
+
+
+WEATHER_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(HourlyWeather))
+
+
+@dataclass(frozen=True)
+class LocationRange:
+    cell: Cell
+    start: date
+    end: date  # inclusive
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+@dataclass
+class WeatherRequest:
+    """One HTTP request: Open-Meteo's many (cell, date range), or OpenWeatherMap's one hour."""
+
+    locations: list[LocationRange]
+    weight: float
+    hour: datetime | None = None
+
+
+@dataclass
+class ProviderStats:
+    requests: int = 0  # logical requests (one per WeatherRequest)
+    http_requests: int = 0  # attempts on the wire, retries included
+    retries: int = 0
+    http_429: int = 0
+    weight: float = 0.0  # the provider's own accounting of what we spent
+    locations: int = 0
+    budget_waits: int = 0
+    errors_by_type: dict[str, int] = field(default_factory=dict)
+    latency: LatencyStats = field(default_factory=LatencyStats)
+
+
+@dataclass(frozen=True)
+class WeatherWait:
+    """A wait of the weather step: how long, what for, until when (for the sync's session)."""
+
+    seconds: float
+    reason: str  # e.g. "Open-Meteo's per-minute budget"
+    until: datetime
+
+    def text(self) -> str:
+        return f"waiting {self.seconds:.0f} s for {self.reason}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seconds": round(self.seconds), "for": self.reason, "until": self.until.isoformat()}
+
+
+# Called with a WeatherWait when the provider starts waiting, None when the wait is over.
+WaitCallback = Callable[[WeatherWait | None], None]
+# Shorter waits are not worth a note (nor a write to the session).
+NOTED_WAIT_SECONDS = 1.0
+WINDOW_NAMES = {"second": "per-second", "minute": "per-minute", "hour": "hourly", "day": "daily"}
+
+
+class WeatherProvider(Protocol):
+    name: str
+    stats: ProviderStats
+
+    def plan(self, needed: Mapping[Cell, Iterable[datetime]], today: date) -> list[WeatherRequest]:
+        """Requests that cover every needed hour up to `today`, cheaply."""
+
+    def fetch(self, request: WeatherRequest) -> dict[HourKey, HourlyWeather | None]:
+        """Every hour the request covers; None where the provider has no data (yet)."""
+
+    def close(self) -> None: ...
+
+
+# -- unit conversions --------------------------------------------------------------------------
+def to_mps(value: float | None, unit: str) -> float | None:
+    """Wind speed in m/s from any unit Open-Meteo or OpenWeatherMap may answer in."""
+    if value is None:
+        return None
+    factor = {"m/s": 1.0, "ms": 1.0, "km/h": 1 / 3.6, "kmh": 1 / 3.6, "mp/h": 0.44704}
+    factor |= {"mph": 0.44704, "kn": 0.514444, "knots": 0.514444}
+    if unit not in factor:
+        raise ValueError(f"unknown wind speed unit {unit!r}")
+    return round(value * factor[unit], 2)
+
+
+def to_celsius(value: float | None, unit: str) -> float | None:
+    if value is None:
+        return None
+    if unit in ("°C", "celsius", "C"):
+        return value
+    if unit in ("°F", "fahrenheit", "F"):
+        return round((value - 32) * 5 / 9, 2)
+    if unit in ("K", "kelvin"):
+        return round(value - 273.15, 2)
+    raise ValueError(f"unknown temperature unit {unit!r}")
+
+
+# -- shared budget and breaker -----------------------------------------------------------------
+WEIGHT_SCALE = 100  # `limits` counts integers: budgets are kept in hundredths of a call
+
+
+class WeightBudget:
+    """Sliding windows (per minute, hour and day) over weighted calls, shared in a process.
+
+    A sliding window never lets more through in any 60 s than the provider's fixed window
+    allows, whenever its window starts. `acquire` waits when the wait is short; a longer one
+    is a retryable `RateLimitError` with `retry_after`.
+    """
+
+    def __init__(self, key: str, minutely: int, hourly: int, daily: int) -> None:
+        self.key = key
+        self.items = [
+            item
+            for item, amount in (
+                (RateLimitItemPerMinute(minutely * WEIGHT_SCALE), minutely),
+                (RateLimitItemPerHour(hourly * WEIGHT_SCALE), hourly),
+                (RateLimitItemPerDay(daily * WEIGHT_SCALE), daily),
+            )
+            if amount > 0
+        ]
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._lock = threading.Lock()
+
+    def acquire(
+        self,
+        weight: float,
+        max_wait_seconds: float,
+        sleep: Callable[[float], None] = time.sleep,
+        on_wait: Callable[[float, str], None] | None = None,
+    ) -> int:
+        """Take `weight` calls from every window; returns how many times it waited.
+
+        `on_wait(seconds, window)` is called before each sleep with the whole wait still ahead
+        and the window that imposes it ('minute', 'hour', 'day')."""
+        cost = max(1, math.ceil(weight * WEIGHT_SCALE))
+        waits = 0
+        deadline = time.monotonic() + max_wait_seconds
+        while True:
+            with self._lock:
+                blocked = [i for i in self.items if not self._limiter.test(i, self.key, cost=cost)]
+                if not blocked:
+                    for item in self.items:
+                        self._limiter.hit(item, self.key, cost=cost)
+                    return waits
+                resets = {
+                    i.GRANULARITY.name: self._limiter.get_window_stats(i, self.key).reset_time
+                    for i in blocked
+                }
+            window, reset = max(resets.items(), key=lambda wr: wr[1])
+            wait = max(0.05, reset - time.time())
+            if time.monotonic() + wait > deadline:
+                raise RateLimitError(
+                    f"the weather API budget ({self.key}) is spent",
+                    retry_after=datetime.now(UTC) + timedelta(seconds=wait),
+                )
+            waits += 1
+            if on_wait is not None:
+                on_wait(wait, window)
+            sleep(min(wait, 5.0))
+
+    def usage(self) -> dict[str, tuple[float, int]]:
+        """Calls spent and the limit, per window ('minute', 'hour', 'day'), in this process."""
+        out: dict[str, tuple[float, int]] = {}
+        with self._lock:
+            for item in self.items:
+                remaining = self._limiter.get_window_stats(item, self.key).remaining
+                limit = item.amount // WEIGHT_SCALE
+                out[item.GRANULARITY.name] = (round(limit - remaining / WEIGHT_SCALE, 2), limit)
+        return out
+
+
+# The provider's quota is the caller's (Open-Meteo counts per IP, OpenWeatherMap per key), not
+# a run's: every run and step of this process takes from one budget per API URL and quota, so
+# back-to-back or concurrent runs in one process (the CLI's demo, tests, threads) cannot
+# overrun a window that one alone would respect. Kept per process for that reason (processes
+# do not share it: a run launched in its own process starts from an empty window).
+_budgets: dict[tuple[str, int, int, int], WeightBudget] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_budget(key: str, minutely: int, hourly: int, daily: int) -> WeightBudget:
+    with _shared_lock:
+        k = (key, minutely, hourly, daily)
+        if k not in _budgets:
+            _budgets[k] = WeightBudget(key, minutely, hourly, daily)
+        return _budgets[k]
+
+
+def _not_a_fault(exc: BaseException) -> bool:
+    """Client mistakes and spent budgets say nothing about the API's health."""
+    return isinstance(exc, SyncError) and (not exc.retryable or exc.type == ErrorType.RATE_LIMIT)
+
+
+def new_breaker(key: str, fail_max: int, reset_timeout: float) -> pybreaker.CircuitBreaker:
+    """A circuit breaker around one weather API. Its owner decides how long it lives:
+    `WeatherResource` keeps one per Dagster execution (a run, or a step's process), every
+    provider of the execution going through it; a provider built on its own has its own."""
+    return pybreaker.CircuitBreaker(
+        fail_max=fail_max,
+        reset_timeout=reset_timeout,
+        exclude=[_not_a_fault],
+        name=f"weather:{key}",
+    )
+
+
+def _number(value: Any, what: str) -> float | int | None:
+    """A JSON number (or null) of an answer; anything else is a broken answer (ValueError)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{what} is {type(value).__name__}, not a number")
+    return value
+
+
+# What a body of an unexpected shape raises while it is parsed (all become INVALID_RESPONSE).
+SHAPE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError)
+
+
+def _reason(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return f"HTTP {resp.status_code}"
+    if isinstance(body, dict):
+        return str(body.get("reason") or body.get("message") or f"HTTP {resp.status_code}")[:300]
+    return f"HTTP {resp.status_code}"
+
+
+class HttpWeatherProvider:
+    """Budget, retries, breaker and error classification around one GET per request."""
+
+    name = "weather"
+    label = "the weather API"  # in the notes of a sync's progress
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        minutely: int,
+        hourly: int,
+        daily: int,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        backoff: tuple[float, float] = (0.5, 10.0),
+        max_wait_seconds: float = 90.0,
+        breaker_fail_max: int = 5,
+        breaker_reset_seconds: float = 60.0,
+        logger: logging.Logger | Any | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        http: httpx.Client | None = None,
+        on_wait: WaitCallback | None = None,
+        breaker: pybreaker.CircuitBreaker | None = None,
+    ) -> None:
+        self.api_url = api_url
+        self.on_wait = on_wait  # told when a wait (budget, 429) starts and when it is over
+        self._waiting: WeatherWait | None = None
+        self.stats = ProviderStats()
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_wait_seconds = max_wait_seconds
+        self.budget = shared_budget(api_url, minutely, hourly, daily)
+        self.breaker = breaker or new_breaker(api_url, breaker_fail_max, breaker_reset_seconds)
+        self._log = logger or log
+        self._sleep = sleep
+        self._http = http or httpx.Client(
+            timeout=timeout,
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+            transport=TimedTransport(self.stats.latency),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _count(self, err: SyncError) -> SyncError:
+        key = err.type.value
+        self.stats.errors_by_type[key] = self.stats.errors_by_type.get(key, 0) + 1
+        return err
+
+    def _params(self, request: WeatherRequest) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _parse(self, request: WeatherRequest, body: Any) -> dict[HourKey, HourlyWeather | None]:
+        raise NotImplementedError
+
+    def _retry_after_429(self, resp: httpx.Response) -> float | None:
+        """Seconds to wait before retrying a 429 here, or None when it is not worth waiting."""
+        return None
+
+    def _wait_started(self, seconds: float, reason: str) -> None:
+        """Tell `on_wait` (once per wait: the budget's wait is slept in slices)."""
+        if self.on_wait is None or seconds < NOTED_WAIT_SECONDS:
+            return
+        until = datetime.now(UTC) + timedelta(seconds=seconds)
+        known = self._waiting
+        if known and known.reason == reason and abs((known.until - until).total_seconds()) < 2:
+            return
+        self._waiting = WeatherWait(seconds, reason, until)
+        self.on_wait(self._waiting)
+
+    def _wait_over(self) -> None:
+        if self._waiting is not None:
+            self._waiting = None
+            if self.on_wait is not None:
+                self.on_wait(None)
+
+    def _acquire(self, weight: float) -> int:
+        def noted(seconds: float, window: str) -> None:
+            name = WINDOW_NAMES.get(window, window)
+            self._wait_started(seconds, f"{self.label}'s {name} budget")
+
+        try:
+            return self.budget.acquire(weight, self.max_wait_seconds, self._sleep, noted)
+        finally:
+            self._wait_over()
+
+    def _get_once(self, request: WeatherRequest) -> Any:
+        refusals = 0
+        while True:
+            self.stats.budget_waits += self._acquire(request.weight)
+            self.stats.http_requests += 1
+            try:
+                resp = self._http.get(self.api_url, params=self._params(request))
+            except httpx.TransportError as exc:
+                raise self._count(
+                    SyncError(ErrorType.NETWORK, f"{type(exc).__name__} calling {self.name}")
+                ) from None
+            if resp.status_code != 429:
+                break
+            self.stats.http_429 += 1
+            refusals += 1
+            wait = self._retry_after_429(resp)
+            reason = _reason(resp)
+            if wait is None or refusals >= 3 or wait > self.max_wait_seconds:
+                retry_in = wait if wait is not None else 3600.0
+                raise self._count(
+                    RateLimitError(
+                        f"{self.name} refused the request (429): {reason}",
+                        retry_after=datetime.now(UTC) + timedelta(seconds=retry_in),
+                    )
+                )
+            self._log.warning(f"{self.name} answered 429 ({reason}); waiting {wait:.0f} s")
+            self._wait_started(wait, f"{self.label}'s per-minute limit (it answered 429)")
+            try:
+                self._sleep(wait)
+            finally:
+                self._wait_over()
+        if resp.status_code in (401, 403):
+            raise self._count(
+                SyncError(
+                    ErrorType.CONFIGURATION,
+                    f"{self.name} refused the API key (HTTP {resp.status_code})",
+                    retryable=False,
+                    status_code=resp.status_code,
+                )
+            )
+        try:
+            return response_json(resp, self.name, _reason)
+        except SyncError as err:
+            raise self._count(err) from None
+
+    def _fetch_with_retries(self, request: WeatherRequest) -> dict[HourKey, HourlyWeather | None]:
+        def before_sleep(state: RetryCallState) -> None:
+            self.stats.retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            self._log.warning(
+                f"{self.name} call failed ({exc}); retry {state.attempt_number}/{self.max_retries}"
+            )
+
+        for attempt in Retrying(
+            retry=retry_if_exception(is_transient),
+            wait=wait_random_exponential(multiplier=self.backoff[0], max=self.backoff[1]),
+            stop=stop_after_attempt(self.max_retries + 1),
+            before_sleep=before_sleep,
+            sleep=self._sleep,
+            reraise=True,
+        ):
+            with attempt:
+                body = self._get_once(request)
+                try:
+                    return self._parse(request, body)
+                except SHAPE_ERRORS as exc:
+                    raise self._count(
+                        SyncError(
+                            ErrorType.INVALID_RESPONSE,
+                            f"{self.name} answered an unexpected shape ({type(exc).__name__}: "
+                            f"{str(exc)[:200]})",
+                        )
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def fetch(self, request: WeatherRequest) -> dict[HourKey, HourlyWeather | None]:
+        self.stats.requests += 1
+        try:
+            result = self.breaker.call(self._fetch_with_retries, request)
+        except pybreaker.CircuitBreakerError:
+            raise self._count(
+                SyncError(
+                    ErrorType.SERVER,
+                    f"{self.name} is failing: its circuit breaker is open "
+                    f"(retry after {self.breaker.reset_timeout:.0f} s)",
+                    retry_after=datetime.now(UTC) + timedelta(seconds=self.breaker.reset_timeout),
+                    details={"circuit_breaker": "open"},
+                )
+            ) from None
+        self.stats.weight += request.weight
+        self.stats.locations += len(request.locations)
+        return result
+
+
+# -- Open-Meteo --------------------------------------------------------------------------------
+OPEN_METEO_VARIABLES = (
+    "temperature_2m",
+    "apparent_temperature",
+    "relative_humidity_2m",
+    "pressure_msl",
+    "wind_speed_10m",
+    "wind_direction_10m",
+    "weather_code",
+)
+
+
+def open_meteo_weight(n_variables: int, days: int) -> float:
+    """Open-Meteo's count of calls for one location and date range."""
+    variables = n_variables / 10
+    return max(1.0, variables, variables * days / 14)
+
+
+def merge_days(days: list[date], n_variables: int, max_days: int) -> list[tuple[date, date]]:
+    """Contiguous ranges covering `days`, merged across gaps when that costs no more calls."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if ranges and (day - ranges[-1][1]).days == 1 and (day - ranges[-1][0]).days < max_days:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    merged: list[tuple[date, date]] = []
+    for start, end in ranges:
+        if merged:
+            first, last = merged[-1]
+            span = (end - first).days + 1
+            apart = open_meteo_weight(n_variables, (last - first).days + 1) + open_meteo_weight(
+                n_variables, (end - start).days + 1
+            )
+            if span <= max_days and open_meteo_weight(n_variables, span) <= apart:
+                merged[-1] = (first, end)
+                continue
+        merged.append((start, end))
+    return merged
+
+
+class OpenMeteoProvider(HttpWeatherProvider):
+    name = "open-meteo"
+    label = "Open-Meteo"
+
+    def __init__(
+        self,
+        api_url: str = OPEN_METEO_ARCHIVE_URL,
+        *,
+        minutely: int = 600,
+        hourly: int = 5_000,
+        daily: int = 10_000,
+        max_locations: int = 100,
+        max_request_weight: float = 100.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(api_url, minutely=minutely, hourly=hourly, daily=daily, **kwargs)
+        self.max_locations = max_locations
+        # A request must fit the minute's budget with room to spare.
+        self.max_request_weight = min(max_request_weight, max(1.0, minutely / 2))
+        self.variables = OPEN_METEO_VARIABLES
+
+    def plan(self, needed: Mapping[Cell, Iterable[datetime]], today: date) -> list[WeatherRequest]:
+        n = len(self.variables)
+        max_days = max(1, int(self.max_request_weight * 14 * 10 / n))
+        locations: list[tuple[LocationRange, float]] = []
+        for cell in sorted(needed):
+            days = [h.date() for h in needed[cell] if h.date() <= today]
+            for start, end in merge_days(days, n, max_days):
+                loc = LocationRange(cell, start, end)
+                locations.append((loc, open_meteo_weight(n, loc.days)))
+        requests: list[WeatherRequest] = []
+        batch: list[LocationRange] = []
+        weight = 0.0
+        for loc, w in sorted(locations, key=lambda lw: (lw[0].start, lw[0].cell)):
+            if batch and (len(batch) >= self.max_locations or weight + w > self.max_request_weight):
+                requests.append(WeatherRequest(batch, round(weight, 4)))
+                batch, weight = [], 0.0
+            batch.append(loc)
+            weight += w
+        if batch:
+            requests.append(WeatherRequest(batch, round(weight, 4)))
+        return requests
+
+    def _params(self, request: WeatherRequest) -> dict[str, str]:
+        locs = request.locations
+        return {
+            "latitude": ",".join(f"{loc.cell[0]:.2f}" for loc in locs),
+            "longitude": ",".join(f"{loc.cell[1]:.2f}" for loc in locs),
+            "start_date": ",".join(loc.start.isoformat() for loc in locs),
+            "end_date": ",".join(loc.end.isoformat() for loc in locs),
+            "hourly": ",".join(self.variables),
+            "timezone": "GMT",
+            "timeformat": "unixtime",
+            "wind_speed_unit": "ms",
+        }
+
+    def _retry_after_429(self, resp: httpx.Response) -> float | None:
+        reason = _reason(resp)
+        if reason.startswith("Minutely") or "concurrent" in reason:
+            # Open-Meteo's minute counters are cleared on every minute boundary.
+            return 61.0 - (time.time() % 60)
+        return None  # hourly or daily: not worth holding a run for
+
+    def _parse(self, request: WeatherRequest, body: Any) -> dict[HourKey, HourlyWeather | None]:
+        items = body if isinstance(body, list) else [body]
+        if isinstance(body, dict) and body.get("error"):
+            raise ValueError(f"error answer: {body.get('reason')}")
+        if len(items) != len(request.locations):
+            raise ValueError(f"{len(items)} locations answered, {len(request.locations)} asked")
+        out: dict[HourKey, HourlyWeather | None] = {}
+        for loc, item in zip(request.locations, items, strict=True):
+            hourly = item["hourly"]
+            units = item.get("hourly_units", {})
+            if int(item.get("utc_offset_seconds", 0)) != 0:
+                raise ValueError("the answer is not in GMT")
+            times = hourly["time"]
+            columns = {v: hourly[v] for v in self.variables}
+            if any(len(col) != len(times) for col in columns.values()):
+                raise ValueError("hourly arrays of different lengths")
+            t_unit = units.get("temperature_2m", "°C")
+            w_unit = units.get("wind_speed_10m", "m/s")
+            for i, t in enumerate(times):
+                hour = datetime.fromtimestamp(int(_number(t, "hourly.time")), UTC)
+                if not loc.start <= hour.date() <= loc.end:
+                    continue
+                value = {v: _number(columns[v][i], f"hourly.{v}") for v in self.variables}
+                temp = value["temperature_2m"]
+                if temp is None:
+                    out[(loc.cell, hour)] = None  # not in the archive (yet)
+                    continue
+                code = value["weather_code"]
+                out[(loc.cell, hour)] = HourlyWeather(
+                    temperature_celsius=to_celsius(temp, t_unit),
+                    feels_like_celsius=to_celsius(
+                        value["apparent_temperature"],
+                        units.get("apparent_temperature", t_unit),
+                    ),
+                    humidity_percent=value["relative_humidity_2m"],
+                    pressure_hpa=value["pressure_msl"],
+                    wind_speed_mps=to_mps(value["wind_speed_10m"], w_unit),
+                    wind_direction_degrees=value["wind_direction_10m"],
+                    weather_code=None if code is None else int(code),
+                    weather_condition=condition(code),
+                    visibility_meters=None,  # not in the archive: null, not invented
+                    uv_index=None,
+                )
+        return out
+
+
+# -- OpenWeatherMap ----------------------------------------------------------------------------
+class OpenWeatherMapProvider(HttpWeatherProvider):
+    """One Call 3.0 `timemachine`: one call per place and hour (the cache makes it rare)."""
+
+    name = "openweathermap"
+    label = "OpenWeatherMap"
+
+    def __init__(
+        self,
+        api_key: str,
+        api_url: str = OPENWEATHERMAP_TIMEMACHINE_URL,
+        *,
+        minutely: int = 60,
+        hourly: int = 1_000,
+        daily: int = 1_000,
+        **kwargs: Any,
+    ) -> None:
+        if not api_key:
+            raise SyncError(
+                ErrorType.CONFIGURATION,
+                "the OpenWeatherMap provider needs OPENWEATHERMAP_API_KEY",
+                retryable=False,
+            )
+        super().__init__(api_url, minutely=minutely, hourly=hourly, daily=daily, **kwargs)
+        self._api_key = api_key
+
+    def plan(self, needed: Mapping[Cell, Iterable[datetime]], today: date) -> list[WeatherRequest]:
+        return [
+            WeatherRequest([LocationRange(cell, hour.date(), hour.date())], 1.0, hour=hour)
+            for cell in sorted(needed)
+            for hour in sorted(set(needed[cell]))
+            if hour.date() <= today
+        ]
+
+    def _params(self, request: WeatherRequest) -> dict[str, str]:
+        cell = request.locations[0].cell
+        assert request.hour is not None
+        return {
+            "lat": f"{cell[0]:.2f}",
+            "lon": f"{cell[1]:.2f}",
+            "dt": str(int(request.hour.timestamp())),
+            "units": "metric",
+            "appid": self._api_key,
+        }
+
+    def _parse(self, request: WeatherRequest, body: Any) -> dict[HourKey, HourlyWeather | None]:
+        assert request.hour is not None
+        key = (request.locations[0].cell, request.hour)
+        data = body["data"]
+        if not data:
+            return {key: None}
+        d = data[0]
+        weather = (d.get("weather") or [{}])[0]
+        description = weather.get("description")
+        if description is not None and not isinstance(description, str):
+            raise ValueError("weather.description is not text")
+        return {
+            key: HourlyWeather(
+                temperature_celsius=_number(d["temp"], "temp"),
+                feels_like_celsius=_number(d.get("feels_like"), "feels_like"),
+                humidity_percent=_number(d.get("humidity"), "humidity"),
+                pressure_hpa=_number(d.get("pressure"), "pressure"),
+                wind_speed_mps=to_mps(_number(d.get("wind_speed"), "wind_speed"), "m/s"),
+                wind_direction_degrees=_number(d.get("wind_deg"), "wind_deg"),
+                weather_code=None,  # OpenWeatherMap's own ids are not WMO codes
+                weather_condition=description.capitalize() if description else None,
+                visibility_meters=_number(d.get("visibility"), "visibility"),
+                uv_index=_number(d.get("uvi"), "uvi"),
+            )
+        }

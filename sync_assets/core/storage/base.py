@@ -1,0 +1,517 @@
+"""What every storage backend offers, and the row shapes they share.
+
+Two backends implement `Store`: PostgreSQL (Supabase, production) and SQLite (the embedded
+default). One contract test suite runs against both so that they cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, Self
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sync_assets.core.clients.strava_listing import ListCursor
+from sync_assets.core.clients.tokens import StravaConnection, TokenStore
+from sync_assets.core.enrichment.weather import WeatherCache
+from sync_assets.core.errors import AuthenticationError
+from sync_assets.core.models import quality_notes
+
+# Columns of public.runs written by the pipeline (id, created_at, updated_at are the database's):
+# the seed's contract (tests/data/seed_schema.sql) and ours beside it (see the README's table).
+RUNS_COLUMNS: tuple[str, ...] = (
+    "user_id",
+    "strava_id",
+    "athlete_id",
+    "name",
+    "activity_type",
+    "type",
+    "sport_type",
+    "start_date_utc",
+    "start_date_local",
+    "timezone",
+    "distance_meters",
+    "moving_time_seconds",
+    "elapsed_time_seconds",
+    "total_elevation_gain_meters",
+    "average_speed_ms",
+    "max_speed_ms",
+    "average_heartrate_bpm",
+    "max_heartrate_bpm",
+    "average_heartrate_bpm_precise",
+    "max_heartrate_bpm_precise",
+    "start_latitude",
+    "start_longitude",
+    "end_latitude",
+    "end_longitude",
+    "manual",
+    "trainer",
+    "commute",
+    "private",
+    "visibility",
+    "city",
+    "state",
+    "country",
+    "temperature_celsius",
+    "feels_like_celsius",
+    "humidity_percent",
+    "pressure_hpa",
+    "wind_speed_ms",
+    "wind_direction_degrees",
+    "weather_condition",
+    "visibility_meters",
+    "uv_index",
+    "strava_data",
+    "enrichment_status",
+    "sync_session_id",
+)
+# runs column <- the column of the Parquet/Arrow tables (`models.ACTIVITY_SCHEMA`,
+# `enrichment.activities.ENRICHED_SCHEMA`) where the names differ: the files keep theirs.
+RUNS_SOURCES: dict[str, str] = {
+    "start_date_utc": "start_date",
+    "average_speed_ms": "average_speed_mps",
+    "max_speed_ms": "max_speed_mps",
+    "average_heartrate_bpm_precise": "average_heartrate_bpm",
+    "max_heartrate_bpm_precise": "max_heartrate_bpm",
+    "start_latitude": "start_lat",
+    "start_longitude": "start_lng",
+    "end_latitude": "end_lat",
+    "end_longitude": "end_lng",
+    "wind_speed_ms": "wind_speed_mps",
+}
+# The seed's `real` (float4) columns: the nearest real, written as its shortest decimal (what
+# PostgreSQL reads back), on both backends alike.
+REAL_COLUMNS = frozenset(
+    {
+        "distance_meters",
+        "total_elevation_gain_meters",
+        "average_speed_ms",
+        "max_speed_ms",
+        "start_latitude",
+        "start_longitude",
+        "end_latitude",
+        "end_longitude",
+        "temperature_celsius",
+        "feels_like_celsius",
+        "pressure_hpa",
+        "wind_speed_ms",
+        "uv_index",
+    }
+)
+# The seed's `integer` columns of measured values: rounded half to even (as PostgreSQL's cast).
+# The heart rates are also kept as sent, in `*_precise`.
+INTEGER_COLUMNS = frozenset(
+    {
+        "average_heartrate_bpm",
+        "max_heartrate_bpm",
+        "humidity_percent",
+        "wind_direction_degrees",
+        "visibility_meters",
+    }
+)
+INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1
+JSON_COLUMNS = frozenset({"strava_data", "enrichment_status"})
+
+SESSION_FIELDS = frozenset(
+    {
+        "status",
+        "activities_fetched",
+        "activities_enriched",
+        "activities_stored",
+        "activities_updated",
+        "activities_skipped",
+        "activities_failed",
+        "progress",
+        "last_error",
+        "retry_count",
+        "last_successful_page",
+        "checkpoint_data",
+        "completed_at",
+        "time_range_start",
+        "time_range_end",
+        "current_phase",
+        "total_activities_estimated",
+        "error_count",
+        "last_activity_at",
+    }
+)
+SESSION_JSON_FIELDS = frozenset({"progress", "last_error", "checkpoint_data"})
+# The seed's counters are nullable: a null reads as 0 (and a null progress or checkpoint as {}).
+SESSION_COUNTERS: tuple[str, ...] = (
+    "total_activities_estimated",
+    "activities_fetched",
+    "activities_enriched",
+    "activities_stored",
+    "activities_updated",
+    "activities_skipped",
+    "activities_failed",
+    "error_count",
+    "retry_count",
+    "last_successful_page",
+)
+
+
+@dataclass
+class StoreResult:
+    """Outcome of storing a batch of runs (the shape the app's StoreResponse reports)."""
+
+    saved: int = 0  # new rows
+    updated: int = 0  # existing rows whose content changed
+    skipped: int = 0  # existing rows already identical
+    failed: int = 0  # rows the database refused: quarantined with its error
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: StoreResult) -> None:
+        self.saved += other.saved
+        self.updated += other.updated
+        self.skipped += other.skipped
+        self.failed += other.failed
+        self.seconds += other.seconds
+        self.errors.extend(other.errors)
+
+
+# weather_store.sql parameter -> HourlyWeather field.
+WEATHER_PARAMS: dict[str, str] = {
+    "temperature": "temperature_celsius",
+    "feels_like": "feels_like_celsius",
+    "humidity": "humidity_percent",
+    "pressure": "pressure_hpa",
+    "wind_speed": "wind_speed_mps",
+    "wind_direction": "wind_direction_degrees",
+    "code": "weather_code",
+    "cond": "weather_condition",
+    "visibility": "visibility_meters",
+    "uv": "uv_index",
+}
+
+STAGING_MAX_AGE = 24 * 3600  # older pages may have changed upstream: fetch them again
+
+
+@dataclass(frozen=True)
+class StagedPage:
+    page: int
+    cursor: ListCursor  # where the listing continues after this page
+    records: str  # JSON array, as received
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> StagedPage:
+        """(page, cursor_after, cursor_before, cursor_order, cursor_page, records)."""
+        page, after, before, order, offset, records = row
+        return cls(page, ListCursor(int(after), int(before), order, int(offset)), records)
+
+
+@dataclass(frozen=True)
+class QuarantineRecord:
+    user_id: str
+    strava_id: int | None
+    reason: str
+    payload: str
+    source: str = "validation"
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    user_id: str
+    dagster_run_id: str
+    sync_type: str
+    status: str
+    current_phase: str  # 'fetching' | 'enriching' | 'storing' | 'completed' (the seed's phases)
+    time_range_start: datetime | None
+    time_range_end: datetime | None
+    total_activities_estimated: int
+    activities_fetched: int
+    activities_enriched: int
+    activities_stored: int
+    activities_updated: int
+    activities_skipped: int
+    activities_failed: int
+    error_count: int  # failures recorded on the session + activities_failed (see the README)
+    progress: dict[str, Any]
+    last_error: dict[str, Any] | None
+    retry_count: int
+    last_successful_page: int
+    checkpoint_data: dict[str, Any]
+    started_at: datetime | None
+    completed_at: datetime | None
+    last_activity_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> SessionRecord:
+        """A session as a backend's query returns it (see get_session.sql), nulls read as 0."""
+        data = dict(row)
+        for name in SESSION_COUNTERS:
+            if data[name] is None:
+                data[name] = 0
+        for name in ("progress", "checkpoint_data"):
+            if data[name] is None:
+                data[name] = {}
+        return cls(**data)
+
+
+# The views of 20261129001100_sync_metrics.sql / 0009_sync_metrics.sql (`Store.metrics_view`).
+METRICS_VIEWS: tuple[str, ...] = (
+    "sync_success_rate",
+    "sync_duration_by_volume",
+    "sync_api_health",
+    "sync_write_performance",
+)
+
+
+@dataclass
+class StepMetrics:
+    """One Dagster step (asset) of a sync, as `sync_step_metrics` keeps it: written when the
+    step ends, read by the metrics views and the alerts."""
+
+    sync_id: str  # the root run: sync_sessions.dagster_run_id
+    dagster_run_id: str  # this run (a re-execution has its own)
+    step: str  # the asset
+    api: str | None = None  # 'strava', 'weather' or None
+    users: int = 0
+    activities: int = 0  # activities the step handled
+    seconds: float = 0.0
+    api_requests: int = 0  # HTTP attempts on the wire, retries included
+    api_errors: int = 0  # failed attempts: network errors, 5xx, 429, broken bodies
+    api_rate_limited: int = 0  # 429 answers
+    api_retries: int = 0
+    api_latency_ms_total: float = 0.0
+    api_latency_ms_max: float = 0.0
+    api_latency_ms_p95: float | None = None
+    api_quota_used: float = 0.0  # Strava requests, or Open-Meteo's weighted calls
+    rows_written: int = 0
+    write_seconds: float = 0.0
+    db_pool_max: int | None = None
+    db_pool_waits: int = 0  # requests that waited for a pooled connection
+    db_pool_wait_ms: float = 0.0
+    db_pool_timeouts: int = 0
+    recorded_at: datetime | None = None  # the database's clock unless given
+
+
+class ClosedOnExit:
+    """`with store:` (or `with open_store(...) as store:`) closes the store when the block
+    ends, however it ends."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()  # type: ignore[attr-defined]
+
+
+class Store(TokenStore, WeatherCache, Protocol):
+    """The pipeline's whole view of its database (tokens and the weather cache included)."""
+
+    def migrate(self) -> list[str]: ...
+
+    # Connections and tokens: everything `TokenStore` has, plus key rotation.
+    def rotate_keys(self) -> int: ...
+    def active_users(
+        self, since: datetime, after_user: str = "", limit: int = 1000
+    ) -> list[tuple[str, datetime]]:
+        """(user, connected at) of active connections after the keyset point (`since`,
+        `after_user`), oldest first."""
+        ...
+
+    # Runs.
+    def upsert_runs(
+        self, rows: Sequence[dict[str, Any]], session_id: str | None = None
+    ) -> StoreResult:
+        """Insert or update `runs_rows` rows; `session_id` (the sync session writing them)
+        goes to `sync_session_id` of the rows inserted or changed (unchanged rows keep the
+        session that last wrote them)."""
+        ...
+
+    def quarantine(
+        self, records: Sequence[QuarantineRecord], session_id: str | None = None
+    ) -> int: ...
+    def run_ids(self, user_id: str) -> list[int]: ...
+    def unstored_ids(self, user_id: str, ids: Sequence[int]) -> list[int]:
+        """Those of `ids` that are neither in the user's runs nor tombstoned (deleted on
+        Strava): what a sync listed but did not store."""
+        ...
+
+    # Strava push events (see `sync_assets.apps.webhooks`).
+    def record_webhook_event(self, event: dict[str, Any]) -> int | None: ...
+    def record_webhook_events(self, events: list[dict[str, Any]]) -> list[int | None]:
+        """Store a batch in one transaction (the receiver's group commit: one commit for many
+        events), all or none; per event, in order, its new id or None if already stored."""
+        ...
+
+    def webhook_events_after(self, after: int, limit: int = 1000) -> list[dict[str, Any]]: ...
+    def users_with_news(self) -> set[str]:
+        """Active users with a push event newer than their last completed sync."""
+        ...
+
+    def run_start(self, user_id: str, strava_id: int) -> datetime | None: ...
+    def delete_run(self, user_id: str, strava_id: int) -> int: ...
+    def delete_unlisted_runs(
+        self,
+        user_id: str,
+        window_start: datetime,
+        window_end: datetime,
+        listed: Sequence[int],
+        listed_at: datetime,
+    ) -> int:
+        """Delete the user's rows in the window that a complete listing started at `listed_at`
+        did not return (deleted on Strava), if stored before it; return how many."""
+        ...
+
+    def delete_user_data(self, user_id: str, reason: str) -> None:
+        """Delete the user's Strava data (runs, quarantine, staging); the connection stays,
+        `deauthorized`, with its tokens blanked."""
+        ...
+
+    # The app-wide Strava budget shared by every run (see `resources.rate_limit`).
+    def budget_ensure(self, app: str) -> None: ...
+    def budget_take(self, app: str, **window: Any) -> bool: ...
+    def budget_observe(self, app: str, **observed: Any) -> None: ...
+    def budget_state(self, app: str) -> dict[str, Any] | None: ...
+
+    # Sync sessions.
+    def create_session(
+        self,
+        *,
+        run_id: str,
+        user_id: str,
+        sync_type: str,
+        time_range_start: datetime | None,
+        time_range_end: datetime | None,
+    ) -> SessionRecord: ...
+    def get_session(self, run_id: str, user_id: str) -> SessionRecord | None: ...
+    def run_sessions(self, run_id: str) -> list[SessionRecord]: ...
+    def update_session(self, run_id: str, user_id: str, **changes: Any) -> SessionRecord: ...
+    def open_sessions(self) -> list[SessionRecord]: ...
+    def recent_sessions(self, user_id: str | None = None, limit: int = 20) -> list[SessionRecord]:
+        """The newest sessions first, of one user or of everyone."""
+        ...
+
+    def pending_enrichment(self, now: datetime) -> list[tuple[str, datetime, int]]:
+        """(user, month, activities) whose weather is pending or failed and due by `now`."""
+        ...
+
+    # Checkpointed pages of unfinished listings.
+    def stage_page(
+        self, user_id: str, span: str, page: int, cursor: ListCursor, records: str
+    ) -> None: ...
+    def staged_pages(
+        self, user_id: str, span: str, max_age_seconds: int = STAGING_MAX_AGE
+    ) -> list[StagedPage]: ...
+    def clear_staging(self, user_id: str, span: str) -> None: ...
+
+    def connection_usage(self) -> dict[str, int] | None:
+        """`in_use` and `allowed` client connections of the database server; None without one."""
+        ...
+
+    def take_pool_stats(self) -> dict[str, int] | None:
+        """Connection-pool counters since the last call; None without a pool."""
+        ...
+
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc_info: object) -> None: ...
+
+    # Sync metrics (no user data: deauthorization leaves them).
+    def record_step_metrics(self, metrics: StepMetrics) -> None: ...
+    def step_metrics(
+        self,
+        *,
+        since: datetime,
+        api: str | None = None,
+        step: str | None = None,
+        sync_id: str | None = None,
+    ) -> list[StepMetrics]:
+        """Steps recorded at or after `since`, oldest first, of one API, step or sync if given."""
+        ...
+
+    def metrics_view(self, name: str) -> list[dict[str, Any]]:
+        """Every row of one of `METRICS_VIEWS` (ValueError for any other name), in order."""
+        ...
+
+
+def require_active(user_id: str, conn: StravaConnection | None) -> StravaConnection:
+    """The user's connection, or the clear error that stops their sync."""
+    if conn is None:
+        raise AuthenticationError(
+            f"user {user_id} has no Strava connection: run `sync-assets connect`"
+        )
+    if conn.status != "active":
+        raise AuthenticationError(
+            f"the Strava connection of user {user_id} is {conn.status}"
+            f" ({conn.status_reason or 'no reason recorded'}): the athlete must reconnect"
+        )
+    return conn
+
+
+def _real(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The nearest `real` (float4) of each value, as the shortest decimal that reads back as it
+    (what PostgreSQL returns for a real): 0 where it rounds to 0, null beyond real's range."""
+    single = pc.cast(values, pa.float32())
+    shortest = pc.cast(pc.cast(single, pa.string()), pa.float64())
+    return pc.if_else(pc.is_inf(single), pa.scalar(None, pa.float64()), shortest)
+
+
+def _integer(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The nearest integer of each value, half to even (PostgreSQL's cast, Python's round()),
+    null beyond integer's range."""
+    rounded = pc.round(pc.cast(values, pa.float64()), round_mode="half_to_even")
+    inside = pc.and_(pc.greater_equal(rounded, INT4_MIN), pc.less_equal(rounded, INT4_MAX))
+    return pc.cast(pc.if_else(inside, rounded, pa.scalar(None, pa.float64())), pa.int64())
+
+
+def _runs_columns(table: pa.Table) -> dict[str, pa.ChunkedArray]:
+    """The runs columns a table holds, under their database names and in the seed's types."""
+    names = set(table.column_names)
+    out: dict[str, pa.ChunkedArray] = {}
+    for column in RUNS_COLUMNS:
+        source = RUNS_SOURCES.get(column, column)
+        if source in names:
+            out[column] = table.column(source)
+    sport = table.column("sport_type")
+    # The seed's activity_type: Strava's legacy `type`, else sport_type (itself never null).
+    out["activity_type"] = pc.coalesce(table.column("type"), sport) if "type" in names else sport
+    # Strava writes the local wall-clock time with a "Z": kept as written, in a timestamptz.
+    # Without one (Strava's spec allows it; the seed's column is NOT NULL), the UTC start.
+    start = table.column("start_date")
+    local = table.column("start_date_local") if "start_date_local" in names else None
+    local = pc.cast(local, start.type) if local is not None else start
+    out["start_date_local"] = pc.coalesce(local, start)
+    for column in REAL_COLUMNS & out.keys():
+        out[column] = _real(out[column])
+    for column in INTEGER_COLUMNS & out.keys():
+        out[column] = _integer(out[column])
+    return out
+
+
+def runs_rows(table: pa.Table, enrichment: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Rows of public.runs from a `raw_strava_activities` (or enriched) table.
+
+    Columns get the database's names (`RUNS_SOURCES`) and the seed's types: reals rounded to
+    float4, heart rates and the integer weather values rounded to integers (the heart rates as
+    sent stay in `*_precise`), `activity_type` and `start_date_local` filled as the README says.
+    A raw row's `enrichment_status` is `enrichment` (by default: not enriched), with the row's
+    `data_quality` notes under `"data_quality"` when it has any (as enrichment copies them).
+    `sync_session_id` is the store's to fill (`Store.upsert_runs`)."""
+    columns = _runs_columns(table)
+    extra = [c for c in ("payload", "enrichment_status", "data_quality") if c in table.column_names]
+    records = pa.table({**columns, **{c: table.column(c) for c in extra}}).to_pylist()
+    rows = []
+    for rec in records:
+        row = {c: rec.get(c) for c in RUNS_COLUMNS}
+        row["strava_data"] = rec["payload"]
+        status = rec.get("enrichment_status")
+        if status is None:
+            status = dict(
+                enrichment or {"weather": False, "geocoding": False, "reason": "not enriched"}
+            )
+            notes = quality_notes(rec.get("data_quality"))  # no column in older files: none
+            if notes:
+                status["data_quality"] = notes
+            status = json.dumps(status)
+        row["enrichment_status"] = status if isinstance(status, str) else json.dumps(status)
+        rows.append(row)
+    return rows

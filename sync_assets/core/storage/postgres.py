@@ -1,0 +1,218 @@
+"""The production backend: PostgreSQL (Supabase's direct connection or its pooler).
+
+The operations are `SqlStore`'s; this class brings the pool and PostgreSQL's fast paths.
+
+Writes go through a connection pool. Runs are stored with COPY into a per-transaction staging
+table and one `INSERT ... ON CONFLICT DO UPDATE ... WHERE ... IS DISTINCT FROM` per batch: one
+round trip for thousands of rows, unchanged rows skipped. A batch is one transaction: if the
+database refuses a row, the batch is replayed row by row inside savepoints, the refused rows are
+quarantined with the database's reason and the rest is stored; if the connection drops, the
+transaction is gone and the whole batch is retried on a fresh connection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from sync_assets.core.clients.weather import Cell, HourKey, HourlyWeather
+from sync_assets.core.migrations import migrate_postgres
+from sync_assets.core.storage.base import (
+    RUNS_COLUMNS,
+    WEATHER_PARAMS,
+    QuarantineRecord,
+    StoreResult,
+)
+from sync_assets.core.storage.crypto import TokenCipher
+from sync_assets.core.storage.dialect import POSTGRES
+from sync_assets.core.storage.sqlstore import BATCH_SIZE, SqlStore
+
+log = logging.getLogger(__name__)
+
+
+def Q(name: str) -> str:  # noqa: N802 - reads like a constant
+    return POSTGRES.sql(name)
+
+
+class PostgresStore(SqlStore):
+    dialect = POSTGRES
+    _retry_on = (psycopg.OperationalError,)
+
+    def __init__(
+        self,
+        database_url: str,
+        cipher: TokenCipher,
+        *,
+        pooler: bool | None = None,
+        min_size: int = 1,
+        max_size: int = 4,
+        batch_size: int = BATCH_SIZE,
+        retries: int = 3,
+    ) -> None:
+        self._cipher = cipher
+        self.batch_size = batch_size
+        self._retries = retries
+        # Supavisor/PgBouncer in transaction mode cannot keep server-side prepared statements.
+        if pooler is None:
+            pooler = ":6543" in database_url or "pooler.supabase" in database_url
+        kwargs: dict[str, Any] = {"autocommit": False}
+        if pooler:
+            kwargs["prepare_threshold"] = None
+        self._pool = ConnectionPool(
+            database_url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs=kwargs,
+            check=ConnectionPool.check_connection,
+            open=True,
+            name="sync_assets",
+        )
+        # Test hook: called inside a batch transaction after staging, before the merge.
+        self.before_merge: Callable[[psycopg.Connection], None] | None = None
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def connection_usage(self) -> dict[str, int] | None:
+        """The server's client connections in use and how many it allows."""
+        with self._tx() as conn:
+            return self._first(conn, "connection_usage")
+
+    def take_pool_stats(self) -> dict[str, int] | None:
+        """The pool's counters since the last call (psycopg_pool's `pop_stats`): requests that
+        queued for a connection, their wait, timeouts, `pool_max`."""
+        return self._pool.pop_stats()
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection]:
+        with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    _read = _write = _tx
+
+    def _dicts(self, conn: Any, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return conn.cursor(row_factory=dict_row).execute(sql, params).fetchall()
+
+    def migrate(self) -> list[str]:
+        with self._pool.connection() as conn:
+            return migrate_postgres(conn)
+
+    # -- runs: COPY into a staging table, one merge ------------------------------------------
+    @staticmethod
+    def _copy_rows(conn: psycopg.Connection, rows: Sequence[dict[str, Any]]) -> None:
+        with conn.cursor() as cur, cur.copy(Q("copy_runs_stage")) as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in RUNS_COLUMNS])
+
+    def _merge(self, conn: psycopg.Connection) -> tuple[int, int]:
+        flags = [r[0] for r in conn.execute(Q("merge_runs")).fetchall()]
+        inserted = sum(1 for f in flags if f)
+        return inserted, len(flags) - inserted
+
+    def _store_batch(
+        self, rows: Sequence[dict[str, Any]]
+    ) -> tuple[StoreResult, list[QuarantineRecord]]:
+        result, refused = StoreResult(), []
+        with self._tx() as conn:
+            conn.execute(Q("stage_runs"))
+            try:
+                with conn.transaction():  # savepoint: a refused row must not end the batch
+                    self._copy_rows(conn, rows)
+                    if self.before_merge:
+                        self.before_merge(conn)
+                    inserted, updated = self._merge(conn)
+                result.saved, result.updated = inserted, updated
+                result.skipped = len(rows) - inserted - updated
+                return result, refused
+            except (psycopg.DataError, psycopg.IntegrityError):
+                pass  # somewhere in the batch is a row the database refuses: find it
+            for row in rows:
+                try:
+                    with conn.transaction():
+                        conn.execute(Q("truncate_stage"))
+                        self._copy_rows(conn, [row])
+                        inserted, updated = self._merge(conn)
+                    result.saved += inserted
+                    result.updated += updated
+                    result.skipped += 1 - inserted - updated
+                except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                    reason = f"database refused the row: {exc.diag.message_primary or exc}"
+                    result.failed += 1
+                    result.errors.append(reason)
+                    refused.append(
+                        QuarantineRecord(
+                            user_id=row["user_id"],
+                            strava_id=row["strava_id"],
+                            reason=reason,
+                            payload=row["strava_data"] or "",
+                            source="store",
+                        )
+                    )
+        return result, refused
+
+    # -- Strava webhooks: a batch in one statement ---------------------------------------------
+    def record_webhook_events(self, events: list[dict[str, Any]]) -> list[int | None]:
+        if not events:
+            return []
+        # One statement, one round trip: `updates` goes as text, parsed as the one-row path does.
+        batch = Jsonb([{**e, "updates": json.dumps(e["updates"])} for e in events])
+        with self._tx() as conn:
+            rows = conn.execute(Q("record_webhook_events"), {"events": batch}).fetchall()
+        return [r[0] for r in rows]
+
+    # -- weather cache ----------------------------------------------------------------------
+    def weather_lookup(
+        self, provider: str, keys: Collection[HourKey]
+    ) -> dict[HourKey, HourlyWeather]:
+        found: dict[HourKey, HourlyWeather] = {}
+        keys = list(keys)
+        for start in range(0, len(keys), self.batch_size * 4):
+            chunk = keys[start : start + self.batch_size * 4]
+            params = {
+                "provider": provider,
+                "lats": [k[0][0] for k in chunk],
+                "lngs": [k[0][1] for k in chunk],
+                "hours": [k[1] for k in chunk],
+            }
+            with self._tx() as conn, conn.cursor(row_factory=dict_row) as cur:
+                for r in cur.execute(Q("weather_lookup"), params):
+                    cell = (round(r.pop("cell_lat"), 2), round(r.pop("cell_lng"), 2))
+                    hour = r.pop("hour_utc").astimezone(UTC)
+                    found[(cell, hour)] = HourlyWeather(**r)
+        return found
+
+    @contextmanager
+    def weather_lock(self, provider: str, cells: Collection[Cell]) -> Iterator[None]:
+        """Hold these cells for this process until the block ends (see weather_lock.sql)."""
+        keys = [f"weather:{provider}:{lat:.2f}:{lng:.2f}" for lat, lng in sorted(set(cells))]
+        with self._tx() as conn:  # the locks live as long as this (otherwise idle) transaction
+            for key in keys:
+                conn.execute(Q("weather_lock"), {"key": key})
+            yield
+
+    def weather_store(self, provider: str, rows: Mapping[HourKey, HourlyWeather]) -> int:
+        items = list(rows.items())
+        stored = 0
+        for start in range(0, len(items), self.batch_size * 4):
+            chunk = items[start : start + self.batch_size * 4]
+            params: dict[str, Any] = {
+                "provider": provider,
+                "lats": [k[0][0] for k, _ in chunk],
+                "lngs": [k[0][1] for k, _ in chunk],
+                "hours": [k[1] for k, _ in chunk],
+            }
+            for param, name in WEATHER_PARAMS.items():
+                params[param] = [getattr(w, name) for _, w in chunk]
+            for attempt in self._retrying():
+                with attempt, self._tx() as conn:
+                    stored += conn.execute(Q("weather_store"), params).rowcount
+        return stored

@@ -1,0 +1,203 @@
+"""The embedded default: one SQLite file with the same tables and behaviour as PostgreSQL.
+
+The operations are `SqlStore`'s; this class brings the connections, SQLite's locking and its
+row-at-a-time runs upsert. No server to set up, safe across threads and processes (WAL, busy
+timeout, `BEGIN IMMEDIATE` before every write: the token refresh lock among them). There is no
+RLS: it serves the one person on this machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sync_assets.core.clients.weather import Cell, HourKey, HourlyWeather
+from sync_assets.core.migrations import migrate_sqlite
+from sync_assets.core.storage.base import (
+    RUNS_COLUMNS,
+    WEATHER_PARAMS,
+    QuarantineRecord,
+    StoreResult,
+)
+from sync_assets.core.storage.crypto import TokenCipher
+from sync_assets.core.storage.dialect import SQLITE, parse_time
+from sync_assets.core.storage.sqlstore import BATCH_SIZE, SqlStore
+
+_WEATHER_LOCK = threading.RLock()
+
+
+def Q(name: str) -> str:  # noqa: N802 - reads like a constant
+    return SQLITE.sql(name)
+
+
+_iso = SQLITE.when
+
+
+class SqliteStore(SqlStore):
+    dialect = SQLITE
+
+    def __init__(
+        self, path: str | Path, cipher: TokenCipher, *, batch_size: int = BATCH_SIZE
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._cipher = cipher
+        self.batch_size = batch_size
+        self._local = threading.local()
+        self.migrate()
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)  # it holds (encrypted) tokens and the athletes' data
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=60000")
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    @contextlib.contextmanager
+    def _tx(self, mode: str = "DEFERRED") -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute(f"BEGIN {mode}")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        yield self._conn()  # autocommit: each statement sees the last committed state
+
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return self._tx("IMMEDIATE")
+
+    def _dicts(self, conn: Any, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return [dict(r) for r in conn.execute(sql, params)]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def migrate(self) -> list[str]:
+        with contextlib.closing(self._connect()) as conn:
+            return migrate_sqlite(conn)
+
+    # -- runs: a row at a time, in one transaction per batch --------------------------------
+    @staticmethod
+    def _params(row: dict[str, Any]) -> dict[str, Any]:
+        params = {c: _iso(row[c]) for c in RUNS_COLUMNS}
+        params["id"] = str(uuid.uuid4())
+        return params
+
+    def _store_batch(
+        self, rows: Sequence[dict[str, Any]]
+    ) -> tuple[StoreResult, list[QuarantineRecord]]:
+        result, refused = StoreResult(), []
+        by_user: dict[str, list[int]] = {}
+        for row in rows:
+            by_user.setdefault(row["user_id"], []).append(row["strava_id"])
+        with self._tx("IMMEDIATE") as conn:
+            existing = {
+                (user, r[0])
+                for user, ids in by_user.items()
+                for r in conn.execute(Q("existing_run_ids"), (user, json.dumps(ids)))
+            }
+            deleted = {  # tombstones: deleted on Strava, never stored again
+                (user, r[0])
+                for user, ids in by_user.items()
+                for r in conn.execute(Q("deleted_run_ids"), (user, json.dumps(ids)))
+            }
+            for row in rows:
+                if (row["user_id"], row["strava_id"]) in deleted:
+                    result.skipped += 1
+                    continue
+                conn.execute("SAVEPOINT run_row")
+                try:
+                    changed = conn.execute(Q("upsert_run"), self._params(row)).rowcount
+                except sqlite3.IntegrityError as exc:
+                    conn.execute("ROLLBACK TO run_row")
+                    reason = f"database refused the row: {exc}"
+                    result.failed += 1
+                    result.errors.append(reason)
+                    refused.append(
+                        QuarantineRecord(
+                            row["user_id"],
+                            row["strava_id"],
+                            reason,
+                            row["strava_data"] or "",
+                            "store",
+                        )
+                    )
+                    conn.execute("RELEASE run_row")
+                    continue
+                conn.execute("RELEASE run_row")
+                if (row["user_id"], row["strava_id"]) not in existing:
+                    result.saved += 1
+                    existing.add((row["user_id"], row["strava_id"]))
+                elif changed:
+                    result.updated += 1
+                else:
+                    result.skipped += 1
+        return result, refused
+
+    # -- weather cache ----------------------------------------------------------------------
+    def weather_lookup(
+        self, provider: str, keys: Collection[HourKey]
+    ) -> dict[HourKey, HourlyWeather]:
+        with self._tx() as conn:
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS weather_keys "
+                "(cell_lat REAL, cell_lng REAL, hour_utc TEXT)"
+            )
+            conn.execute("DELETE FROM temp.weather_keys")
+            conn.executemany(
+                "INSERT INTO temp.weather_keys VALUES (?, ?, ?)",
+                [(k[0][0], k[0][1], _iso(k[1])) for k in keys],
+            )
+            rows = conn.execute(Q("weather_lookup"), {"provider": provider}).fetchall()
+        found: dict[HourKey, HourlyWeather] = {}
+        for r in rows:
+            d = dict(r)
+            cell = (round(d.pop("cell_lat"), 2), round(d.pop("cell_lng"), 2))
+            hour = parse_time(d.pop("hour_utc"))
+            found[(cell, hour)] = HourlyWeather(**d)
+        return found
+
+    @contextlib.contextmanager
+    def weather_lock(self, provider: str, cells: Collection[Cell]) -> Iterator[None]:
+        """One fetch at a time in this process (the embedded default serves one machine)."""
+        with _WEATHER_LOCK:
+            yield
+
+    def weather_store(self, provider: str, rows: Mapping[HourKey, HourlyWeather]) -> int:
+        params = [
+            {
+                "provider": provider,
+                "cell_lat": cell[0],
+                "cell_lng": cell[1],
+                "hour_utc": _iso(hour),
+                **{name: getattr(w, name) for name in WEATHER_PARAMS.values()},
+            }
+            for (cell, hour), w in rows.items()
+        ]
+        with self._tx("IMMEDIATE") as conn:
+            before = conn.total_changes
+            conn.executemany(Q("weather_store"), params)
+            return conn.total_changes - before

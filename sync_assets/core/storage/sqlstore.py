@@ -1,0 +1,487 @@
+"""The store's operations, written once for both backends.
+
+`SqlStore` implements `base.Store` over a DB-API connection (psycopg's or sqlite3's, both with
+`execute` returning a cursor) and SQL files rendered by its `dialect` (see `dialect.py`, the one
+place where PostgreSQL and SQLite differ in SQL and values). A backend subclass brings:
+
+    _read() / _write()   a connection for one operation: PostgreSQL takes one from its pool
+                         in a transaction for both; SQLite reads in autocommit and writes
+                         under `BEGIN IMMEDIATE` (its lock, taken first)
+    _dicts()             rows as dicts (psycopg's dict_row, sqlite3.Row)
+    _store_batch()       one batch of runs: COPY and one merge on PostgreSQL, a row at a time
+                         on SQLite
+    migrate(), close(), the weather cache, and its fast paths as overrides
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from sync_assets.core.clients.strava_listing import ListCursor
+from sync_assets.core.clients.tokens import StravaConnection, StravaTokens
+from sync_assets.core.errors import ErrorType, SyncError
+from sync_assets.core.storage.base import (
+    METRICS_VIEWS,
+    RUNS_COLUMNS,
+    SESSION_FIELDS,
+    SESSION_JSON_FIELDS,
+    STAGING_MAX_AGE,
+    ClosedOnExit,
+    QuarantineRecord,
+    SessionRecord,
+    StagedPage,
+    StepMetrics,
+    StoreResult,
+    require_active,
+)
+from sync_assets.core.storage.crypto import TokenCipher
+from sync_assets.core.storage.dialect import Dialect, day, utc
+
+BATCH_SIZE = 5_000
+SESSION_TIMES = (
+    "time_range_start",
+    "time_range_end",
+    "started_at",
+    "completed_at",
+    "last_activity_at",
+)
+
+
+class SqlStore(ClosedOnExit):
+    dialect: Dialect
+    batch_size: int = BATCH_SIZE
+    _cipher: TokenCipher
+    _retries = 0  # extra attempts of a write whose connection dropped
+    _retry_on: tuple[type[BaseException], ...] = ()
+
+    # -- what a backend provides ------------------------------------------------------------
+    def _read(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _write(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _dicts(self, conn: Any, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _store_batch(
+        self, rows: Sequence[dict[str, Any]]
+    ) -> tuple[StoreResult, list[QuarantineRecord]]:
+        raise NotImplementedError
+
+    def connection_usage(self) -> dict[str, int] | None:
+        return None  # no server whose connection limit could be reached
+
+    def take_pool_stats(self) -> dict[str, int] | None:
+        return None  # no pool to exhaust
+
+    # -- helpers --------------------------------------------------------------------------
+    def _q(self, name: str) -> str:
+        return self.dialect.sql(name)
+
+    def _rows(self, conn: Any, name: str, params: dict[str, Any] | None = None) -> list[Any]:
+        return conn.execute(self._q(name), params or {}).fetchall()
+
+    def _all(self, conn: Any, name: str, params: dict[str, Any] | None = None) -> list[dict]:
+        return self._dicts(conn, self._q(name), params or {})
+
+    def _first(self, conn: Any, name: str, params: dict[str, Any] | None = None) -> dict | None:
+        rows = self._all(conn, name, params)
+        return rows[0] if rows else None
+
+    def _run(self, conn: Any, name: str, params: dict[str, Any] | None = None) -> int:
+        """Execute `name`, its `;`-separated statements in order; the last one's rowcount."""
+        count = 0
+        for stmt in self._q(name).split(";\n"):
+            if stmt.strip():
+                count = conn.execute(stmt, params or {}).rowcount
+        return count
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
+            retry=retry_if_exception_type(self._retry_on),
+            wait=wait_random_exponential(multiplier=0.2, max=5),
+            stop=stop_after_attempt(self._retries + 1),
+            reraise=True,
+        )
+
+    # -- connections ----------------------------------------------------------------------
+    def _connection(self, row: dict[str, Any]) -> StravaConnection:
+        return StravaConnection(
+            user_id=row["user_id"],
+            athlete_id=row["athlete_id"],
+            scopes=row["scopes"],
+            status=row["status"],
+            status_reason=row["status_reason"],
+            tokens=StravaTokens(
+                access_token=self._cipher.decrypt(row["access_token_encrypted"]),
+                refresh_token=self._cipher.decrypt(row["refresh_token_encrypted"]),
+                expires_at=int(row["expires_at"]),
+            ),
+        )
+
+    def _active(self, user_id: str, row: dict[str, Any] | None) -> StravaConnection:
+        return require_active(user_id, self._connection(row) if row is not None else None)
+
+    def _tokens(self, tokens: StravaTokens) -> dict[str, Any]:
+        return {
+            "access": self._cipher.encrypt(tokens.access_token.get_secret_value()),
+            "refresh": self._cipher.encrypt(tokens.refresh_token.get_secret_value()),
+            "expires_at": tokens.expires_at,
+        }
+
+    def save_connection(
+        self,
+        user_id: str,
+        tokens: StravaTokens,
+        *,
+        athlete_id: int | None = None,
+        scopes: str | None = None,
+    ) -> None:
+        params = {"user_id": user_id, "athlete_id": athlete_id, "scopes": scopes}
+        with self._write() as conn:
+            self._run(conn, "save_connection", {**params, **self._tokens(tokens)})
+
+    def get(self, user_id: str) -> StravaConnection:
+        with self._read() as conn:
+            row = self._first(conn, "get_connection", {"user_id": user_id})
+        return self._active(user_id, row)
+
+    def update_tokens(
+        self, user_id: str, update: Callable[[StravaTokens], StravaTokens]
+    ) -> StravaTokens:
+        # The row stays locked (PostgreSQL: FOR UPDATE; SQLite: BEGIN IMMEDIATE) until commit:
+        # concurrent refreshers queue up here and then see the tokens the winner committed.
+        with self._write() as conn:
+            row = self._first(conn, "lock_connection", {"user_id": user_id})
+            current = self._active(user_id, row).tokens
+            new = update(current)
+            if new != current:
+                self._run(conn, "update_tokens", {"user_id": user_id, **self._tokens(new)})
+        return new  # committed: only now may the new access token be used
+
+    def mark_revoked(self, user_id: str, reason: str) -> None:
+        with self._write() as conn:
+            self._run(conn, "mark_revoked", {"user_id": user_id, "reason": reason[:500]})
+
+    def active_users(
+        self, since: datetime, after_user: str = "", limit: int = 1000
+    ) -> list[tuple[str, datetime]]:
+        params = {"since": self.dialect.clock(since), "after_user": after_user, "limit": limit}
+        with self._read() as conn:
+            return [(r[0], utc(r[1])) for r in self._rows(conn, "active_users", params)]
+
+    def list_connections(self, status: str | None = "active") -> list[StravaConnection]:
+        with self._read() as conn:
+            rows = self._all(conn, "list_connections", {"status": status})
+        return [self._connection(r) for r in rows]
+
+    def rotate_keys(self) -> int:
+        """Re-encrypt every stored token with the newest key; returns rows rewritten."""
+        with self._write() as conn:
+            rows = self._all(conn, "rotate_tokens")
+            for r in rows:
+                self._run(
+                    conn,
+                    "rewrite_tokens",
+                    {
+                        "user_id": r["user_id"],
+                        "access": self._cipher.rotate(r["access_token_encrypted"]),
+                        "refresh": self._cipher.rotate(r["refresh_token_encrypted"]),
+                    },
+                )
+        return len(rows)
+
+    # -- runs -----------------------------------------------------------------------------
+    def upsert_runs(
+        self, rows: Sequence[dict[str, Any]], session_id: str | None = None
+    ) -> StoreResult:
+        total = StoreResult()
+        clean: list[dict[str, Any]] = []
+        refused: list[QuarantineRecord] = []
+        if session_id is not None:
+            rows = [{**row, "sync_session_id": session_id} for row in rows]
+        for row in rows:
+            bad = None
+            if not self.dialect.text_holds_nul:
+                bad = next(
+                    (c for c in RUNS_COLUMNS if isinstance(row[c], str) and "\x00" in row[c]),
+                    None,
+                )
+            if bad:  # PostgreSQL text cannot hold NUL: refuse here with a clear reason
+                refused.append(
+                    QuarantineRecord(
+                        row["user_id"],
+                        row["strava_id"],
+                        f"column {bad} contains a NUL character",
+                        self.dialect.nul_free(row["strava_data"] or ""),
+                        "store",
+                    )
+                )
+            else:
+                clean.append(row)
+        total.failed = len(refused)
+        started = time.perf_counter()
+        for i in range(0, len(clean), self.batch_size):
+            batch = clean[i : i + self.batch_size]
+            for attempt in self._retrying():
+                with attempt:
+                    result, batch_refused = self._store_batch(batch)
+            total.add(result)
+            refused.extend(batch_refused)
+        if refused:
+            self.quarantine(refused)
+        total.seconds = time.perf_counter() - started
+        return total
+
+    def quarantine(self, records: Sequence[QuarantineRecord], session_id: str | None = None) -> int:
+        if not records:
+            return 0
+        params = [
+            {
+                "user_id": r.user_id,
+                "strava_id": r.strava_id,
+                "reason": r.reason,
+                "payload": self.dialect.nul_free(r.payload),
+                "source": r.source,
+                "session_id": session_id,
+            }
+            for r in records
+        ]
+        with self._write() as conn:
+            conn.cursor().executemany(self._q("insert_quarantine"), params)
+        return len(records)
+
+    def run_ids(self, user_id: str) -> list[int]:
+        with self._read() as conn:
+            return [r[0] for r in self._rows(conn, "run_ids", {"user_id": user_id})]
+
+    def unstored_ids(self, user_id: str, ids: Sequence[int]) -> list[int]:
+        params = {"user_id": user_id, "ids": self.dialect.ids(ids)}
+        with self._read() as conn:
+            return [r[0] for r in self._rows(conn, "unstored_ids", params)]
+
+    def pending_enrichment(self, now: datetime) -> list[tuple[str, datetime, int]]:
+        params = {"now": self.dialect.when(now)}
+        with self._read() as conn:
+            rows = self._rows(conn, "pending_enrichment", params)
+        return [(r[0], utc(r[1]), r[2]) for r in rows]
+
+    # -- Strava webhooks -------------------------------------------------------------------
+    def _event(self, event: dict[str, Any]) -> dict[str, Any]:
+        return {**event, "updates": self.dialect.json(event["updates"])}
+
+    def record_webhook_event(self, event: dict[str, Any]) -> int | None:
+        with self._write() as conn:
+            row = conn.execute(self._q("record_webhook_event"), self._event(event)).fetchone()
+            return row[0] if row else None
+
+    def record_webhook_events(self, events: list[dict[str, Any]]) -> list[int | None]:
+        # One transaction: its one COMMIT (the fsync) is what a batch saves.
+        if not events:
+            return []
+        ids: list[int | None] = []
+        with self._write() as conn:
+            for event in events:
+                row = conn.execute(self._q("record_webhook_event"), self._event(event)).fetchone()
+                ids.append(row[0] if row else None)
+        return ids
+
+    def webhook_events_after(self, after: int, limit: int = 1000) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = self._all(conn, "webhook_events_after", {"after": after, "limit": limit})
+        return [{**r, "updates": json.loads(r["updates"])} for r in rows]
+
+    def users_with_news(self) -> set[str]:
+        with self._read() as conn:
+            return {r[0] for r in self._rows(conn, "users_with_news")}
+
+    def run_start(self, user_id: str, strava_id: int) -> datetime | None:
+        with self._read() as conn:
+            rows = self._rows(conn, "run_start", {"user_id": user_id, "strava_id": strava_id})
+        return utc(rows[0][0]) if rows else None
+
+    def delete_run(self, user_id: str, strava_id: int) -> int:
+        with self._write() as conn:
+            return self._run(conn, "delete_run", {"user_id": user_id, "strava_id": strava_id})
+
+    def delete_unlisted_runs(
+        self,
+        user_id: str,
+        window_start: datetime,
+        window_end: datetime,
+        listed: Sequence[int],
+        listed_at: datetime,
+    ) -> int:
+        d = self.dialect
+        params = {
+            "user_id": user_id,
+            "window_start": d.when(window_start),
+            "window_end": d.when(window_end),
+            "listed": d.ids(listed),
+            "listed_at": d.clock(listed_at),
+        }
+        with self._write() as conn:
+            return self._run(conn, "delete_unlisted_runs", params)
+
+    def delete_user_data(self, user_id: str, reason: str) -> None:
+        params = {"user_id": user_id, "reason": reason[:500], "blank": self._cipher.encrypt("")}
+        with self._write() as conn:
+            self._run(conn, "delete_user_events", params)
+            self._run(conn, "delete_user_data", params)
+
+    # -- the app-wide Strava budget ---------------------------------------------------------
+    def budget_ensure(self, app: str) -> None:
+        with self._write() as conn:
+            self._run(conn, "budget_ensure", {"app": app})
+
+    def budget_take(self, app: str, **window: Any) -> bool:
+        with self._write() as conn:
+            return bool(self._rows(conn, "budget_take", {"app": app, **window}))
+
+    def budget_observe(self, app: str, **observed: Any) -> None:
+        with self._write() as conn:
+            self._run(conn, "budget_observe", {"app": app, **observed})
+
+    def budget_state(self, app: str) -> dict[str, Any] | None:
+        with self._read() as conn:
+            return self._first(conn, "budget_state", {"app": app})
+
+    # -- staging --------------------------------------------------------------------------
+    def stage_page(
+        self, user_id: str, span: str, page: int, cursor: ListCursor, records: str
+    ) -> None:
+        params = {
+            "user_id": user_id,
+            "span": span,
+            "page": page,
+            "cursor_after": cursor.after,
+            "cursor_before": cursor.before,
+            "cursor_order": cursor.order,
+            "cursor_page": cursor.page,
+            "records": records,
+        }
+        with self._write() as conn:
+            self._run(conn, "stage_page", params)
+
+    def staged_pages(
+        self, user_id: str, span: str, max_age_seconds: int = STAGING_MAX_AGE
+    ) -> list[StagedPage]:
+        params = {"user_id": user_id, "span": span, "max_age_seconds": max_age_seconds}
+        with self._read() as conn:
+            rows = self._rows(conn, "staged_pages", params)
+        return [StagedPage.from_row(r) for r in rows]
+
+    def clear_staging(self, user_id: str, span: str) -> None:
+        with self._write() as conn:
+            self._run(conn, "clear_staging", {"user_id": user_id, "span": span})
+
+    # -- sessions -------------------------------------------------------------------------
+    def _session(self, row: dict[str, Any]) -> SessionRecord:
+        d = self.dialect
+        for k in SESSION_JSON_FIELDS:
+            row[k] = d.loads(row[k])
+        for k in SESSION_TIMES:
+            row[k] = d.timestamp(row[k])
+        return SessionRecord.from_row(row)
+
+    def _sessions(self, name: str, params: dict[str, Any] | None = None) -> list[SessionRecord]:
+        with self._read() as conn:
+            rows = self._all(conn, name, params)
+        return [self._session(r) for r in rows]
+
+    def create_session(
+        self,
+        *,
+        run_id: str,
+        user_id: str,
+        sync_type: str,
+        time_range_start: datetime | None,
+        time_range_end: datetime | None,
+    ) -> SessionRecord:
+        params = {
+            "id": str(uuid.uuid4()),
+            "run_id": run_id,
+            "user_id": user_id,
+            "sync_type": sync_type,
+            "time_range_start": self.dialect.when(time_range_start),
+            "time_range_end": self.dialect.when(time_range_end),
+        }
+        with self._write() as conn:
+            self._run(conn, "create_session", params)
+        session = self.get_session(run_id, user_id)
+        assert session is not None
+        return session
+
+    def get_session(self, run_id: str, user_id: str) -> SessionRecord | None:
+        sessions = self._sessions("get_session", {"run_id": run_id, "user_id": user_id})
+        return sessions[0] if sessions else None
+
+    def run_sessions(self, run_id: str) -> list[SessionRecord]:
+        return self._sessions("run_sessions", {"run_id": run_id})
+
+    def update_session(self, run_id: str, user_id: str, **changes: Any) -> SessionRecord:
+        unknown = set(changes) - SESSION_FIELDS
+        if unknown:
+            raise ValueError(f"not session fields: {sorted(unknown)}")
+        d = self.dialect
+        values = {
+            # SQLite: to the millisecond, as the started_at default writes: durations stay exact.
+            k: d.json(v) if k in SESSION_JSON_FIELDS and v is not None else d.clock(v)
+            for k, v in changes.items()
+        }
+        assignments = ", ".join(f'"{k}" = :{k}' for k in values)  # names checked above
+        query = d.sql("update_session", assignments=assignments)
+        with self._write() as conn:
+            conn.execute(query, {**values, "_run_id": run_id, "_user_id": user_id})
+        session = self.get_session(run_id, user_id)
+        if session is None:
+            raise SyncError(
+                ErrorType.DATABASE, f"no sync session for run {run_id}", retryable=False
+            )
+        return session
+
+    def open_sessions(self) -> list[SessionRecord]:
+        return self._sessions("open_sessions")
+
+    def recent_sessions(self, user_id: str | None = None, limit: int = 20) -> list[SessionRecord]:
+        return self._sessions("recent_sessions", {"user_id": user_id, "limit": limit})
+
+    # -- sync metrics ---------------------------------------------------------------------
+    def record_step_metrics(self, metrics: StepMetrics) -> None:
+        params = {**asdict(metrics), "recorded_at": self.dialect.clock(metrics.recorded_at)}
+        for attempt in self._retrying():
+            with attempt, self._write() as conn:
+                self._run(conn, "record_step_metrics", params)
+
+    def step_metrics(
+        self,
+        *,
+        since: datetime,
+        api: str | None = None,
+        step: str | None = None,
+        sync_id: str | None = None,
+    ) -> list[StepMetrics]:
+        params = {"since": self.dialect.clock(since), "api": api, "step": step, "sync_id": sync_id}
+        with self._read() as conn:
+            rows = self._all(conn, "step_metrics", params)
+        return [StepMetrics(**{**r, "recorded_at": utc(r["recorded_at"])}) for r in rows]
+
+    def metrics_view(self, name: str) -> list[dict[str, Any]]:
+        if name not in METRICS_VIEWS:
+            raise ValueError(f"not a metrics view: {name!r} (one of {', '.join(METRICS_VIEWS)})")
+        with self._read() as conn:
+            rows = self._all(conn, f"metrics_{name}")
+        for row in rows:  # 'YYYY-MM-DD' text in SQLite, a date in PostgreSQL
+            if row.get("day") is not None:
+                row["day"] = day(row["day"])
+        return rows
