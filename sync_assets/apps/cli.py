@@ -548,29 +548,36 @@ SANDBOX_MISSING = "the sandbox is not installed: pip install -e ./sandbox (from 
 SANDBOX_COMMANDS = ("demo", "sandbox", "ui")
 
 
-def _sandbox_list_orders() -> tuple[str | None, dict[str, str]]:
-    """The sandbox's default and possible `--list-order`s; none when it is not installed, so
-    that the commands which do not need it still work (production installs go without it)."""
-    try:
-        from sync_assets_sandbox import DEFAULT_LIST_ORDER, LIST_ORDERS
-    except ImportError:
-        return None, {}
-    return DEFAULT_LIST_ORDER, LIST_ORDERS
-
-
-def require_sandbox() -> None:
-    """Exit in one line, saying how to install it, when the sandbox is not installed."""
+def _sandbox_installed() -> bool:
     try:
         import sync_assets_sandbox  # noqa: F401
     except ImportError as exc:
         name = exc.name or ""
         if name == "sync_assets_sandbox" or name.startswith("sync_assets_sandbox."):
-            raise SystemExit(f"error: {SANDBOX_MISSING}") from None
+            return False
         raise  # installed but broken (a dependency missing): one line from main()
+    return True
+
+
+def require_sandbox() -> None:
+    """Exit in one line, saying how to install it, when the sandbox is not installed."""
+    if not _sandbox_installed():
+        raise SystemExit(f"error: {SANDBOX_MISSING}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    default_list_order, list_orders = _sandbox_list_orders()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SANDBOX_COMMANDS and not {"-h", "--help"} & set(argv):
+        try:
+            require_sandbox()
+        except SystemExit as stop:
+            print(stop, file=sys.stderr)
+            return 1
+    if argv[:1] == ["sandbox"] and _sandbox_installed():
+        # The sandbox's own options and parser (python -m sync_assets_sandbox's).
+        from sync_assets_sandbox.__main__ import main as sandbox_main
+
+        return sandbox_main(argv[1:], prog="sync-assets sandbox")
 
     parser = _Parser(prog="sync-assets", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -582,19 +589,14 @@ def main(argv: list[str] | None = None) -> int:
         "--quiet", action="store_true", help="no progress on stderr (the summary still prints)"
     )
 
-    p_sb = sub.add_parser("sandbox", help="serve the Strava-compatible sandbox on loopback")
-    p_sb.add_argument("--host", default="127.0.0.1")
-    p_sb.add_argument("--port", type=int, default=8710)
-    p_sb.add_argument("--seed", type=int, default=7)
-    p_sb.add_argument("--athletes", type=int, default=2)
-    p_sb.add_argument("--sizes", help="comma-separated activity counts, one per athlete")
-    p_sb.add_argument(
-        "--list-order",
-        choices=sorted(list_orders) or None,
-        default=default_list_order,
-        help="how GET /athlete/activities orders its pages (Strava documents no order): "
-        + ("; ".join(f"{k}: {v}" for k, v in list_orders.items()) or SANDBOX_MISSING),
+    p_sb = sub.add_parser(
+        "sandbox",
+        help="serve the Strava-compatible sandbox on loopback",
+        description="the sandbox's options: python -m sync_assets_sandbox --help ("
+        + SANDBOX_MISSING
+        + " when missing)",
     )
+    p_sb.add_argument("options", nargs=argparse.REMAINDER, help="the sandbox's options")
 
     p_conn = sub.add_parser("connect", help="register a user's Strava connection")
     p_conn.add_argument("--user", required=True, help="the app's user id (uuid)")
@@ -670,25 +672,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        if args.command in SANDBOX_COMMANDS:
-            require_sandbox()
         if args.command == "demo":
             return demo(args.home, seed=args.seed, quiet=args.quiet)
         if args.command == "ui":
             return ui(args.home, args.port)
-        if args.command == "sandbox":
-            from sync_assets_sandbox import serve
-
-            sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
-            serve(
-                args.host,
-                args.port,
-                seed=args.seed,
-                athletes=args.athletes,
-                sizes=sizes,
-                list_order=args.list_order,
-            )
-            return 0
         if args.command == "webhook":
             return serve_webhooks(args.host, args.port, args.queue_size, args.timeout)
         if args.command == "rotate-keys":

@@ -22,9 +22,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m sync_assets_sandbox") -> argparse.ArgumentParser:
+    """The options (`sync-assets sandbox` parses the same ones with this parser)."""
     parser = _Parser(
-        prog="python -m sync_assets_sandbox",
+        prog=prog,
         description="serve the Strava-compatible sandbox (and the weather APIs) on loopback",
     )
     parser.add_argument("--host", default="127.0.0.1")
@@ -42,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m sync_assets_sandbox") -> int:
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
