@@ -133,7 +133,7 @@ def test_every_line_of_a_cli_sync_is_json_with_the_sync_id(world) -> None:
 
     # The other job: `enrich` is a run (and a session) of its own.
     out = subprocess.run(
-        [CLI, "enrich", "--user", user, "--from", first],
+        [CLI, "enrich", "--user", user, "--from", first, "--quiet"],
         env=env,
         capture_output=True,
         text=True,

@@ -52,7 +52,8 @@ def migrate_postgres(conn: psycopg.Connection) -> list[str]:
     """
     applied = []
     with conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(hashtext('sync_assets.core.migrations'))")
+        # The lock's key predates the core package: kept, so every version takes the same lock.
+        conn.execute("select pg_advisory_xact_lock(hashtext('sync_assets.migrations'))")
         conn.execute(
             "create schema if not exists supabase_migrations; "
             "create table if not exists supabase_migrations.schema_migrations "

@@ -22,6 +22,9 @@ from sync_assets.core.storage.crypto import EnvTokenCipher, local_cipher
 # (a pool left open would keep a test's database from being dropped).
 _open: dict[int, Store] = {}
 _lock = threading.Lock()
+# Databases this process has migrated: a store is opened per run and per sensor tick, and the
+# migrations (an advisory lock and a read of schema_migrations) need to run once per process.
+_migrated: set[str] = set()
 
 
 def open_store(database_url: str | None, data_dir: str | Path) -> Store:
@@ -62,8 +65,12 @@ def _open_postgres(database_url: str) -> Store:
 
     dbinit.check_reachable(database_url)
     store = PostgresStore(database_url, EnvTokenCipher())
+    if database_url in _migrated:
+        return store
     try:
         store.migrate()
+        with _lock:
+            _migrated.add(database_url)
     except (
         psycopg.errors.InvalidSchemaName,
         psycopg.errors.UndefinedTable,
