@@ -11,7 +11,11 @@ Then what an incremental run costs Strava (`incremental_cost`): sandbox athletes
 already hold many activities are synced in full once, a few new activities are uploaded, and
 the incremental schedule's run of each user goes through the real asset job (fetch, enrich,
 store, against the Strava and Open-Meteo sandboxes, the embedded store); it prints the list
-and token requests of one run per month size, and of the daily pass over N users.
+and token requests of one run per month size, and of the daily pass over N users, and checks
+that every activity is in `runs` and each month of the run whole in its Parquet partition.
+(The months are the schedule's of this hour: during a month's first days, the previous one
+too; in the three days after that, the lookback reaches before the month, which is listed
+whole.)
 
     python bench/bench_scale.py [--users 1000,10000] [--month-activities 150,450] [--new 5]
                                 [--daily-users 5]    (--users 0: the incremental part alone)
@@ -28,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import pyarrow.parquet as pq
 import yaml
 from dagster import (
     AssetKey,
@@ -255,9 +260,21 @@ def incremental_cost(
             )
 
         def stored_ok(user: str, athlete_id: int) -> bool:
-            return sorted(store.run_ids(user)) == sorted(
-                a["id"] for a in sandbox.activities(athlete_id)
-            )
+            """Every activity in `runs`, and each month of the run whole in its Parquet file."""
+            truth = sandbox.activities(athlete_id)
+            if sorted(store.run_ids(user)) != sorted(a["id"] for a in truth):
+                return False
+            for month in {month_key(span_start), month_key(now)}:
+                path = Path(tmp) / "parquet" / "raw_strava_activities" / month / user
+                ids = pq.read_table(path / "activities.parquet").column("strava_id").to_pylist()
+                expected = [
+                    a["id"]
+                    for a in truth
+                    if month_key(datetime.fromisoformat(a["start_date"])) == month
+                ]
+                if sorted(ids) != sorted(expected):
+                    return False
+            return True
 
         for size in month_sizes:
             user, athlete_id = new_user(size)

@@ -89,6 +89,7 @@ NOT_EXPOSED = frozenset(
         "public.strava_rate_budget",
         "public.strava_webhook_events",
         "public.strava_deleted_activities",
+        "public.strava_listing_watermarks",
         "public.sync_step_metrics",
         "supabase_migrations.schema_migrations",
     }

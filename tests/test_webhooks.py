@@ -41,11 +41,12 @@ from hypothesis import strategies as st
 
 from sync_assets.apps.webhooks import PATH, WebhookEvent, WebhookReceiver, WebhookServer
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
+from sync_assets.core.incremental import LIST_FROM_TAG
 from sync_assets.core.storage import close_stores, open_store
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 from sync_assets.sensors.webhooks import strava_webhook_events
 
-from .helpers import add_users, make_resources, save_tokens
+from .helpers import add_users, make_resources, run_metadata, save_tokens
 
 ASSETS = [raw_strava_activities, weather_enriched_activities, runs_table]
 TOKEN = "verify-" + "t" * 16
@@ -177,8 +178,23 @@ def test_push_events_sync_rename_delete_and_deauthorize(
         s <= f"{old_month}|{user}" <= e for s, e in months
     )
     assert all(r.tags["sync_assets/sync_type"] == "webhook" for r in result.run_requests)
+    # Every event's activity has a known start: a run names the earliest of its own, and the
+    # rename's run lists its old month from there (or from the watermark's lookback), not whole.
+    assert all(LIST_FROM_TAG in r.tags for r in result.run_requests)
+    (renamed,) = [
+        r
+        for r in result.run_requests
+        if r.tags[ASSET_PARTITION_RANGE_START_TAG]
+        <= f"{old_month}|{user}"
+        <= r.tags[ASSET_PARTITION_RANGE_END_TAG]
+    ]
+    assert datetime.fromisoformat(renamed.tags[LIST_FROM_TAG]) == datetime.fromisoformat(
+        old["start_date"]
+    )
     for request in result.run_requests:
-        sync(request.tags)
+        run = sync(request.tags)
+        if request is renamed:
+            assert run_metadata(run, "raw_strava_activities")["incremental_listings"] == 1
     ids = store.run_ids(user)
     assert new["id"] in ids and gone["id"] not in ids and len(ids) == 120
 
@@ -211,7 +227,7 @@ def test_push_events_sync_rename_delete_and_deauthorize(
     assert result.dynamic_partitions_requests[0].partition_keys == [user]
     assert store.run_ids(user) == []
     with psycopg.connect(pg_url) as conn:
-        for table in ("runs", "activity_quarantine", "sync_staging"):
+        for table in ("runs", "activity_quarantine", "sync_staging", "strava_listing_watermarks"):
             count = conn.execute(
                 f"select count(*) from public.{table} where user_id = %s", (user,)
             ).fetchone()[0]

@@ -1,7 +1,7 @@
 """`raw_strava_activities`: every activity of a user's months, validated, as Parquet."""
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from dagster import (
@@ -14,7 +14,7 @@ from dagster import (
     asset,
 )
 
-from sync_assets.core import metrics
+from sync_assets.core import incremental, metrics, settings
 from sync_assets.core.errors import ErrorType, SyncError
 from sync_assets.core.ingest import FetchReport, fetch_partitions
 from sync_assets.core.sessions import SessionTracker, tracker_for_run
@@ -60,6 +60,8 @@ def _metadata(report: FetchReport) -> dict[str, object]:
         ),
         "run_resumed_from_checkpoint": report.resumed,
         "run_deleted_on_strava": report.deleted_on_strava,
+        "run_incremental_listings": report.partial_listings,
+        "run_merged_from_store": report.merged_from_store,
         "run_rate_limit_waits": report.rate_limit_waits,
         "run_rate_limit_usage_15min": MetadataValue.text(
             f"{_usage(usage.get('read_usage_15min', 0), usage.get('read_limit_15min', 0))} "
@@ -189,6 +191,9 @@ def raw_strava_activities(
     keys = run_partition_keys(context)
     store = supabase.store()
     report = FetchReport()
+    # Scheduled and push-event runs list what is new since the user's watermark, if they can.
+    lookback = timedelta(hours=settings.incremental_lookback_hours())
+    rule = incremental.policy(context.run.tags, lookback)
     try:
         # A row after a SyncError too (what the failed fetch spent); other errors leave none.
         with metrics.step(
@@ -205,6 +210,7 @@ def raw_strava_activities(
                 _tracker_for(store, context.run),
                 staging=store,
                 report=report,
+                rule=rule,
             )
     except SyncError as err:
         raise _retry_or_failure(context, strava, err) from None

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sync_assets.core import incremental
 from sync_assets.core.clients.http import LatencyStats
 from sync_assets.core.clients.strava import PAGE_SIZE, RequestStats, StravaClient
 from sync_assets.core.errors import SyncError
@@ -45,6 +46,8 @@ class FetchReport:
     rate_limit_waits: int = 0
     resumed: int = 0  # activities taken from a checkpoint instead of Strava
     deleted_on_strava: int = 0  # stored rows a complete listing no longer returned
+    partial_listings: int = 0  # spans listed incrementally (`sync_assets.core.incremental`)
+    merged_from_store: int = 0  # their months' older rows, taken from the store
     rate_limit_usage: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     http_429: int = 0
@@ -106,7 +109,7 @@ def fetch_span(
                     QuarantinedActivity(
                         activity.id,
                         f"start_date {activity.start_date.isoformat()} is outside the "
-                        f"requested window {span.start.date()}..{span.end.date()}",
+                        f"requested window {span.list_start.date()}..{span.end.date()}",
                         payload,
                     )
                 )
@@ -123,7 +126,7 @@ def fetch_span(
         resumed += len(records)
     received = resumed
     pages = client.iter_activity_pages(
-        span.start,
+        span.list_start,
         span.end,
         cursor=staged[-1].cursor if staged else None,
         first_page=staged[-1].page + 1 if staged else 1,
@@ -146,7 +149,7 @@ def fetch_span(
                 {
                     "cursor": page.cursor.position,  # the value of the bound that moves
                     "listing": page.cursor.as_dict(),
-                    "window": [span.start.isoformat(), span.end.isoformat()],
+                    "window": [span.list_start.isoformat(), span.end.isoformat()],
                     "resumed_activities": resumed,
                 },
                 processed=received,
@@ -196,6 +199,7 @@ def fetch_partitions(
     tracker_for: Callable[[str, datetime, datetime], SessionTracker] | None = None,
     staging: Store | None = None,
     report: FetchReport | None = None,
+    rule: incremental.Incremental | None = None,
 ) -> FetchReport:
     """Fetch every partition in `keys` with one paginated query per user and block of months.
 
@@ -204,11 +208,15 @@ def fetch_partitions(
     (its `total_activities_estimated` is the activities listed once the listing is done). With a
     store (`staging`), pages are checkpointed there and stored rows that a complete listing no
     longer returns are deleted. Pass `report` to keep what was spent when the fetch fails.
+    With an incremental `rule` and a store, a span may be listed from the user's watermark
+    only, its months completed from the store (`sync_assets.core.incremental`); each span's
+    listing is recorded in the session (`checkpoint_data.listings`) for the store step.
     """
     started = time.perf_counter()
     report = report if report is not None else FetchReport()
     spans = sync_spans(keys)
     trackers: dict[str, SessionTracker] = {}
+    listings: dict[str, list[dict[str, Any]]] = {}
     if tracker_for is not None:
         for user in sorted({s.user_id for s in spans}):
             mine = [s for s in spans if s.user_id == user]
@@ -216,6 +224,8 @@ def fetch_partitions(
             trackers[user].enter(SyncState.FETCHING)
     for span in spans:
         tracker = trackers.get(span.user_id)
+        how = incremental.plan(staging, span, rule, datetime.now(UTC)) if staging else None
+        span = how.span if how is not None else span
         with client_for(span.user_id) as client:
             listed_at = datetime.now(UTC)
             try:
@@ -233,9 +243,17 @@ def fetch_partitions(
             finally:
                 report.add_client(client.stats, client.budget.usage())
                 report.seconds = time.perf_counter() - started
-            if staging is not None and not resumed:
+            if staging is not None and not resumed and not span.partial:
                 # One uninterrupted listing: what it did not return is gone from Strava.
                 report.deleted_on_strava += forget_unlisted(staging, span, data, listed_at)
+            merged = 0
+            if how is not None:
+                data, merged = incremental.merge_stored(how, data)
+            report.partial_listings += span.partial
+            report.merged_from_store += merged
+            listings.setdefault(span.user_id, []).append(
+                incremental.listing_record(span, listed_at, resumed, merged)
+            )
             report.partitions.update(data)
             report.spans += 1
             report.resumed += resumed
@@ -244,13 +262,14 @@ def fetch_partitions(
     for part in report.partitions.values():
         report.activities += part.activities.num_rows
         report.quarantined += part.quarantine.num_rows
-    for tracker in trackers.values():
+    for user, tracker in trackers.items():
         tracker.progress(
             tracker.session.activities_fetched,
             tracker.session.activities_fetched,
             tracker.session.activities_failed,
             force=True,
             total_activities_estimated=tracker.session.activities_fetched,
+            checkpoint_data={**tracker.session.checkpoint_data, "listings": listings.get(user, [])},
         )
     report.seconds = time.perf_counter() - started
     return report

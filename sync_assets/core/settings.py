@@ -73,6 +73,14 @@ def incremental_share() -> float:
     return float(os.environ.get("SYNC_ASSETS_INCREMENTAL_SHARE") or 0.8)
 
 
+def incremental_lookback_hours() -> float:
+    """`SYNC_ASSETS_INCREMENTAL_LOOKBACK_HOURS` (72): how far before the user's last complete
+    listing an incremental sync lists again. Strava's `after` filters on the start date, and an
+    activity can reach Strava long after it started (a watch synced the next day, a phone
+    without signal over a weekend): within this many hours it is still found."""
+    return float(os.environ.get("SYNC_ASSETS_INCREMENTAL_LOOKBACK_HOURS") or 72)
+
+
 def strava_read_daily_limit() -> int:
     """`STRAVA_READ_DAILY_LIMIT`: the app's daily read limit (Strava's default: 1,000)."""
     return int(os.environ.get("STRAVA_READ_DAILY_LIMIT") or 1000)

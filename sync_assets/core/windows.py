@@ -49,12 +49,24 @@ def window_key(user_id: str, month: str) -> str:
     return f"{month}|{user_id}"
 
 
+def month_end(month: str) -> datetime:
+    """The first instant after the month `month` (a `month` key)."""
+    return next_month(datetime.strptime(month, "%Y-%m-%d").replace(tzinfo=UTC))
+
+
 @dataclass(frozen=True)
 class SyncSpan:
-    """One user's contiguous block of months: fetched with one paginated Strava query."""
+    """One user's contiguous block of months: fetched with one paginated Strava query.
+
+    `listed_from`, when set, makes the listing partial: only activities starting at or after it
+    are listed (an incremental sync, `sync_assets.core.incremental`), and the months' older
+    activities come from the store. A partial listing proves nothing about what it did not
+    list, so it never deletes stored rows (`ingest.forget_unlisted`).
+    """
 
     user_id: str
     months: tuple[str, ...]
+    listed_from: datetime | None = None
 
     @property
     def start(self) -> datetime:
@@ -67,9 +79,23 @@ class SyncSpan:
         return next_month(last)
 
     @property
+    def partial(self) -> bool:
+        return self.listed_from is not None
+
+    @property
+    def list_start(self) -> datetime:
+        """Where the listing starts: the first month's start, or `listed_from`."""
+        return self.listed_from or self.start
+
+    @property
     def id(self) -> str:
-        """The listing's name in `sync_staging`: its window."""
-        return f"{self.start.isoformat()}/{self.end.isoformat()}"
+        """The listing's name in `sync_staging`: its window (a partial listing's own, so its
+        pages never resume a listing of the whole span, nor the other way round)."""
+        return f"{self.list_start.isoformat()}/{self.end.isoformat()}"
+
+    def ended_between(self, after: datetime, until: datetime) -> bool:
+        """Whether one of the span's months ended in (`after`, `until`]."""
+        return any(after < month_end(m) <= until for m in self.months)
 
     def partition_keys(self) -> list[str]:
         return [window_key(self.user_id, m) for m in self.months]

@@ -1,5 +1,7 @@
 """The run requests every sensor and schedule here makes: one run over a user's months."""
 
+from collections.abc import Mapping
+
 from dagster import RunRequest
 
 from sync_assets.core.sessions import SYNC_TYPE_TAG
@@ -12,9 +14,17 @@ from sync_assets.partitions import partition_key
 
 
 def range_run_request(
-    job_name: str, user_id: str, first: str, last: str, *, run_key: str, sync_type: str
+    job_name: str,
+    user_id: str,
+    first: str,
+    last: str,
+    *,
+    run_key: str,
+    sync_type: str,
+    tags: Mapping[str, str] | None = None,
 ) -> RunRequest:
-    """A single run over `user_id`'s months `first`..`last` (range tags, as backfills use)."""
+    """A single run over `user_id`'s months `first`..`last` (range tags, as backfills use);
+    `tags`: more of them."""
     return RunRequest(
         run_key=run_key,
         job_name=job_name,
@@ -23,5 +33,6 @@ def range_run_request(
             ASSET_PARTITION_RANGE_START_TAG: str(partition_key(user_id, first)),
             ASSET_PARTITION_RANGE_END_TAG: str(partition_key(user_id, last)),
             SYNC_TYPE_TAG: sync_type,
+            **(tags or {}),
         },
     )

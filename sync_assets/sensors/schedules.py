@@ -5,8 +5,10 @@ hourly and gives each user one hour slot per period (`SYNC_ASSETS_INCREMENTAL_HO
 24) by a hash of the user id, so the day's load is even; a tick launches at most its share of
 the daily budget (`STRAVA_READ_DAILY_LIMIT` x `SYNC_ASSETS_INCREMENTAL_SHARE` / 24, default
 1,000 x 0.8 / 24 = 33 runs) and leaves the rest for new users' backfills. An incremental run
-costs about one list request: its month holds at most a few dozen activities. With webhooks on
-(`STRAVA_WEBHOOKS=on`), users without a push event since their last completed sync are skipped.
+costs one list request (plus a token refresh when due), whatever its months hold: it lists only
+what started since the user's watermark, less a lookback (`sync_assets.core.incremental`).
+With webhooks on (`STRAVA_WEBHOOKS=on`), users without a push event since their last completed
+sync are skipped.
 """
 
 import hashlib

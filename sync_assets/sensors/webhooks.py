@@ -3,7 +3,9 @@
 * activity `create` / `update`: one `strava_sync` run over that activity's month (taken from
   `runs` when the activity is known, else from one `GET /activities/{id}`: an upload can be
   back-dated by years; if Strava cannot answer, the event's month and the one before);
-  several events of a user are merged into one run.
+  several events of a user are merged into one run. When every event of the run has a known
+  start, the run names the earliest (`LIST_FROM_TAG`): it then lists from there or from the
+  user's watermark, whichever is earlier (`sync_assets.core.incremental`), not whole months.
 * activity `delete`: the row leaves `runs` at once, no Strava request.
 * athlete `update` with `authorized: "false"`: the connection is marked deauthorized and every
   row and file of that user's Strava data is deleted, as Strava's API agreement requires.
@@ -24,6 +26,7 @@ from dagster import (
 
 from sync_assets.core import settings
 from sync_assets.core.errors import SyncError
+from sync_assets.core.incremental import LIST_FROM_TAG
 from sync_assets.core.webhook_events import is_deauthorization
 from sync_assets.job_names import STRAVA_SYNC_JOB
 from sync_assets.partitions import (
@@ -78,6 +81,7 @@ def strava_webhook_events(
         return SkipReason("no new Strava event")
     known = set(context.instance.get_dynamic_partitions(USERS_PARTITIONS_NAME))
     keys: dict[str, int] = {}  # partition key -> last event id asking for it
+    starts: dict[str, list[datetime | None]] = {}  # partition key -> its events' starts
     gone: list[str] = []
     deleted = 0
     for e in events:
@@ -109,10 +113,14 @@ def strava_webhook_events(
             months.add(month_key(when - timedelta(days=2)))  # a late upload of last month
         for month in months:
             keys[str(partition_key(user, month))] = e["id"]
+            starts.setdefault(str(partition_key(user, month)), []).append(start)
     requests = []
     for span in sync_spans(keys):
         last_event = max(keys[k] for k in span.partition_keys())
         first, last = span.months[0], span.months[-1]
+        known = [s for k in span.partition_keys() for s in starts.get(k, [])]
+        # One start unknown: nothing says how far back the run must list, so whole months.
+        earliest = min(known) if known and None not in known else None
         requests.append(
             range_run_request(
                 STRAVA_SYNC_JOB,
@@ -121,6 +129,7 @@ def strava_webhook_events(
                 last,
                 run_key=f"webhook:{span.user_id}:{first}:{last}:{last_event}",
                 sync_type="webhook",
+                tags={LIST_FROM_TAG: earliest.isoformat()} if earliest is not None else None,
             )
         )
     if deleted or gone:

@@ -2,7 +2,8 @@
 
 User by user, each month's rows are upserted into `runs` (on user_id, strava_id) and its
 invalid activities quarantined; the listing is then checked against what the database holds
-(`listing_shortfall`), the staged pages are cleared and the user's session ends `completed`.
+(`listing_shortfall`), the staged pages are cleared, the user's listing watermark advances
+(`incremental.advance_watermark`) and the user's session ends `completed`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from sync_assets.core import incremental
 from sync_assets.core.errors import ErrorInfo, ErrorType, SyncError
 from sync_assets.core.sessions import SyncState, tracker_for_run
 from sync_assets.core.storage import QuarantineRecord, SessionRecord, Store, StoreResult, runs_rows
@@ -41,12 +43,14 @@ def listing_shortfall(
     `runs` (or tombstoned: deleted on Strava since) or in quarantine. None when so.
 
     Two counts are compared with what the fetch step recorded in the session
-    (`activities_fetched`, resumed pages included): the rows that reached this step plus the
-    quarantined ones must equal it, and the database must hold every row's id.
+    (`activities_fetched`, resumed pages included, plus the stored rows an incremental listing
+    merged in): the rows that reached this step plus the quarantined ones must equal it, and
+    the database must hold every row's id.
     """
     ids = table.column("strava_id").to_pylist()
     missing = store.unstored_ids(user, ids)
     listed = session.activities_fetched
+    merged = incremental.merged_rows(session)
     if missing:
         shown = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
         return SyncError(
@@ -56,14 +60,20 @@ def listing_shortfall(
             retryable=True,
             details={"listed": listed, "missing": len(missing), "missing_ids": missing[:100]},
         )
-    if listed > len(ids) + quarantined:
+    if listed + merged > len(ids) + quarantined:
+        also = f" (and {merged} more came from the store)" if merged else ""
         return SyncError(
             ErrorType.UNKNOWN,
-            f"the listing of user {user} returned {listed} activities, but only "
+            f"the listing of user {user} returned {listed} activities{also}, but only "
             f"{len(ids)} reached the store and {quarantined} were quarantined: "
-            f"{listed - len(ids) - quarantined} unaccounted for",
+            f"{listed + merged - len(ids) - quarantined} unaccounted for",
             retryable=True,
-            details={"listed": listed, "stored": len(ids), "quarantined": quarantined},
+            details={
+                "listed": listed,
+                "merged": merged,
+                "stored": len(ids),
+                "quarantined": quarantined,
+            },
         )
     return None
 
@@ -157,8 +167,12 @@ def store_user(
         # in this run: the same rows would meet the same database.
         tracker.fail(shortfall.info())
         raise StoreFailed(str(shortfall), retry_step=False)
-    for span in sync_spans([k for k in keys if split_key(k)[0] == user]):
-        store.clear_staging(user, span.id)  # stored: a later sync lists Strava afresh
+    listed = incremental.listings(tracker.session)
+    spans = {s.id for s in sync_spans([k for k in keys if split_key(k)[0] == user])}
+    for span_id in sorted(spans | {x["span"] for x in listed}):
+        store.clear_staging(user, span_id)  # stored: a later sync lists Strava afresh
+    # Stored and checked: the user's complete listings now vouch for what they returned.
+    incremental.advance_watermark(store, user, tracker.session)
     tracker.complete(
         activities_stored=mine.saved,
         activities_updated=mine.updated,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sync_assets.core.storage.base import (
     METRICS_VIEWS,
+    ListingWatermark,
     QuarantineRecord,
     SessionRecord,
     StepMetrics,
@@ -98,6 +99,7 @@ def close_stores() -> None:
 
 __all__ = [
     "METRICS_VIEWS",
+    "ListingWatermark",
     "QuarantineRecord",
     "SessionRecord",
     "StepMetrics",

@@ -206,6 +206,16 @@ class StagedPage:
 
 
 @dataclass(frozen=True)
+class ListingWatermark:
+    """How far a user's activities are known to be listed (`strava_listing_watermarks`): a
+    complete listing started at `listed_through` returned every activity Strava then had with a
+    start in [`listed_from`, `listed_through`), and those are stored."""
+
+    listed_from: datetime
+    listed_through: datetime
+
+
+@dataclass(frozen=True)
 class QuarantineRecord:
     user_id: str
     strava_id: int | None
@@ -364,6 +374,19 @@ class Store(TokenStore, WeatherCache, Protocol):
     def delete_user_data(self, user_id: str, reason: str) -> None:
         """Delete the user's Strava data (runs, quarantine, staging); the connection stays,
         `deauthorized`, with its tokens blanked."""
+        ...
+
+    # What incremental syncs build on (`sync_assets.core.incremental`).
+    def stored_activities(
+        self, user_id: str, window_start: datetime, window_end: datetime
+    ) -> list[tuple[int, str | None]]:
+        """(strava_id, the SummaryActivity JSON as stored or None) of the user's rows with a
+        start in the window, oldest first."""
+        ...
+
+    def listing_watermark(self, user_id: str) -> ListingWatermark | None: ...
+    def advance_listing_watermark(self, user_id: str, watermark: ListingWatermark) -> None:
+        """Record the watermark of a stored complete listing, unless a later one is recorded."""
         ...
 
     # The app-wide Strava budget shared by every run (see `resources.rate_limit`).

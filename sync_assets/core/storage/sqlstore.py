@@ -36,6 +36,7 @@ from sync_assets.core.storage.base import (
     SESSION_JSON_FIELDS,
     STAGING_MAX_AGE,
     ClosedOnExit,
+    ListingWatermark,
     QuarantineRecord,
     SessionRecord,
     StagedPage,
@@ -338,6 +339,38 @@ class SqlStore(ClosedOnExit):
         with self._write() as conn:
             self._run(conn, "delete_user_events", params)
             self._run(conn, "delete_user_data", params)
+
+    # -- incremental syncs -----------------------------------------------------------------
+    def stored_activities(
+        self, user_id: str, window_start: datetime, window_end: datetime
+    ) -> list[tuple[int, str | None]]:
+        d = self.dialect
+        params = {
+            "user_id": user_id,
+            "window_start": d.when(window_start),
+            "window_end": d.when(window_end),
+        }
+        with self._read() as conn:
+            return [(r[0], r[1]) for r in self._rows(conn, "stored_activities", params)]
+
+    def listing_watermark(self, user_id: str) -> ListingWatermark | None:
+        with self._read() as conn:
+            rows = self._rows(conn, "listing_watermark", {"user_id": user_id})
+        if not rows:
+            return None
+        listed_from, listed_through = (utc(v) for v in rows[0])
+        assert listed_from is not None and listed_through is not None  # NOT NULL columns
+        return ListingWatermark(listed_from, listed_through)
+
+    def advance_listing_watermark(self, user_id: str, watermark: ListingWatermark) -> None:
+        d = self.dialect
+        params = {
+            "user_id": user_id,
+            "listed_from": d.when(watermark.listed_from),
+            "listed_through": d.when(watermark.listed_through),
+        }
+        with self._write() as conn:
+            self._run(conn, "advance_listing_watermark", params)
 
     # -- the app-wide Strava budget ---------------------------------------------------------
     def budget_ensure(self, app: str) -> None:

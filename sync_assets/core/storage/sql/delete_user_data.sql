@@ -5,6 +5,8 @@ delete from {schema}runs where user_id = :user_id;
 delete from {schema}activity_quarantine where user_id = :user_id;
 delete from {schema}sync_staging where user_id = :user_id;
 delete from {schema}strava_deleted_activities where user_id = :user_id;
+-- The watermark vouches for rows that are gone now: an incremental sync must not trust it.
+delete from {schema}strava_listing_watermarks where user_id = :user_id;
 -- Sync sessions carry windows, cursors, counts and errors derived from the athlete's data.
 delete from {schema}sync_sessions where user_id = :user_id;
 update {schema}strava_connections
