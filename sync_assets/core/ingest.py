@@ -50,10 +50,10 @@ class PartitionSink(Protocol):
     """Where the fetch hands each month of a span once the listing is past it.
 
     `write` is called once per partition key, as soon as that month is complete (in the order
-    the listing completes them, the span's first month last); the fetch drops the rows after
-    it. A failure raises and fails the fetch: months written before stay written, the session
-    fails and the staged pages stay for the resume. A sink that merges the new rows into what
-    a month already holds (an incremental listing) fits the same call.
+    the listing completes them; the span's first month only when the listing ends); the fetch
+    drops the rows after it. A failure raises and fails the fetch: months written before stay
+    written, the session fails and the staged pages stay for the resume. A sink that merges
+    the new rows into what a month already holds (an incremental listing) fits the same call.
     """
 
     def write(self, key: str, data: PartitionData) -> None: ...
@@ -114,8 +114,9 @@ def _storable_json(records: list[Any]) -> str | None:
 
 def listing_passed(start: int, end: int, cursor: ListCursor) -> bool:
     """Whether a listing continuing at `cursor` can return nothing more in `[start, end)`
-    (epoch seconds): oldest first, every later start is after `cursor.after`; newest first,
-    before `cursor.before`. While the order is unknown, any start may still come."""
+    (epoch seconds): oldest first, every later start is after `cursor.after` (so a month
+    ending at `after` + 1 waits a page longer: a start at `after` + 0.5 s is still listed);
+    newest first, before `cursor.before`. While the order is unknown, any start may come."""
     if cursor.order == "ascending":
         return end <= cursor.after
     if cursor.order == "descending":
