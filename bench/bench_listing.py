@@ -23,7 +23,7 @@ from sync_assets_sandbox import RateLimits, SandboxServer, StravaSandbox
 
 from sync_assets.core.clients.strava import StravaClient
 from sync_assets.core.errors import SyncError
-from sync_assets.core.ingest import fetch_span, minimum_list_calls
+from sync_assets.core.ingest import CollectedPartitions, fetch_span, minimum_list_calls
 from sync_assets.core.storage import Store, close_stores, open_store
 
 ORDERS = ("oldest-first-with-after", "newest-first-always", "newest-first-when-bounded")
@@ -55,16 +55,21 @@ def listing(order: str, size: int, *, fail_after_page: int | None = None) -> dic
             sandbox.set_faults(outage_after_requests=fail_after_page)
             try:
                 with _client(sandbox, server, store) as client:
-                    fetch_span(client, span, staging=store)
+                    fetch_span(client, span, CollectedPartitions(), staging=store)
                 raise AssertionError("the outage did not stop the fetch")
             except SyncError:
                 pass
             first = answered(sandbox)
             sandbox.clear_faults()
         with _client(sandbox, server, store) as client:
-            data, received, resumed = fetch_span(client, span, staging=store)
+            sink = CollectedPartitions()
+            resumed = fetch_span(client, span, sink, staging=store).resumed
         close_stores()
-        got = sorted(i for p in data.values() for i in p.activities.column("strava_id").to_pylist())
+        got = sorted(
+            i
+            for p in sink.partitions.values()
+            for i in p.activities.column("strava_id").to_pylist()
+        )
         assert got == sorted(a["id"] for a in sandbox.activities(athlete.athlete_id)), order
         total = answered(sandbox)
         return {

@@ -15,7 +15,7 @@ from dagster._core.storage.tags import (
 )
 
 from sync_assets.assets import raw_strava_activities
-from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
+from sync_assets.partitions import USERS_PARTITIONS_NAME, SyncSpan, month_key
 
 from .helpers import make_resources
 
@@ -163,3 +163,43 @@ def test_revoked_user_fails_the_run_without_retries_or_secrets(
     logs = "\n".join(str(e) for e in instance.all_logs(result.run_id))
     for secret in (athlete.refresh_token, athlete.access_token, sandbox.client_secret):
         assert secret not in logs
+
+
+def test_a_fetch_failing_half_way_fails_the_run_and_keeps_what_it_wrote(
+    instance, sandbox, server, connect_athlete, token_store, data_dir, tmp_path
+) -> None:
+    """Months the listing had passed are on disk (whole) when Strava goes down; the run and the
+    session fail, nothing is materialized, the pages stay staged and the next run resumes."""
+    resources = make_resources(
+        sandbox, server, tmp_path, None, data_dir, step_retries=0, max_retries=0
+    )
+    user, athlete = connect_athlete(1500, years=4.0)
+    instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
+    truth = sandbox.activities(athlete.athlete_id)
+    first = month_key(datetime.fromisoformat(truth[0]["start_date"]))
+    last = month_key(datetime.fromtimestamp(sandbox.now(), UTC))
+    expected = Counter(month_key(datetime.fromisoformat(a["start_date"])) for a in truth)
+    base = tmp_path / "parquet"
+    sandbox.set_faults(outage_after_requests=4)  # four pages (oldest first), then down
+    failed = run_range(instance, resources, user, first, last)
+    assert not failed.success
+    assert failed.get_asset_materialization_events() == []
+    assert token_store.get_session(failed.run_id, user).status == "failed"
+    staged = token_store.staged_pages(user, SyncSpan(user, (first, last)).id)
+    assert [p.page for p in staged] == [1, 2, 3, 4]
+    written = sorted(p.parent.name for p in base.glob(f"raw_strava_activities/*/{user}"))
+    # The oldest months (but the span's first, written last), whole; none of the newest.
+    assert written and first not in written and last not in written, written
+    for month in written:
+        assert read_partition(base, month, user).num_rows == expected.get(month, 0)
+
+    sandbox.clear_faults()
+    again = run_range(instance, resources, user, first, last)
+    assert again.success
+    md = again.get_asset_materialization_events()[0].materialization.metadata
+    assert md["run_resumed_from_checkpoint"].value > 3 * 199
+    assert md["run_activities"].value == 1500
+    months = [p.parent.name for p in base.glob(f"raw_strava_activities/*/{user}")]
+    ids = [i for m in months for i in read_partition(base, m, user).column("strava_id").to_pylist()]
+    assert sorted(ids) == sorted(a["id"] for a in truth)
+    assert list(base.rglob("*.tmp")) == []  # every file renamed into place

@@ -16,11 +16,11 @@ from dagster import (
 
 from sync_assets.core import incremental, metrics, settings
 from sync_assets.core.errors import ErrorType, SyncError
-from sync_assets.core.ingest import FetchReport, fetch_partitions
+from sync_assets.core.ingest import FetchReport, PartitionCounts, fetch_partitions
 from sync_assets.core.sessions import SessionTracker, tracker_for_run
 from sync_assets.core.storage.base import Store
 from sync_assets.partitions import run_partition_keys, split_key, strava_partitions
-from sync_assets.resources.parquet_io import PartitionData
+from sync_assets.resources.parquet_io import partition_sink
 from sync_assets.resources.strava import StravaResource
 from sync_assets.resources.supabase import SupabaseResource
 
@@ -92,9 +92,9 @@ def _summary(report: FetchReport, partitions: int) -> str:
     )
 
 
-def partition_metadata(data: PartitionData) -> dict[str, object]:
+def partition_metadata(counts: PartitionCounts) -> dict[str, object]:
     """What one partition (a user's month) holds: its own counts, beside the run's."""
-    return {"activities": data.activities.num_rows, "quarantined": data.quarantine.num_rows}
+    return {"activities": counts.activities, "quarantined": counts.quarantined}
 
 
 def _step_fields(keys: Sequence[str], report: FetchReport) -> dict[str, object]:
@@ -179,11 +179,13 @@ def _retry_or_failure(
 )
 def raw_strava_activities(
     context: AssetExecutionContext, strava: StravaResource, supabase: SupabaseResource
-) -> Output[dict[str, PartitionData]]:
+) -> Output[dict[str, Any]]:
     """Strava SummaryActivities of one user and month, validated; invalid ones quarantined.
 
     A run may cover many months (a single-run backfill): they are fetched with one paginated
-    query per user and block of months, then written month by month.
+    query per user and block of months, each month written as soon as the listing is past it
+    (the output references the written files: `WrittenPartition`), so memory does not grow
+    with the history.
     """
     missing = _missing_credentials(strava)
     if missing is not None:
@@ -194,6 +196,7 @@ def raw_strava_activities(
     # Scheduled and push-event runs list what is new since the user's watermark, if they can.
     lookback = timedelta(hours=settings.incremental_lookback_hours())
     rule = incremental.policy(context.run.tags, lookback)
+    sink = partition_sink(context.resources.parquet_io_manager, context.asset_key)
     try:
         # A row after a SyncError too (what the failed fetch spent); other errors leave none.
         with metrics.step(
@@ -211,10 +214,11 @@ def raw_strava_activities(
                 staging=store,
                 report=report,
                 rule=rule,
+                sink=sink,
             )
     except SyncError as err:
         raise _retry_or_failure(context, strava, err) from None
     context.log.info(_summary(report, len(keys)))
-    for key, data in report.partitions.items():
-        context.add_asset_metadata(partition_metadata(data), partition_key=key)
-    return Output(report.partitions, metadata=_metadata(report))
+    for key, counts in report.partitions.items():
+        context.add_asset_metadata(partition_metadata(counts), partition_key=key)
+    return Output(sink.outputs, metadata=_metadata(report))

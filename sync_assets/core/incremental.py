@@ -17,7 +17,7 @@ the first sync after a month ends, which lists every month that ended since the 
 the month) lists the whole months, as do backfills and `sync-assets sync`.
 
 The listing is partial, so the months' partitions are completed from the database
-(`merge_stored`): the user's stored rows of the span (`runs.strava_data`, the SummaryActivity as
+(`StoredMerge`): the user's stored rows of the span (`runs.strava_data`, the SummaryActivity as
 Strava sent it) that the listing did not return again; a listed activity replaces its stored
 version. The database, not the previous Parquet files, because it is what the watermark vouches
 for: written in the same step, after the same checks; activities deleted by a push event are
@@ -47,7 +47,7 @@ from sync_assets.core.models import (
 )
 from sync_assets.core.sessions import SYNC_TYPE_TAG
 from sync_assets.core.storage.base import ListingWatermark, SessionRecord, Store
-from sync_assets.core.windows import SyncSpan, month_key, window_key
+from sync_assets.core.windows import SyncSpan, month_key
 
 INCREMENTAL_SYNC_TYPES = frozenset({"incremental", "webhook"})
 # A webhook run's earliest activity start (ISO 8601): its listing reaches back at least there.
@@ -127,44 +127,49 @@ def plan(store: Store, span: SyncSpan, rule: Incremental | None, now: datetime) 
     return Plan(replace(span, listed_from=since), rows, watermark.listed_through)
 
 
-def merge_stored(
-    plan: Plan, data: dict[str, PartitionData]
-) -> tuple[dict[str, PartitionData], int]:
-    """The span's partitions whole after a partial listing: its rows, and the stored rows it did
-    not list again (validated as a listing's would be). Returns them and how many records the
-    store added (rows and, should today's validation refuse a stored one, quarantined)."""
-    span = plan.span
-    if not span.partial:
-        return data, 0
-    listed: set[int] = set()
-    for part in data.values():
-        listed.update(i for i in part.activities.column("strava_id").to_pylist())
-        listed.update(i for i in part.quarantine.column("strava_id").to_pylist() if i is not None)
-    fetched_at = (plan.vouched_at or datetime.now(UTC)).replace(microsecond=0)
-    batch = validate_page(json.loads(p) for i, p in plan.stored if i not in listed)
-    rows: dict[str, list[dict[str, Any]]] = {m: [] for m in span.months}
-    for activity, payload in batch.activities:
-        month = month_key(activity.start_date)
-        if month in rows:
-            rows[month].append(activity_row(span.user_id, activity, payload, fetched_at))
-    refused: dict[str, list[QuarantinedActivity]] = {m: [] for m in span.months}
-    refused[span.months[0]] = list(batch.quarantined)
-    merged = sum(len(r) for r in rows.values()) + len(batch.quarantined)
-    out: dict[str, PartitionData] = {}
-    for month in span.months:
-        key = window_key(span.user_id, month)
-        part = data[key]
-        activities = part.activities
-        if rows[month]:
-            activities = pa.concat_tables([activities, activities_table(rows[month])]).sort_by(
+class StoredMerge:
+    """Completes each month of a partial listing from the store, as the fetch writes it
+    (`ingest.MonthAssembler` calls it once per month, the span's first month last): the
+    month's listed rows, and its stored rows the listing did not return again (validated as a
+    listing's would be); a listed activity replaces its stored version. `merged` counts the
+    records the store added (rows and, should today's validation refuse a stored one,
+    quarantined: those wait in the span's first month, as a listing's would)."""
+
+    def __init__(self, plan: Plan) -> None:
+        span = plan.span
+        self.span = span
+        self.fetched_at = (plan.vouched_at or datetime.now(UTC)).replace(microsecond=0)
+        self.merged = 0
+        self._listed: set[int] = set()  # every id listed in the months written so far
+        batch = validate_page(json.loads(p) for _, p in plan.stored)
+        self._rows: dict[str, list[tuple[int, Any]]] = {m: [] for m in span.months}
+        for activity, payload in batch.activities:
+            month = month_key(activity.start_date)
+            if month in self._rows:
+                self._rows[month].append((activity.id, (activity, payload)))
+        self._refused = list(batch.quarantined)
+
+    def __call__(self, month: str, data: PartitionData) -> PartitionData:
+        self._listed.update(data.activities.column("strava_id").to_pylist())
+        self._listed.update(i for i in data.quarantine.column("strava_id").to_pylist() if i)
+        rows = [
+            activity_row(self.span.user_id, activity, payload, self.fetched_at)
+            for i, (activity, payload) in self._rows.pop(month, [])
+            if i not in self._listed
+        ]
+        refused: list[QuarantinedActivity] = []
+        if month == self.span.months[0]:
+            refused = [q for q in self._refused if q.activity_id not in self._listed]
+        self.merged += len(rows) + len(refused)
+        activities, quarantine = data.activities, data.quarantine
+        if rows:
+            activities = pa.concat_tables([activities, activities_table(rows)]).sort_by(
                 [("start_date", "ascending"), ("strava_id", "ascending")]
             )
-        quarantine = part.quarantine
-        if refused[month]:
-            extra = quarantine_table(span.user_id, refused[month], fetched_at)
+        if refused:
+            extra = quarantine_table(self.span.user_id, refused, self.fetched_at)
             quarantine = pa.concat_tables([quarantine, extra])
-        out[key] = PartitionData(activities, quarantine)
-    return out, merged
+        return PartitionData(activities, quarantine)
 
 
 # -- what the fetch tells the store step (the session's `checkpoint_data.listings`) ----------

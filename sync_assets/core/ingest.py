@@ -1,18 +1,25 @@
-"""Fetching a run's partitions from Strava: the work behind `raw_strava_activities`."""
+"""Fetching a run's partitions from Strava: the work behind `raw_strava_activities`.
+
+Memory stays flat whatever the history: each page is validated as it arrives, its rows wait in
+the month they belong to, and a month goes to a `PartitionSink` (and leaves memory) as soon as
+the listing has moved past it; the run keeps counts and the listed ids, not the rows.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sync_assets.core import incremental
 from sync_assets.core.clients.http import LatencyStats
 from sync_assets.core.clients.strava import PAGE_SIZE, RequestStats, StravaClient
-from sync_assets.core.errors import SyncError
+from sync_assets.core.clients.strava_listing import ListCursor
+from sync_assets.core.errors import ErrorType, SyncError
 from sync_assets.core.jsonsafe import unstorable
 from sync_assets.core.models import (
     PartitionData,
@@ -24,7 +31,7 @@ from sync_assets.core.models import (
 )
 from sync_assets.core.sessions import SessionTracker, SyncState
 from sync_assets.core.storage.base import Store
-from sync_assets.core.windows import SyncSpan, month_key, sync_spans, window_key
+from sync_assets.core.windows import SyncSpan, month_key, next_month, sync_spans, window_key
 
 
 def minimum_list_calls(n_activities: int) -> int:
@@ -32,9 +39,41 @@ def minimum_list_calls(n_activities: int) -> int:
     return n_activities // PAGE_SIZE + 1
 
 
+@dataclass(frozen=True)
+class PartitionCounts:
+    """What one written partition holds, without its rows: the run's per-partition figures."""
+
+    activities: int
+    quarantined: int
+
+
+class PartitionSink(Protocol):
+    """Where the fetch hands each month of a span once the listing is past it.
+
+    `write` is called once per partition key, as soon as that month is complete (in the order
+    the listing completes them; the span's first month only when the listing ends); the fetch
+    drops the rows after it. A failure raises and fails the fetch: months written before stay
+    written, the session fails and the staged pages stay for the resume. A sink that merges
+    the new rows into what a month already holds (an incremental listing) fits the same call.
+    """
+
+    def write(self, key: str, data: PartitionData) -> None: ...
+
+
+@dataclass
+class CollectedPartitions:
+    """A sink that keeps every partition in memory (tests, benchmarks, and an IO manager that
+    only takes whole tables): memory then grows with the history again."""
+
+    partitions: dict[str, PartitionData] = field(default_factory=dict)
+
+    def write(self, key: str, data: PartitionData) -> None:
+        self.partitions[key] = data
+
+
 @dataclass
 class FetchReport:
-    partitions: dict[str, PartitionData] = field(default_factory=dict)
+    partitions: dict[str, PartitionCounts] = field(default_factory=dict)  # as written
     activities: int = 0
     quarantined: int = 0
     spans: int = 0
@@ -76,72 +115,192 @@ def _storable_json(records: list[Any]) -> str | None:
     return json.dumps(records, ensure_ascii=False)
 
 
-def fetch_span(
-    client: StravaClient,
-    span: SyncSpan,
-    tracker: SessionTracker | None = None,
-    staging: Store | None = None,
-) -> tuple[dict[str, PartitionData], int, int]:
-    """All activities of one span, split into its month partitions.
+def listing_passed(start: int, end: int, cursor: ListCursor) -> bool:
+    """Whether a listing continuing at `cursor` can return nothing more in `[start, end)`
+    (epoch seconds): oldest first, every later start is after `cursor.after` (so a month
+    ending at `after` + 1 waits a page longer: a start at `after` + 0.5 s is still listed);
+    newest first, before `cursor.before`. While the order is unknown, any start may come."""
+    if cursor.order == "ascending":
+        return end <= cursor.after
+    if cursor.order == "descending":
+        return start >= cursor.before
+    return False
 
-    Returns (data, received, resumed): activities received in this listing (resumed ones
-    included) and how many came from a checkpoint instead of Strava. With `staging`, every page
-    is kept until the span's rows are stored (`runs_table` clears it), so a sync killed while
-    fetching, enriching or storing resumes after the last page it had (at most the page in
-    flight, or the closing empty page, is fetched again), moving the same bound in the same
-    order; with a tracker, every page is also checkpointed in `sync_sessions` (page number,
-    listing cursor: both bounds, the order and the bound that moves) with the progress.
+
+# Completes a month of a partial listing before it is written (`incremental.StoredMerge`).
+MonthMerge = Callable[[str, PartitionData], PartitionData]
+
+
+class MonthAssembler:
+    """One span's months while its listing runs: each page's rows wait in their month, and a
+    month goes to the sink (and leaves memory) once the listing has moved past it.
+
+    Quarantined records and records outside the span's window wait in the span's first month
+    (a record we could not parse has no trustworthy month), so that month is written last,
+    with the rest, by `finish`. Only the listed ids (ints) are kept for the whole span: what
+    `forget_unlisted` needs. Where the pages come from (a resume, the live listing, another
+    kind of listing) is the caller's business: `take` each page, then `settle` at its cursor.
     """
-    fetched_at = datetime.now(UTC).replace(microsecond=0)
-    rows: list[dict[str, Any]] = []
-    quarantine: dict[str, list[QuarantinedActivity]] = {m: [] for m in span.months}
-    received = resumed = 0
-    span_id = span.id
-    staged = staging.staged_pages(span.user_id, span_id) if staging else []
 
-    def take(records: list[Any]) -> None:
+    def __init__(
+        self,
+        span: SyncSpan,
+        sink: PartitionSink,
+        fetched_at: datetime,
+        merge: MonthMerge | None = None,
+    ) -> None:
+        self.span = span
+        self.sink = sink
+        self.merge = merge
+        self.fetched_at = fetched_at
+        self._bounds: dict[str, tuple[int, int]] = {}
+        for month in span.months:
+            start = datetime.strptime(month, "%Y-%m-%d").replace(tzinfo=UTC)
+            self._bounds[month] = (int(start.timestamp()), int(next_month(start).timestamp()))
+        self._rows: dict[str, list[dict[str, Any]]] = {m: [] for m in span.months}  # open ones
+        self._quarantine: dict[str, list[QuarantinedActivity]] = {m: [] for m in span.months}
+        self.written: dict[str, PartitionCounts] = {}  # by partition key
+        self.listed = array("q")  # every id listed (accepted or quarantined)
+        self.unidentified = False  # a quarantined record came without a usable id
+        self.quarantined = 0
+
+    @property
+    def held(self) -> int:
+        """Accepted rows waiting in open months: what the fetch holds besides one page."""
+        return sum(len(rows) for rows in self._rows.values())
+
+    def take(self, records: list[Any]) -> None:
+        """Validate one page and put its rows in their months.
+
+        Raises a retryable INVALID_RESPONSE for an activity of a month already written: the
+        listing's bounds had excluded it, so Strava broke them and may have left out others.
+        Raised before the page is staged, so a retry asks Strava for that page again."""
+        first = self.span.months[0]
         batch = validate_page(records)
         for activity, payload in batch.activities:
-            if month_key(activity.start_date) in quarantine:
-                rows.append(activity_row(span.user_id, activity, payload, fetched_at))
+            month = month_key(activity.start_date)
+            rows = self._rows.get(month)
+            if rows is not None:
+                rows.append(activity_row(self.span.user_id, activity, payload, self.fetched_at))
+            elif month in self._bounds:
+                raise SyncError(
+                    ErrorType.INVALID_RESPONSE,
+                    f"GET /athlete/activities listed activity {activity.id} (start_date "
+                    f"{activity.start_date.isoformat()}) after the listing had moved past "
+                    f"{month}, whose partition is written; not guessing what else it left out",
+                    retryable=True,
+                )
             else:  # Strava returned something outside the window we asked for: keep it aside
-                quarantine[span.months[0]].append(
+                self._quarantine[first].append(
                     QuarantinedActivity(
                         activity.id,
                         f"start_date {activity.start_date.isoformat()} is outside the "
-                        f"requested window {span.list_start.date()}..{span.end.date()}",
+                        f"requested window {self.span.list_start.date()}..{self.span.end.date()}",
                         payload,
                     )
                 )
-        # A record we could not parse has no trustworthy month: it waits in the span's first.
-        quarantine[span.months[0]].extend(batch.quarantined)
+                self.quarantined += 1
+        self._quarantine[first].extend(batch.quarantined)
+        self.quarantined += len(batch.quarantined)
 
-    seen: set[int] = set()
-    for page in staged:
-        records = json.loads(page.records)
-        seen.update(
-            r["id"] for r in records if isinstance(r, dict) and isinstance(r.get("id"), int)
+    def settle(self, cursor: ListCursor) -> None:
+        """Write every month (but the first) that the listing, continuing at `cursor`, has
+        moved past."""
+        first = self.span.months[0]
+        for month in [m for m in self._rows if m != first]:
+            if listing_passed(*self._bounds[month], cursor):
+                self._write(month)
+
+    def finish(self) -> dict[str, PartitionCounts]:
+        """The listing is complete: write the months still open; every month's counts."""
+        for month in list(self._rows):
+            self._write(month)
+        return self.written
+
+    def _write(self, month: str) -> None:
+        rows = self._rows.pop(month)
+        quarantine = self._quarantine.pop(month)
+        rows.sort(key=lambda r: (r["start_date"], r["strava_id"]))
+        data = PartitionData(
+            activities_table(rows), quarantine_table(self.span.user_id, quarantine, self.fetched_at)
         )
-        take(records)
-        resumed += len(records)
+        del rows
+        self.listed.extend(data.activities.column("strava_id").to_pylist())
+        for q in quarantine:
+            if q.activity_id is None:
+                self.unidentified = True
+            else:
+                self.listed.append(q.activity_id)
+        if self.merge is not None:  # a partial listing: the month's other rows are stored ones
+            data = self.merge(month, data)
+        key = window_key(self.span.user_id, month)
+        self.sink.write(key, data)
+        self.written[key] = PartitionCounts(data.activities.num_rows, data.quarantine.num_rows)
+
+
+@dataclass
+class SpanFetch:
+    """What one span's listing left once its months were written: no rows."""
+
+    partitions: dict[str, PartitionCounts]
+    received: int  # activities received in this listing, resumed ones included
+    resumed: int  # of which from a checkpoint instead of Strava
+    listed: Sequence[int]  # the ids listed, accepted or quarantined
+    unidentified: bool  # a quarantined record had no id: `listed` may lack a stored row's
+
+
+def fetch_span(
+    client: StravaClient,
+    span: SyncSpan,
+    sink: PartitionSink,
+    tracker: SessionTracker | None = None,
+    staging: Store | None = None,
+    merge: MonthMerge | None = None,
+) -> SpanFetch:
+    """All activities of one span, handed to `sink` month by month as the listing completes
+    them (`MonthAssembler`).
+
+    With `staging`, every page is kept until the span's rows are stored (`runs_table` clears
+    it), so a sync killed while fetching, enriching or storing resumes after the last page it
+    had (at most the page in flight, or the closing empty page, is fetched again), moving the
+    same bound in the same order; the staged pages are read back a few at a time, and only
+    while they run 1, 2, 3, ... (pages past a gap or an expired first page are dropped and
+    listed again). With a tracker, every page is also checkpointed in `sync_sessions` (page
+    number, listing cursor: both bounds, the order and the bound that moves) with the progress.
+    """
+    months = MonthAssembler(span, sink, datetime.now(UTC).replace(microsecond=0), merge)
+    received = resumed = 0
+    span_id = span.id
+    seen: set[int] = set()
+    last_page, cursor = 0, None
+    if staging is not None:
+        for page in staging.iter_staged_pages(span.user_id, span_id):
+            if page.page != last_page + 1:
+                break  # a resume needs every page before the cursor it continues from
+            records = json.loads(page.records)
+            seen.update(
+                r["id"] for r in records if isinstance(r, dict) and isinstance(r.get("id"), int)
+            )
+            months.take(records)
+            months.settle(page.cursor)
+            resumed += len(records)
+            last_page, cursor = page.page, page.cursor
+        # What lies past the resume point is listed again: no stale page may follow it later.
+        staging.clear_staging(span.user_id, span_id, after_page=last_page)
     received = resumed
     pages = client.iter_activity_pages(
-        span.list_start,
-        span.end,
-        cursor=staged[-1].cursor if staged else None,
-        first_page=staged[-1].page + 1 if staged else 1,
-        seen=seen,
+        span.list_start, span.end, cursor=cursor, first_page=last_page + 1, seen=seen
     )
     for page in pages:
         received += len(page.records)
-        take(page.records)
+        months.take(page.records)
         records = _storable_json(page.records) if staging is not None else None
         if records is None:
             staging = None  # resume needs every page: later ones are not staged either
         else:
             staging.stage_page(span.user_id, span_id, page.number, page.cursor, records)
         if tracker is not None:
-            failed = sum(len(q) for q in quarantine.values())
+            failed = months.quarantined
             # Until the listing ends, a full page promises (at least) one more.
             more = PAGE_SIZE if page.received >= PAGE_SIZE else 0
             tracker.checkpoint(
@@ -158,39 +317,20 @@ def fetch_span(
                 activities_failed=failed,
                 total_activities_estimated=received + more,
             )
-    rows.sort(key=lambda r: (r["start_date"], r["strava_id"]))
-    table = activities_table(rows)  # one conversion for the span, then cheap slices per month
-    # Rows are sorted by start, so each month is one contiguous slice (zero-copy).
-    first: dict[str, int] = {}
-    count: dict[str, int] = dict.fromkeys(span.months, 0)
-    for i, row in enumerate(rows):
-        month = month_key(row["start_date"])
-        first.setdefault(month, i)
-        count[month] += 1
-    data = {
-        window_key(span.user_id, m): PartitionData(
-            table.slice(first.get(m, 0), count[m]),
-            quarantine_table(span.user_id, quarantine[m], fetched_at),
-        )
-        for m in span.months
-    }
-    return data, received, resumed
+        months.settle(page.cursor)
+    partitions = months.finish()
+    return SpanFetch(partitions, received, resumed, months.listed, months.unidentified)
 
 
-def forget_unlisted(
-    store: Store, span: SyncSpan, data: dict[str, PartitionData], listed_at: datetime
-) -> int:
+def forget_unlisted(store: Store, span: SyncSpan, fetched: SpanFetch, listed_at: datetime) -> int:
     """Delete the span's stored rows that its complete listing did not return: deleted on
     Strava (or hidden from this app) even when no push event said so. Not when a record
     came without an id: it may be one of those rows."""
-    listed: list[int] = []
-    for part in data.values():
-        listed += part.activities.column("strava_id").to_pylist()
-        quarantined = part.quarantine.column("strava_id").to_pylist()
-        if any(i is None for i in quarantined):
-            return 0
-        listed += quarantined
-    return store.delete_unlisted_runs(span.user_id, span.start, span.end, listed, listed_at)
+    if fetched.unidentified:
+        return 0
+    return store.delete_unlisted_runs(
+        span.user_id, span.start, span.end, list(fetched.listed), listed_at
+    )
 
 
 def fetch_partitions(
@@ -200,17 +340,22 @@ def fetch_partitions(
     staging: Store | None = None,
     report: FetchReport | None = None,
     rule: incremental.Incremental | None = None,
+    *,
+    sink: PartitionSink,
 ) -> FetchReport:
-    """Fetch every partition in `keys` with one paginated query per user and block of months.
+    """Fetch every partition in `keys` with one paginated query per user and block of months,
+    each month handed to `sink` as soon as its listing is past it (`fetch_span`).
 
     `client_for(user_id)` returns a `StravaClient` (a context manager); `tracker_for(user_id,
     time_range_start, time_range_end)` the user's `sync_sessions` tracker, if sessions are kept
     (its `total_activities_estimated` is the activities listed once the listing is done). With a
     store (`staging`), pages are checkpointed there and stored rows that a complete listing no
-    longer returns are deleted. Pass `report` to keep what was spent when the fetch fails.
+    longer returns are deleted. Pass `report` to keep what was spent when the fetch fails;
+    `report.partitions` holds the counts of what was written (the rows are the sink's).
     With an incremental `rule` and a store, a span may be listed from the user's watermark
-    only, its months completed from the store (`sync_assets.core.incremental`); each span's
-    listing is recorded in the session (`checkpoint_data.listings`) for the store step.
+    only, its months completed from the store as they are written
+    (`sync_assets.core.incremental`); each span's listing is recorded in the session
+    (`checkpoint_data.listings`) for the store step.
     """
     started = time.perf_counter()
     report = report if report is not None else FetchReport()
@@ -226,6 +371,7 @@ def fetch_partitions(
         tracker = trackers.get(span.user_id)
         how = incremental.plan(staging, span, rule, datetime.now(UTC)) if staging else None
         span = how.span if how is not None else span
+        merge = incremental.StoredMerge(how) if how is not None and span.partial else None
         with client_for(span.user_id) as client:
             listed_at = datetime.now(UTC)
             try:
@@ -235,7 +381,7 @@ def fetch_partitions(
                         report.notes[span.user_id].append(note)
                     if tracker is not None:
                         tracker.note(note)
-                data, received, resumed = fetch_span(client, span, tracker, staging)
+                fetched = fetch_span(client, span, sink, tracker, staging, merge)
             except SyncError as err:
                 if tracker is not None:
                     tracker.fail(err.info())
@@ -243,25 +389,23 @@ def fetch_partitions(
             finally:
                 report.add_client(client.stats, client.budget.usage())
                 report.seconds = time.perf_counter() - started
-            if staging is not None and not resumed and not span.partial:
+            if staging is not None and not fetched.resumed and not span.partial:
                 # One uninterrupted listing: what it did not return is gone from Strava.
-                report.deleted_on_strava += forget_unlisted(staging, span, data, listed_at)
-            merged = 0
-            if how is not None:
-                data, merged = incremental.merge_stored(how, data)
+                report.deleted_on_strava += forget_unlisted(staging, span, fetched, listed_at)
+            merged = merge.merged if merge is not None else 0
             report.partial_listings += span.partial
             report.merged_from_store += merged
             listings.setdefault(span.user_id, []).append(
-                incremental.listing_record(span, listed_at, resumed, merged)
+                incremental.listing_record(span, listed_at, fetched.resumed, merged)
             )
-            report.partitions.update(data)
+            report.partitions.update(fetched.partitions)
             report.spans += 1
-            report.resumed += resumed
+            report.resumed += fetched.resumed
             # What remained to fetch after the checkpoint, at 200 per page (+1 closing page).
-            report.minimum_list_calls += minimum_list_calls(received - resumed)
+            report.minimum_list_calls += minimum_list_calls(fetched.received - fetched.resumed)
     for part in report.partitions.values():
-        report.activities += part.activities.num_rows
-        report.quarantined += part.quarantine.num_rows
+        report.activities += part.activities
+        report.quarantined += part.quarantined
     for user, tracker in trackers.items():
         tracker.progress(
             tracker.session.activities_fetched,

@@ -4,14 +4,22 @@ Dagster's `UPathIOManager` refuses an output that covers several partitions, whi
 what a single-run backfill produces. This IO manager accepts a dict keyed by partition key for
 such runs and writes each partition to its own folder, so a year of one user is fetched with
 one query and still stored (and later read) month by month.
+
+`raw_strava_activities` does not hand its months over at the end: it writes each one while the
+listing runs (`ParquetPartitionSink`, at the paths this IO manager reads), so a whole history
+is never in memory, and returns `WrittenPartition` references that `handle_output` checks and
+records instead of writing.
 """
 
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import (
+    AssetKey,
     ConfigurableIOManagerFactory,
     InputContext,
     MetadataValue,
@@ -21,7 +29,9 @@ from dagster import (
 from pydantic import Field
 from upath import UPath
 
+from sync_assets.core.ingest import CollectedPartitions
 from sync_assets.core.models import ACTIVITY_SCHEMA, QUARANTINE_SCHEMA, PartitionData
+from sync_assets.core.windows import split_key
 
 ACTIVITIES_FILE = "activities.parquet"
 QUARANTINE_FILE = "quarantine.parquet"
@@ -36,10 +46,33 @@ def by_partition(keys: list[str], loaded: Any) -> dict[str, PartitionData]:
 
 
 def _write(table: pa.Table, path: UPath) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        pq.write_table(table, fh)
-    tmp.rename(path)  # readers never see half a file
+    # A name of its own per write: two writers of one partition never share a half file.
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            pq.write_table(table, fh)
+        tmp.rename(path)  # readers never see half a file
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+
+
+def write_partition(data: PartitionData, path: UPath) -> None:
+    """One partition's two files (accepted, quarantined) in its folder, each atomically."""
+    path.mkdir(parents=True, exist_ok=True)
+    _write(data.activities, path / ACTIVITIES_FILE)
+    _write(data.quarantine, path / QUARANTINE_FILE)
+
+
+@dataclass(frozen=True)
+class WrittenPartition:
+    """A partition already written where the IO manager keeps it: what an output holds in
+    place of the tables (`handle_output` checks the path and records the counts)."""
+
+    path: str
+    activities: int
+    quarantined: int
 
 
 def _read(path: UPath, schema: pa.Schema) -> pa.Table:
@@ -61,10 +94,15 @@ def _with_new_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
 class PartitionedParquetIOManager(UPathIOManager):
     extension = ""
 
+    def partition_path(self, asset_key: AssetKey, key: str) -> UPath:
+        """Where a partition (`<month>|<user>`) of `asset_key` lives: Dagster's layout for a
+        multi-partition key (dimensions in name order), which `handle_output` checks."""
+        user, month = split_key(key)
+        asset_path = self._base_path.joinpath(*asset_key.path)
+        return self.make_safe_partition_path(asset_path, f"{month}/{user}")
+
     def dump_to_path(self, context: OutputContext, obj: PartitionData, path: UPath) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        _write(obj.activities, path / ACTIVITIES_FILE)
-        _write(obj.quarantine, path / QUARANTINE_FILE)
+        write_partition(obj, path)
 
     def load_from_path(self, context: InputContext, path: UPath) -> PartitionData:
         return PartitionData(
@@ -87,7 +125,13 @@ class PartitionedParquetIOManager(UPathIOManager):
             raise ValueError(f"output lacks partitions {sorted(missing)[:5]}")
         rows = quarantined = 0
         for key, path in paths.items():
-            data: PartitionData = obj[key]
+            data: PartitionData | WrittenPartition = obj[key]
+            if isinstance(data, WrittenPartition):
+                if data.path != str(path):  # a layout of ours that is not Dagster's: loudly
+                    raise ValueError(f"partition {key} was written to {data.path}, not {path}")
+                rows += data.activities
+                quarantined += data.quarantined
+                continue
             self.dump_to_path(context, data, path)
             rows += data.activities.num_rows
             quarantined += data.quarantine.num_rows
@@ -102,6 +146,42 @@ class PartitionedParquetIOManager(UPathIOManager):
                 "quarantine_rows_written": quarantined,
             }
         )
+
+
+@dataclass
+class ParquetPartitionSink:
+    """The fetch's `PartitionSink` for one asset: each month written as soon as it is
+    complete, at the IO manager's path; `outputs` are the references the asset returns.
+
+    A month written by a run that fails later stays written (it is complete: the listing was
+    past it) without a materialization; the next run writes it again."""
+
+    io_manager: PartitionedParquetIOManager
+    asset_key: AssetKey
+    outputs: dict[str, WrittenPartition] = field(default_factory=dict)
+
+    def write(self, key: str, data: PartitionData) -> None:
+        path = self.io_manager.partition_path(self.asset_key, key)
+        write_partition(data, path)
+        self.outputs[key] = WrittenPartition(
+            str(path), data.activities.num_rows, data.quarantine.num_rows
+        )
+
+
+@dataclass
+class CollectingSink(CollectedPartitions):
+    """The sink for any other IO manager: the tables are kept and handed over at the end."""
+
+    @property
+    def outputs(self) -> dict[str, PartitionData]:
+        return self.partitions
+
+
+def partition_sink(io_manager: Any, asset_key: AssetKey) -> ParquetPartitionSink | CollectingSink:
+    """The sink an asset of `io_manager` writes its partitions through while it fetches."""
+    if isinstance(io_manager, PartitionedParquetIOManager):
+        return ParquetPartitionSink(io_manager, asset_key)
+    return CollectingSink()
 
 
 class ParquetIOManager(ConfigurableIOManagerFactory):

@@ -7,7 +7,7 @@ default). One contract test suite runs against both so that they cannot drift.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, Self
@@ -190,6 +190,8 @@ WEATHER_PARAMS: dict[str, str] = {
 }
 
 STAGING_MAX_AGE = 24 * 3600  # older pages may have changed upstream: fetch them again
+STAGED_PAGES_BATCH = 10  # pages a resume reads at once (2,000 activities of JSON text)
+STAGED_PAGES_ALL = 2**31 - 1  # no limit (a LIMIT both databases take)
 
 
 @dataclass(frozen=True)
@@ -422,9 +424,26 @@ class Store(TokenStore, WeatherCache, Protocol):
         self, user_id: str, span: str, page: int, cursor: ListCursor, records: str
     ) -> None: ...
     def staged_pages(
-        self, user_id: str, span: str, max_age_seconds: int = STAGING_MAX_AGE
-    ) -> list[StagedPage]: ...
-    def clear_staging(self, user_id: str, span: str) -> None: ...
+        self,
+        user_id: str,
+        span: str,
+        max_age_seconds: int = STAGING_MAX_AGE,
+        *,
+        after_page: int = 0,
+        limit: int | None = None,
+    ) -> list[StagedPage]:
+        """The span's staged pages in page order, those after `after_page`, at most `limit`."""
+        ...
+
+    def iter_staged_pages(
+        self, user_id: str, span: str, batch: int = STAGED_PAGES_BATCH
+    ) -> Iterator[StagedPage]:
+        """All the span's staged pages in page order, read `batch` at a time."""
+        ...
+
+    def clear_staging(self, user_id: str, span: str, *, after_page: int = 0) -> None:
+        """Forget the span's staged pages after `after_page` (by default all of them)."""
+        ...
 
     def connection_usage(self) -> dict[str, int] | None:
         """`in_use` and `allowed` client connections of the database server; None without one."""

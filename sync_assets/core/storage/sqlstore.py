@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict
 from datetime import datetime
@@ -34,6 +34,8 @@ from sync_assets.core.storage.base import (
     RUNS_COLUMNS,
     SESSION_FIELDS,
     SESSION_JSON_FIELDS,
+    STAGED_PAGES_ALL,
+    STAGED_PAGES_BATCH,
     STAGING_MAX_AGE,
     ClosedOnExit,
     ListingWatermark,
@@ -407,16 +409,42 @@ class SqlStore(ClosedOnExit):
             self._run(conn, "stage_page", params)
 
     def staged_pages(
-        self, user_id: str, span: str, max_age_seconds: int = STAGING_MAX_AGE
+        self,
+        user_id: str,
+        span: str,
+        max_age_seconds: int = STAGING_MAX_AGE,
+        *,
+        after_page: int = 0,
+        limit: int | None = None,
     ) -> list[StagedPage]:
-        params = {"user_id": user_id, "span": span, "max_age_seconds": max_age_seconds}
+        params = {
+            "user_id": user_id,
+            "span": span,
+            "max_age_seconds": max_age_seconds,
+            "after_page": after_page,
+            "limit": STAGED_PAGES_ALL if limit is None else limit,
+        }
         with self._read() as conn:
             rows = self._rows(conn, "staged_pages", params)
         return [StagedPage.from_row(r) for r in rows]
 
-    def clear_staging(self, user_id: str, span: str) -> None:
+    def iter_staged_pages(
+        self, user_id: str, span: str, batch: int = STAGED_PAGES_BATCH
+    ) -> Iterator[StagedPage]:
+        """The staged pages in order, `batch` at a time: a resume holds a few pages of
+        JSON text, not the whole listing's."""
+        after = 0
+        while True:
+            pages = self.staged_pages(user_id, span, after_page=after, limit=batch)
+            yield from pages
+            if len(pages) < batch:
+                return
+            after = pages[-1].page
+
+    def clear_staging(self, user_id: str, span: str, *, after_page: int = 0) -> None:
+        params = {"user_id": user_id, "span": span, "after_page": after_page}
         with self._write() as conn:
-            self._run(conn, "clear_staging", {"user_id": user_id, "span": span})
+            self._run(conn, "clear_staging", params)
 
     # -- sessions -------------------------------------------------------------------------
     def _session(self, row: dict[str, Any]) -> SessionRecord:
