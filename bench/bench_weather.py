@@ -66,35 +66,28 @@ from sync_assets.core.storage.sqlite import SqliteStore  # noqa: E402
 from tests.pg import temporary_database  # noqa: E402
 
 
-def weight_140(n_variables: int, days: int) -> int:
-    """Open-Meteo's weight of one location and `days` days, times 140 (an exact integer):
-    max(1, v/10, v/10 * days/14) = max(140, 14 v, v days) / 140."""
-    return max(140, 14 * n_variables, n_variables * days)
-
-
 def min_weight(days: Iterable[date], n_variables: int) -> float:
     """The least weight that covers these days of one location with contiguous date ranges.
 
-    Exact dynamic programming over the sorted days: best[j] is the least weight covering the
-    first j days, the last range ending on day j. A range's weight is flat (the minimum) up to
-    `flat_days`, then linear in its span, so the range ending at day j either starts at the
-    earliest day within the flat span (best[a] + minimum: `best` only grows) or earlier, where
-    best[i] - v * start_i is kept as a running minimum. O(n), integers throughout."""
+    Dynamic programming over the sorted days, written plainly (and apart from the planner's
+    own `cheapest_ranges`, so that the bound does not take the planner's word): best[j] is the
+    least weight covering the first j days, the minimum over every first day i of the last
+    range of best[i] + weight(range i..j). Weights are counted times 140, in integers:
+    max(1, v/10, v/10 * days/14) = max(140, 14 v, v days) / 140. A range's weight only grows
+    as it starts earlier, so the scan of i stops once that alone exceeds the best so far."""
     ordinals = sorted({d.toordinal() for d in days})
     v = n_variables
-    floor = max(140, 14 * v)
-    best = [0] * (len(ordinals) + 1)
-    prefix_min: int | None = None  # min over i < a of best[i] - v * ordinals[i]
-    a = 0  # first index whose range to the current day still costs the minimum
-    for j, day in enumerate(ordinals):
-        while v * (day - ordinals[a] + 1) > floor:
-            candidate = best[a] - v * ordinals[a]
-            prefix_min = candidate if prefix_min is None else min(prefix_min, candidate)
-            a += 1
-        options = [best[a] + floor]
-        if prefix_min is not None:
-            options.append(prefix_min + v * (day + 1))
-        best[j + 1] = min(options)
+    best = [0]
+    for j, last in enumerate(ordinals):
+        least = None
+        for i in range(j, -1, -1):
+            weight = max(140, 14 * v, v * (last - ordinals[i] + 1))
+            if least is not None and weight >= least:
+                break
+            total = best[i] + weight
+            if least is None or total < least:
+                least = total
+        best.append(least)
     return best[-1] / 140
 
 
@@ -187,6 +180,7 @@ def enrich(store: Any, backend: str, size: int, args: argparse.Namespace, seed: 
         "requests": requests,
         "weight": weight,
         "bound": bound,
+        "ratio": weight / bound,
         "rows": written,
         "bytes": table_bytes(store, backend) or 0,
         "store_seconds": store_seconds,
@@ -245,7 +239,7 @@ def main() -> None:
                 f"{m['cell_days']:>9.0f} {m['rows']:>8.0f} {m['bytes'] / 1e6:>6.1f} "
                 f"{m['store_seconds']:>7.2f} {m['cpu']:>6.2f} {m['wall']:>6.2f} "
                 f"{m['http']:>6.2f} {m['requests']:>5.0f} {m['weight']:>7.1f} "
-                f"{m['bound']:>7.1f} {m['weight'] / m['bound']:>7.2f} "
+                f"{m['bound']:>7.1f} {m['ratio']:>7.3f} "
                 f"{m['cached_requests']:>6.0f}",
                 flush=True,
             )
