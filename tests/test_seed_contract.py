@@ -25,17 +25,14 @@ from cryptography.fernet import Fernet
 from psycopg.rows import dict_row, tuple_row
 
 from sync_assets.core.migrations import (
-    BOOTSTRAP,
     migrate_postgres,
     migrate_sqlite,
-    postgres_migrations,
-    sqlite_migrations,
 )
 from sync_assets.core.storage import open_store
 from sync_assets.core.storage.crypto import TokenCipher
 from sync_assets.core.storage.postgres import PostgresStore
 
-from .helpers import add_users
+from .helpers import add_users, migrate_postgres_until, migrate_sqlite_until
 from .test_storage import make_rows
 
 FIXTURE = Path(__file__).parent / "data" / "seed_schema.sql"
@@ -344,31 +341,12 @@ OLD_RUNS = 500  # generated rows beside the two chosen ones
 OLD_SESSIONS = 4
 
 
-def _apply_postgres_until(conn: psycopg.Connection, last: str) -> None:
-    """The migrations up to version `last`, bookkept as our runner and the Supabase CLI do."""
-    conn.execute(
-        "create schema if not exists supabase_migrations; create table if not exists "
-        "supabase_migrations.schema_migrations (version text primary key, statements text[],"
-        " name text)"
-    )
-    for filename, text in postgres_migrations():
-        version, _, name = filename.removesuffix(".sql").partition("_")
-        if version > last:
-            break
-        with conn.transaction():
-            conn.execute(text)
-            conn.execute(
-                "insert into supabase_migrations.schema_migrations values (%s, %s, %s)",
-                (version, [text], name),
-            )
-
-
 def test_a_database_of_the_current_main_moves_to_the_seeds_columns_keeping_its_rows(
     pg_url,
 ) -> None:
     user = str(uuid.uuid4())
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        _apply_postgres_until(conn, LAST_PG_BEFORE)
+        migrate_postgres_until(conn, LAST_PG_BEFORE)
         conn.execute("insert into auth.users (id) values (%s)", (user,))
         # Two chosen rows, in the old columns, then many generated ones.
         conn.execute(
@@ -420,7 +398,8 @@ def test_a_database_of_the_current_main_moves_to_the_seeds_columns_keeping_its_r
     assert before == {"runs": OLD_RUNS + 2, "sync_sessions": OLD_SESSIONS}
 
     with psycopg.connect(pg_url) as conn:
-        assert migrate_postgres(conn) == ["20261201000200_seed_contract.sql"]
+        # The seed's contract first; migrations written after it follow.
+        assert migrate_postgres(conn)[0] == "20261201000200_seed_contract.sql"
     with psycopg.connect(pg_url, row_factory=dict_row) as conn:
         lines = check_postgres(conn)
         after = {
@@ -555,14 +534,7 @@ def test_a_sqlite_database_of_the_current_main_moves_to_the_seeds_column_names(
     conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
     conn.row_factory = sqlite3.Row
     try:
-        migrations = sqlite_migrations()
-        conn.executescript(dict(migrations)[BOOTSTRAP])
-        for name, sql in migrations:
-            if name == BOOTSTRAP or name > LAST_SQLITE_BEFORE:
-                continue
-            conn.executescript(
-                f"BEGIN;\n{sql}\nINSERT INTO schema_migrations (name) VALUES ('{name}');\nCOMMIT;"
-            )
+        migrate_sqlite_until(conn, LAST_SQLITE_BEFORE)
         conn.execute(
             "INSERT INTO runs (id, user_id, strava_id, name, type, sport_type, start_date,"
             " start_date_local, distance_meters, moving_time_seconds, elapsed_time_seconds,"
@@ -592,7 +564,7 @@ def test_a_sqlite_database_of_the_current_main_moves_to_the_seeds_column_names(
             "  '2024-02-01T00:00:00.000Z')"
         )
         before = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
-        assert migrate_sqlite(conn) == ["0011_seed_contract.sql"]
+        assert migrate_sqlite(conn)[0] == "0011_seed_contract.sql"  # later ones follow
         lines = check_sqlite(conn)
         after = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
         runs = {r["strava_id"]: dict(r) for r in conn.execute("SELECT * FROM runs")}

@@ -4,6 +4,7 @@ shared cache in SQLite and PostgreSQL, batching, limits, outages and the pending
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from sync_assets.core.clients.weather import (
     OpenMeteoProvider,
     OpenWeatherMapProvider,
     WeightBudget,
-    merge_days,
+    cheapest_ranges,
     open_meteo_weight,
     to_celsius,
     to_mps,
@@ -113,17 +114,56 @@ def test_the_weight_formula_is_open_meteos() -> None:
     assert open_meteo_weight(7, 365) == pytest.approx(18.25)
 
 
-def test_days_merge_only_when_it_costs_no_more_calls() -> None:
+def _weight(ranges: list, n: int) -> float:
+    return sum(open_meteo_weight(n, (end - start).days + 1) for start, end in ranges)
+
+
+def _least_weight_by_brute_force(days: list, n: int) -> float:
+    """Every way to cut the sorted days into contiguous groups, each fetched as one range."""
+    days = sorted(set(days))
+    best = math.inf
+    for cuts in range(1 << (len(days) - 1)):
+        total, first = 0.0, days[0]
+        for i in range(1, len(days) + 1):
+            if i == len(days) or cuts >> (i - 1) & 1:
+                total += open_meteo_weight(n, (days[i - 1] - first).days + 1)
+                if i < len(days):
+                    first = days[i]
+        best = min(best, total)
+    return best
+
+
+def test_the_planned_ranges_cost_the_least_weight_that_covers_the_days() -> None:
     d = datetime(2024, 1, 1).date()
+    n = len(OPEN_METEO_VARIABLES)
     days = [d, d + timedelta(days=1), d + timedelta(days=10), d + timedelta(days=200)]
-    ranges = merge_days(days, len(OPEN_METEO_VARIABLES), max_days=2000)
     # Days 0..10 cost one call together (as much as day 0 alone); day 200 is far: its own.
-    assert ranges == [(d, d + timedelta(days=10)), (d + timedelta(days=200),) * 2]
-    dense = [d + timedelta(days=i) for i in range(0, 365, 2)]
-    assert merge_days(dense, len(OPEN_METEO_VARIABLES), max_days=2000) == [
-        (d, d + timedelta(days=364))
+    assert cheapest_ranges(days, n, max_days=2000) == [
+        (d, d + timedelta(days=10)),
+        (d + timedelta(days=200),) * 2,
     ]
-    assert len(merge_days(dense, len(OPEN_METEO_VARIABLES), max_days=100)) == 4
+    # Every other day of a year: one range would cost 18.25 calls; skipping a day between
+    # ranges of 20 days or more saves 0.05 each.
+    dense = [d + timedelta(days=i) for i in range(0, 365, 2)]
+    ranges = cheapest_ranges(dense, n, max_days=2000)
+    assert _weight(ranges, n) < open_meteo_weight(n, 365) and len(ranges) > 1
+    assert all(any(a <= day <= b for a, b in ranges) for day in dense)
+    assert all(len(cheapest_ranges(dense, n, max_days=m)) >= 365 // m for m in (30, 100))
+    assert all((b - a).days < 100 for a, b in cheapest_ranges(dense, n, max_days=100))
+    # Exact: the least weight over every way of cutting the days into ranges.
+    rng = random.Random(7)
+    for trial in range(300):
+        k = rng.randint(1, 11)
+        spread = rng.choice((15, 40, 120, 400))
+        some = [d + timedelta(days=rng.randrange(spread)) for _ in range(k)]
+        variables = rng.choice((n, 3, 10, 15))
+        ranges = cheapest_ranges(some, variables, max_days=100_000)
+        assert all(any(a <= day <= b for a, b in ranges) for day in some), trial
+        assert all(a <= b for a, b in ranges) and ranges == sorted(ranges)
+        assert math.isclose(
+            _weight(ranges, variables), _least_weight_by_brute_force(some, variables)
+        )
+    assert cheapest_ranges([], n, max_days=10) == []
 
 
 def test_offline_reverse_geocoding() -> None:

@@ -6,7 +6,7 @@ imported from `tests.helpers.ui` by the browser tests alone, so that the other t
 Playwright."""
 
 from .cli import CHILD_ENV_DROPPED, CLI, cli_connect, sandbox_env
-from .databases import BOOTSTRAP, add_users
+from .databases import BOOTSTRAP, add_users, migrate_postgres_until, migrate_sqlite_until
 from .resources import make_resources
 from .runs import RUN_PREFIX, partition_metadata, run_metadata, sync_range
 from .strava import LIST_ORDERS, quarter_not_midnight, whole_history
@@ -22,6 +22,8 @@ __all__ = [
     "cli_connect",
     "connect_user",
     "make_resources",
+    "migrate_postgres_until",
+    "migrate_sqlite_until",
     "partition_metadata",
     "quarter_not_midnight",
     "run_metadata",

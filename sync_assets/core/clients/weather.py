@@ -5,10 +5,14 @@
   `start_date`, `end_date` as comma lists); the free tier counts a request as
   `sum over locations of max(1, v/10 * max(1, days/14))` calls for `v` hourly variables and
   limits those to 600 a minute, 5,000 an hour and 10,000 a day (open-meteo/open-meteo,
-  `calculateQueryWeight` and `RateLimiter`). Hours the archive has not published yet come back
-  as nulls: they are reported as missing, never invented.
+  `calculateQueryWeight` and `RateLimiter`). The plan covers each cell's days with the date
+  ranges of least weight (`cheapest_ranges`). Hours the archive has not published yet come
+  back as nulls: they are reported as missing, never invented.
 * `OpenWeatherMapProvider` (optional, API key): One Call 3.0 `timemachine`, one hour and place
   per call, but with visibility and UV index.
+
+Answers come back as UTC days (`DayWeather`: 24 values per variable and the hours present), the
+shape the cache keeps, parsed column by column; `fetch` gives the same hour by hour.
 
 Both share the same plumbing: a weighted, sliding-window budget per API (`limits`), retries
 with exponential backoff and jitter for network errors, 5xx and broken bodies (`tenacity`),
@@ -21,11 +25,13 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from typing import Any, Protocol
 
 import httpx
@@ -58,6 +64,9 @@ PENDING_DAYS = 30  # the archive publishes with a lag of days: missing hours thi
 
 Cell = tuple[float, float]  # (lat, lng) of a grid cell's centre, rounded to 2 decimals
 HourKey = tuple[Cell, datetime]  # a cell and a UTC hour
+DayKey = tuple[Cell, date]  # a cell and a UTC day: one row of the cache
+HOURS = 24
+ALL_HOURS = (1 << HOURS) - 1  # `DayWeather.present` of a whole day
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,102 @@ class HourlyWeather:
 
 
 WEATHER_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(HourlyWeather))
+
+
+def day_and_hour(moment: datetime) -> tuple[date, int] | None:
+    """The UTC day and hour (0-23) of a whole UTC hour; None for any other moment (the cache
+    holds whole hours only, as `hour_of` makes them)."""
+    moment = moment.astimezone(UTC)
+    if moment.minute or moment.second or moment.microsecond:
+        return None
+    return moment.date(), moment.hour
+
+
+def hour_at(day: date, hour: int) -> datetime:
+    return datetime.combine(day, clock_time(hour), UTC)
+
+
+def _column(values: Sequence[Any], present: int) -> list[Any] | None:
+    """One field's 24 values, None in the hours not present; None when no hour has a value."""
+    if len(values) != HOURS:
+        raise ValueError(f"{len(values)} hourly values for a day")
+    if present != ALL_HOURS:
+        values = [v if present >> h & 1 else None for h, v in enumerate(values)]
+    return None if values.count(None) == HOURS else list(values)
+
+
+@dataclass(frozen=True)
+class DayWeather:
+    """One cell's UTC day, as a provider answers it and the cache keeps it (one row a day).
+
+    `values` maps every field of `HourlyWeather` to its 24 hourly values (index = UTC hour,
+    None where that hour has no value), or to None when no hour of the day has one. `present`
+    has bit h set when hour h has data: an hour the provider left out (a day the archive has
+    only partly published) is absent, which a present hour whose values are null is not.
+    """
+
+    present: int
+    values: Mapping[str, Sequence[Any] | None]
+
+    @classmethod
+    def of(cls, present: int, values: Mapping[str, Sequence[Any] | None]) -> DayWeather:
+        """A day from 24 values per field (missing fields: no value), masked by `present`."""
+        return cls(
+            present,
+            {
+                f: None if values.get(f) is None else _column(values[f], present)
+                for f in WEATHER_FIELDS
+            },
+        )
+
+    @classmethod
+    def of_hours(cls, hours: Mapping[int, HourlyWeather]) -> DayWeather:
+        present = 0
+        columns: dict[str, list[Any]] = {f: [None] * HOURS for f in WEATHER_FIELDS}
+        for h, weather in hours.items():
+            present |= 1 << h
+            for f in WEATHER_FIELDS:
+                columns[f][h] = getattr(weather, f)
+        return cls.of(present, columns)
+
+    @property
+    def hours(self) -> int:
+        """How many hours are present."""
+        return self.present.bit_count()
+
+    def hour(self, hour: int) -> HourlyWeather | None:
+        """The weather of that hour (0-23), None when the day does not have it."""
+        if not self.present >> hour & 1:
+            return None
+        return HourlyWeather(
+            **{f: None if col is None else col[hour] for f, col in self.values.items()}
+        )
+
+    def filled_from(self, other: DayWeather) -> DayWeather:
+        """This day with the hours it lacks taken from `other`; the hours it has are kept as
+        they are (as an hour once cached always was)."""
+        present = self.present | other.present
+        columns = {}
+        for f in WEATHER_FIELDS:
+            mine, theirs = self.values[f], other.values[f]
+            columns[f] = [
+                (mine[h] if mine is not None else None)
+                if self.present >> h & 1
+                else (theirs[h] if theirs is not None else None)
+                for h in range(HOURS)
+            ]
+        return DayWeather.of(present, columns)
+
+
+def cache_rows(days: Mapping[DayKey, DayWeather]) -> dict[DayKey, DayWeather]:
+    """The days that have hours, one per row of the cache: cells as it rounds them (to 2
+    decimals), days that fall on one row merged."""
+    rows: dict[DayKey, DayWeather] = {}
+    for (cell, day_utc), day in days.items():
+        key = ((round(cell[0], 2), round(cell[1], 2)), day_utc)
+        if day.present:
+            rows[key] = rows[key].filled_from(day) if key in rows else day
+    return rows
 
 
 @dataclass(frozen=True)
@@ -141,6 +246,9 @@ class WeatherProvider(Protocol):
     def plan(self, needed: Mapping[Cell, Iterable[datetime]], today: date) -> list[WeatherRequest]:
         """Requests that cover every needed hour up to `today`, cheaply."""
 
+    def fetch_days(self, request: WeatherRequest) -> dict[DayKey, DayWeather]:
+        """The days the request covers that the provider answered, with the hours it has."""
+
     def fetch(self, request: WeatherRequest) -> dict[HourKey, HourlyWeather | None]:
         """Every hour the request covers; None where the provider has no data (yet)."""
 
@@ -148,21 +256,28 @@ class WeatherProvider(Protocol):
 
 
 # -- unit conversions --------------------------------------------------------------------------
+MPS_FACTORS = {"m/s": 1.0, "ms": 1.0, "km/h": 1 / 3.6, "kmh": 1 / 3.6, "mp/h": 0.44704}
+MPS_FACTORS |= {"mph": 0.44704, "kn": 0.514444, "knots": 0.514444}
+CELSIUS = ("°C", "celsius", "C")
+
+
+def mps_factor(unit: str) -> float:
+    if unit not in MPS_FACTORS:
+        raise ValueError(f"unknown wind speed unit {unit!r}")
+    return MPS_FACTORS[unit]
+
+
 def to_mps(value: float | None, unit: str) -> float | None:
     """Wind speed in m/s from any unit Open-Meteo or OpenWeatherMap may answer in."""
     if value is None:
         return None
-    factor = {"m/s": 1.0, "ms": 1.0, "km/h": 1 / 3.6, "kmh": 1 / 3.6, "mp/h": 0.44704}
-    factor |= {"mph": 0.44704, "kn": 0.514444, "knots": 0.514444}
-    if unit not in factor:
-        raise ValueError(f"unknown wind speed unit {unit!r}")
-    return round(value * factor[unit], 2)
+    return round(value * mps_factor(unit), 2)
 
 
 def to_celsius(value: float | None, unit: str) -> float | None:
     if value is None:
         return None
-    if unit in ("°C", "celsius", "C"):
+    if unit in CELSIUS:
         return value
     if unit in ("°F", "fahrenheit", "F"):
         return round((value - 32) * 5 / 9, 2)
@@ -356,7 +471,7 @@ class HttpWeatherProvider:
     def _params(self, request: WeatherRequest) -> dict[str, str]:
         raise NotImplementedError
 
-    def _parse(self, request: WeatherRequest, body: Any) -> dict[HourKey, HourlyWeather | None]:
+    def _parse(self, request: WeatherRequest, body: Any) -> dict[DayKey, DayWeather]:
         raise NotImplementedError
 
     def _retry_after_429(self, resp: httpx.Response) -> float | None:
@@ -435,7 +550,7 @@ class HttpWeatherProvider:
         except SyncError as err:
             raise self._count(err) from None
 
-    def _fetch_with_retries(self, request: WeatherRequest) -> dict[HourKey, HourlyWeather | None]:
+    def _fetch_with_retries(self, request: WeatherRequest) -> dict[DayKey, DayWeather]:
         def before_sleep(state: RetryCallState) -> None:
             self.stats.retries += 1
             exc = state.outcome.exception() if state.outcome else None
@@ -466,6 +581,26 @@ class HttpWeatherProvider:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def fetch(self, request: WeatherRequest) -> dict[HourKey, HourlyWeather | None]:
+        """`fetch_days` hour by hour: every hour the request covers (OpenWeatherMap's: the one
+        hour asked), None where the provider has no data (yet)."""
+        days = self.fetch_days(request)
+
+        def weather(cell: Cell, day: date, hour: int) -> HourlyWeather | None:
+            found = days.get((cell, day))
+            return found.hour(hour) if found is not None else None
+
+        if request.hour is not None:
+            cell = request.locations[0].cell
+            slot = day_and_hour(request.hour)
+            return {(cell, request.hour): weather(cell, *slot) if slot else None}
+        return {
+            (loc.cell, hour_at(day, h)): weather(loc.cell, day, h)
+            for loc in request.locations
+            for day in (loc.start + timedelta(days=k) for k in range(loc.days))
+            for h in range(HOURS)
+        }
+
+    def fetch_days(self, request: WeatherRequest) -> dict[DayKey, DayWeather]:
         self.stats.requests += 1
         try:
             result = self.breaker.call(self._fetch_with_retries, request)
@@ -502,27 +637,128 @@ def open_meteo_weight(n_variables: int, days: int) -> float:
     return max(1.0, variables, variables * days / 14)
 
 
-def merge_days(days: list[date], n_variables: int, max_days: int) -> list[tuple[date, date]]:
-    """Contiguous ranges covering `days`, merged across gaps when that costs no more calls."""
-    ranges: list[tuple[date, date]] = []
-    for day in sorted(set(days)):
-        if ranges and (day - ranges[-1][1]).days == 1 and (day - ranges[-1][0]).days < max_days:
-            ranges[-1] = (ranges[-1][0], day)
-        else:
-            ranges.append((day, day))
-    merged: list[tuple[date, date]] = []
-    for start, end in ranges:
-        if merged:
-            first, last = merged[-1]
-            span = (end - first).days + 1
-            apart = open_meteo_weight(n_variables, (last - first).days + 1) + open_meteo_weight(
-                n_variables, (end - start).days + 1
+def cheapest_ranges(
+    days: Iterable[date], n_variables: int, max_days: int
+) -> list[tuple[date, date]]:
+    """The contiguous date ranges that cover `days` for the least weight Open-Meteo counts.
+
+    Exact dynamic programming over the sorted days, in integers (weights times 140: a range of
+    d days weighs max(140, 14 v, v d)): `best[j]` is the least weight covering the first j
+    days. A range weighs the minimum (`floor`) up to floor / v days, then v per day of its span,
+    so the best last range ending on day j starts either at the earliest day still within
+    the minimum's span (`best` only grows: the earliest is the cheapest) or before, where its
+    weight `best[i] + v * (day_j - day_i + 1)` comes from a running minimum of
+    `best[i] - v * day_i`: O(days). Ties go to the earlier start (longer ranges: more days
+    cached for the same weight). Ranges longer than `max_days` are then cut in equal parts
+    (for the same weight while the parts stay longer than the minimum's span)."""
+    ordinals = sorted({d.toordinal() for d in days})
+    v = n_variables
+    floor = max(140, 14 * v)
+    best = [0]
+    start_of: list[int] = []  # where the last range of best[j + 1] starts
+    first = 0  # the earliest day within the flat span of the current one
+    run_min: int | None = None  # min of best[i] - v * day_i over the days before `first`
+    run_arg = 0
+    for day in ordinals:
+        while v * (day - ordinals[first] + 1) > floor:
+            candidate = best[first] - v * ordinals[first]
+            if run_min is None or candidate < run_min:
+                run_min, run_arg = candidate, first
+            first += 1
+        cost, start = best[first] + floor, first
+        if run_min is not None and run_min + v * (day + 1) <= cost:
+            cost, start = run_min + v * (day + 1), run_arg
+        best.append(cost)
+        start_of.append(start)
+    ranges: list[tuple[int, int]] = []
+    j = len(ordinals)
+    while j:
+        i = start_of[j - 1]
+        ranges.append((ordinals[i], ordinals[j - 1]))
+        j = i
+    out: list[tuple[date, date]] = []
+    for lo, hi in reversed(ranges):
+        span = hi - lo + 1
+        parts = -(-span // max(1, max_days))
+        for k in range(parts):
+            out.append(
+                (
+                    date.fromordinal(lo + span * k // parts),
+                    date.fromordinal(lo + span * (k + 1) // parts - 1),
+                )
             )
-            if span <= max_days and open_meteo_weight(n_variables, span) <= apart:
-                merged[-1] = (first, end)
-                continue
-        merged.append((start, end))
-    return merged
+    return out
+
+
+def _numbers(values: Any, what: str) -> list[Any]:
+    """A JSON array of numbers (or nulls) of an answer, checked in one pass; anything else is
+    a broken answer (ValueError)."""
+    if not isinstance(values, list):
+        raise ValueError(f"{what} is {type(values).__name__}, not a list")
+    for value in values:
+        kind = type(value)
+        if kind is float:
+            if value - value != 0.0:  # NaN or an infinity
+                raise ValueError(f"{what} holds {value}, not a number")
+        elif kind is int:
+            if not -sys.float_info.max <= value <= sys.float_info.max:
+                raise ValueError(f"{what} holds an integer too large for a float")
+        elif value is not None:
+            raise ValueError(f"{what} is {kind.__name__}, not a number")
+    return values
+
+
+def _celsius(values: list[Any], unit: str) -> list[Any]:
+    if unit in CELSIUS:
+        return values
+    return [to_celsius(v, unit) for v in values]
+
+
+def _mps(values: list[Any], unit: str) -> list[Any]:
+    if values.count(None) == len(values):
+        return values
+    factor = mps_factor(unit)
+    return [None if v is None else round(v * factor, 2) for v in values]
+
+
+def _answer_days(
+    loc: LocationRange, times: list[Any], fields: dict[str, list[Any]]
+) -> dict[DayKey, DayWeather]:
+    """One location's answer (hourly columns in our units) cut into its UTC days. An hour is
+    present when it has a temperature: the archive answers nulls for hours it has not
+    published yet, which are then missing, never invented."""
+    first = int(hour_at(loc.start, 0).timestamp())
+    out: dict[DayKey, DayWeather] = {}
+    if times == list(range(first, first + loc.days * 86_400, 3_600)):
+        # The usual answer: every hour of the range, in order: sliced day by day.
+        for k in range(loc.days):
+            cut = slice(k * HOURS, (k + 1) * HOURS)
+            out[(loc.cell, loc.start + timedelta(days=k))] = _day(
+                {f: c[cut] for f, c in fields.items()}
+            )
+        return out
+    # Anything else: hour by hour, keeping the whole hours of the range.
+    rows: dict[date, dict[int, int]] = {}
+    for i, t in enumerate(times):
+        slot = day_and_hour(datetime.fromtimestamp(int(t), UTC))
+        if slot is not None and loc.start <= slot[0] <= loc.end:
+            rows.setdefault(slot[0], {})[slot[1]] = i
+    for day, index in rows.items():
+        out[(loc.cell, day)] = _day(
+            {
+                f: [c[index[h]] if h in index else None for h in range(HOURS)]
+                for f, c in fields.items()
+            }
+        )
+    return out
+
+
+def _day(columns: dict[str, list[Any]]) -> DayWeather:
+    temperature = columns["temperature_celsius"]
+    present = ALL_HOURS
+    if None in temperature:
+        present = sum(1 << h for h, t in enumerate(temperature) if t is not None)
+    return DayWeather.of(present, columns)
 
 
 class OpenMeteoProvider(HttpWeatherProvider):
@@ -552,7 +788,7 @@ class OpenMeteoProvider(HttpWeatherProvider):
         locations: list[tuple[LocationRange, float]] = []
         for cell in sorted(needed):
             days = [h.date() for h in needed[cell] if h.date() <= today]
-            for start, end in merge_days(days, n, max_days):
+            for start, end in cheapest_ranges(days, n, max_days):
                 loc = LocationRange(cell, start, end)
                 locations.append((loc, open_meteo_weight(n, loc.days)))
         requests: list[WeatherRequest] = []
@@ -588,49 +824,43 @@ class OpenMeteoProvider(HttpWeatherProvider):
             return 61.0 - (time.time() % 60)
         return None  # hourly or daily: not worth holding a run for
 
-    def _parse(self, request: WeatherRequest, body: Any) -> dict[HourKey, HourlyWeather | None]:
+    def _parse(self, request: WeatherRequest, body: Any) -> dict[DayKey, DayWeather]:
+        """Column by column (a year of a place is 8,760 hours): each column checked in one
+        pass, converted to our units, then cut into days."""
         items = body if isinstance(body, list) else [body]
         if isinstance(body, dict) and body.get("error"):
             raise ValueError(f"error answer: {body.get('reason')}")
         if len(items) != len(request.locations):
             raise ValueError(f"{len(items)} locations answered, {len(request.locations)} asked")
-        out: dict[HourKey, HourlyWeather | None] = {}
+        out: dict[DayKey, DayWeather] = {}
         for loc, item in zip(request.locations, items, strict=True):
             hourly = item["hourly"]
             units = item.get("hourly_units", {})
             if int(item.get("utc_offset_seconds", 0)) != 0:
                 raise ValueError("the answer is not in GMT")
-            times = hourly["time"]
-            columns = {v: hourly[v] for v in self.variables}
+            times = _numbers(hourly["time"], "hourly.time")
+            columns = {v: _numbers(hourly[v], f"hourly.{v}") for v in self.variables}
             if any(len(col) != len(times) for col in columns.values()):
                 raise ValueError("hourly arrays of different lengths")
             t_unit = units.get("temperature_2m", "°C")
-            w_unit = units.get("wind_speed_10m", "m/s")
-            for i, t in enumerate(times):
-                hour = datetime.fromtimestamp(int(_number(t, "hourly.time")), UTC)
-                if not loc.start <= hour.date() <= loc.end:
-                    continue
-                value = {v: _number(columns[v][i], f"hourly.{v}") for v in self.variables}
-                temp = value["temperature_2m"]
-                if temp is None:
-                    out[(loc.cell, hour)] = None  # not in the archive (yet)
-                    continue
-                code = value["weather_code"]
-                out[(loc.cell, hour)] = HourlyWeather(
-                    temperature_celsius=to_celsius(temp, t_unit),
-                    feels_like_celsius=to_celsius(
-                        value["apparent_temperature"],
-                        units.get("apparent_temperature", t_unit),
-                    ),
-                    humidity_percent=value["relative_humidity_2m"],
-                    pressure_hpa=value["pressure_msl"],
-                    wind_speed_mps=to_mps(value["wind_speed_10m"], w_unit),
-                    wind_direction_degrees=value["wind_direction_10m"],
-                    weather_code=None if code is None else int(code),
-                    weather_condition=condition(code),
-                    visibility_meters=None,  # not in the archive: null, not invented
-                    uv_index=None,
-                )
+            codes = columns["weather_code"]
+            names = {code: condition(code) for code in set(codes)}
+            fields = {
+                "temperature_celsius": _celsius(columns["temperature_2m"], t_unit),
+                "feels_like_celsius": _celsius(
+                    columns["apparent_temperature"], units.get("apparent_temperature", t_unit)
+                ),
+                "humidity_percent": columns["relative_humidity_2m"],
+                "pressure_hpa": columns["pressure_msl"],
+                "wind_speed_mps": _mps(
+                    columns["wind_speed_10m"], units.get("wind_speed_10m", "m/s")
+                ),
+                "wind_direction_degrees": columns["wind_direction_10m"],
+                "weather_code": [None if c is None else int(c) for c in codes],
+                "weather_condition": [names[c] for c in codes],
+                # visibility and UV index are not in the archive: null, not invented
+            }
+            out.update(_answer_days(loc, times, fields))
         return out
 
 
@@ -679,28 +909,28 @@ class OpenWeatherMapProvider(HttpWeatherProvider):
             "appid": self._api_key,
         }
 
-    def _parse(self, request: WeatherRequest, body: Any) -> dict[HourKey, HourlyWeather | None]:
+    def _parse(self, request: WeatherRequest, body: Any) -> dict[DayKey, DayWeather]:
         assert request.hour is not None
-        key = (request.locations[0].cell, request.hour)
+        slot = day_and_hour(request.hour)
         data = body["data"]
-        if not data:
-            return {key: None}
+        if not data or slot is None:
+            return {}  # no data for that hour: nothing to keep
         d = data[0]
-        weather = (d.get("weather") or [{}])[0]
-        description = weather.get("description")
+        described = (d.get("weather") or [{}])[0]
+        description = described.get("description")
         if description is not None and not isinstance(description, str):
             raise ValueError("weather.description is not text")
-        return {
-            key: HourlyWeather(
-                temperature_celsius=_number(d["temp"], "temp"),
-                feels_like_celsius=_number(d.get("feels_like"), "feels_like"),
-                humidity_percent=_number(d.get("humidity"), "humidity"),
-                pressure_hpa=_number(d.get("pressure"), "pressure"),
-                wind_speed_mps=to_mps(_number(d.get("wind_speed"), "wind_speed"), "m/s"),
-                wind_direction_degrees=_number(d.get("wind_deg"), "wind_deg"),
-                weather_code=None,  # OpenWeatherMap's own ids are not WMO codes
-                weather_condition=description.capitalize() if description else None,
-                visibility_meters=_number(d.get("visibility"), "visibility"),
-                uv_index=_number(d.get("uvi"), "uvi"),
-            )
-        }
+        day, hour = slot
+        weather = HourlyWeather(
+            temperature_celsius=_number(d["temp"], "temp"),
+            feels_like_celsius=_number(d.get("feels_like"), "feels_like"),
+            humidity_percent=_number(d.get("humidity"), "humidity"),
+            pressure_hpa=_number(d.get("pressure"), "pressure"),
+            wind_speed_mps=to_mps(_number(d.get("wind_speed"), "wind_speed"), "m/s"),
+            wind_direction_degrees=_number(d.get("wind_deg"), "wind_deg"),
+            weather_code=None,  # OpenWeatherMap's own ids are not WMO codes
+            weather_condition=description.capitalize() if description else None,
+            visibility_meters=_number(d.get("visibility"), "visibility"),
+            uv_index=_number(d.get("uvi"), "uvi"),
+        )
+        return {(request.locations[0].cell, day): DayWeather.of_hours({hour: weather})}

@@ -2,8 +2,9 @@
 
 An activity's weather is the weather of its start *cell* (coordinates rounded to a grid, 0.1°
 by default, about 11 km: finer than the reanalysis behind the archive) at its start hour
-(rounded to the nearest UTC hour). Every hour a request brings back is cached, so no hour of
-a cell is ever fetched twice, whichever run or user needs it next.
+(rounded to the nearest UTC hour). Every day a request brings back is cached, one row per
+provider, cell and UTC day holding its hours, so no hour of a cell is ever fetched twice,
+whichever run or user needs it next.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from sync_assets.core.clients.weather import (
     DEFAULT_CELL_DEGREES,
     PENDING_DAYS,
     Cell,
+    DayKey,
+    DayWeather,
     HourKey,
     HourlyWeather,
     WeatherProvider,
+    day_and_hour,
 )
 from sync_assets.core.errors import SyncError
 
@@ -54,7 +58,9 @@ class WeatherCache(Protocol):
         self, provider: str, keys: Collection[HourKey]
     ) -> dict[HourKey, HourlyWeather]: ...
 
-    def weather_store(self, provider: str, rows: Mapping[HourKey, HourlyWeather]) -> int: ...
+    def weather_store(self, provider: str, days: Mapping[DayKey, DayWeather]) -> int:
+        """Keep these days (one row each; hours a cached day lacks are added to it, those it
+        has kept as they are); returns the rows written."""
 
     def weather_lock(
         self, provider: str, cells: Collection[Cell]
@@ -166,7 +172,7 @@ def _fetch(
         progress(0, len(requests))
     for done, request in enumerate(requests, 1):
         try:
-            answer = provider.fetch(request)
+            answer = provider.fetch_days(request)
         except SyncError as err:
             report.requests_failed += 1
             report.errors.append(str(err))
@@ -189,10 +195,15 @@ def _fetch(
             if progress is not None:
                 progress(done, len(requests))
             continue
-        rows = {k: v for k, v in answer.items() if v is not None}
-        if rows:
-            cache.weather_store(provider.name, rows)
-        report.hours_fetched += len(rows)
-        found.update((key, rows[key]) for key in missing if key in rows)
+        days = {key: day for key, day in answer.items() if day.present}
+        if days:
+            cache.weather_store(provider.name, days)
+        report.hours_fetched += sum(day.hours for day in days.values())
+        for key in missing:
+            slot = day_and_hour(key[1])
+            day = days.get((key[0], slot[0])) if slot else None
+            weather = day.hour(slot[1]) if day is not None and slot else None
+            if weather is not None:
+                found[key] = weather
         if progress is not None:
             progress(done, len(requests))

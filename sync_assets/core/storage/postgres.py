@@ -16,15 +16,23 @@ import json
 import logging
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json, Jsonb
 from psycopg_pool import ConnectionPool
 
-from sync_assets.core.clients.weather import Cell, HourKey, HourlyWeather
+from sync_assets.core.clients.weather import (
+    Cell,
+    DayKey,
+    DayWeather,
+    HourKey,
+    HourlyWeather,
+    cache_rows,
+    day_and_hour,
+    hour_at,
+)
 from sync_assets.core.migrations import migrate_postgres
 from sync_assets.core.storage.base import (
     RUNS_COLUMNS,
@@ -169,24 +177,25 @@ class PostgresStore(SqlStore):
             rows = conn.execute(Q("record_webhook_events"), {"events": batch}).fetchall()
         return [r[0] for r in rows]
 
-    # -- weather cache ----------------------------------------------------------------------
+    # -- weather cache (one row per provider, cell and UTC day) -------------------------------
     def weather_lookup(
         self, provider: str, keys: Collection[HourKey]
     ) -> dict[HourKey, HourlyWeather]:
         found: dict[HourKey, HourlyWeather] = {}
-        keys = list(keys)
-        for start in range(0, len(keys), self.batch_size * 4):
-            chunk = keys[start : start + self.batch_size * 4]
+        slots = [(k[0], slot) for k in keys if (slot := day_and_hour(k[1])) is not None]
+        for start in range(0, len(slots), self.batch_size * 4):
+            chunk = slots[start : start + self.batch_size * 4]
             params = {
                 "provider": provider,
-                "lats": [k[0][0] for k in chunk],
-                "lngs": [k[0][1] for k in chunk],
-                "hours": [k[1] for k in chunk],
+                "lats": [cell[0] for cell, _ in chunk],
+                "lngs": [cell[1] for cell, _ in chunk],
+                "days": [day for _, (day, _) in chunk],
+                "hours": [hour for _, (_, hour) in chunk],
             }
             with self._tx() as conn, conn.cursor(row_factory=dict_row) as cur:
                 for r in cur.execute(Q("weather_lookup"), params):
                     cell = (round(r.pop("cell_lat"), 2), round(r.pop("cell_lng"), 2))
-                    hour = r.pop("hour_utc").astimezone(UTC)
+                    hour = hour_at(r.pop("day_utc"), r.pop("hour"))
                     found[(cell, hour)] = HourlyWeather(**r)
         return found
 
@@ -199,20 +208,24 @@ class PostgresStore(SqlStore):
                 conn.execute(Q("weather_lock"), {"key": key})
             yield
 
-    def weather_store(self, provider: str, rows: Mapping[HourKey, HourlyWeather]) -> int:
-        items = list(rows.items())
-        stored = 0
-        for start in range(0, len(items), self.batch_size * 4):
-            chunk = items[start : start + self.batch_size * 4]
-            params: dict[str, Any] = {
-                "provider": provider,
-                "lats": [k[0][0] for k, _ in chunk],
-                "lngs": [k[0][1] for k, _ in chunk],
-                "hours": [k[1] for k, _ in chunk],
-            }
-            for param, name in WEATHER_PARAMS.items():
-                params[param] = [getattr(w, name) for _, w in chunk]
+    def weather_store(self, provider: str, days: Mapping[DayKey, DayWeather]) -> int:
+        """One statement per batch of days (see weather_store.sql); returns the rows written."""
+        items = list(cache_rows(days).items())
+        written = 0
+        for start in range(0, len(items), self.batch_size):
+            rows = [
+                {
+                    "lat": cell[0],
+                    "lng": cell[1],
+                    "day": day_utc.isoformat(),
+                    "present": day.present,
+                    **{param: day.values[name] for param, name in WEATHER_PARAMS.items()},
+                }
+                for (cell, day_utc), day in items[start : start + self.batch_size]
+            ]
+            params = {"provider": provider, "days": Json(rows)}
             for attempt in self._retrying():
                 with attempt, self._tx() as conn:
-                    stored += conn.execute(Q("weather_store"), params).rowcount
-        return stored
+                    count = conn.execute(Q("weather_store"), params).rowcount
+            written += count
+        return written

@@ -14,20 +14,29 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sync_assets.core.clients.weather import Cell, HourKey, HourlyWeather
+from sync_assets.core.clients.weather import (
+    WEATHER_FIELDS,
+    Cell,
+    DayKey,
+    DayWeather,
+    HourKey,
+    HourlyWeather,
+    cache_rows,
+    day_and_hour,
+)
 from sync_assets.core.migrations import migrate_sqlite
 from sync_assets.core.storage.base import (
     RUNS_COLUMNS,
-    WEATHER_PARAMS,
     QuarantineRecord,
     StoreResult,
 )
 from sync_assets.core.storage.crypto import TokenCipher
-from sync_assets.core.storage.dialect import SQLITE, parse_time
+from sync_assets.core.storage.dialect import SQLITE
 from sync_assets.core.storage.sqlstore import BATCH_SIZE, SqlStore
 
 _WEATHER_LOCK = threading.RLock()
@@ -157,27 +166,50 @@ class SqliteStore(SqlStore):
                     result.skipped += 1
         return result, refused
 
-    # -- weather cache ----------------------------------------------------------------------
+    # -- weather cache (one row per provider, cell and UTC day) ------------------------------
+    def _weather_days(
+        self, conn: sqlite3.Connection, provider: str, keys: Iterable[DayKey]
+    ) -> dict[DayKey, DayWeather]:
+        """The cached days of these keys, in one query (the keys staged in a temp table)."""
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS weather_days "
+            "(cell_lat REAL, cell_lng REAL, day_utc TEXT)"
+        )
+        conn.execute("DELETE FROM temp.weather_days")
+        conn.executemany(
+            "INSERT INTO temp.weather_days VALUES (?, ?, ?)",
+            [(cell[0], cell[1], day.isoformat()) for cell, day in keys],
+        )
+        out: dict[DayKey, DayWeather] = {}
+        for r in conn.execute(Q("weather_lookup"), {"provider": provider}):
+            values = {name: r[name] for name in WEATHER_FIELDS}
+            day = DayWeather.of(
+                r["hours_present"],
+                {name: None if v is None else json.loads(v) for name, v in values.items()},
+            )
+            cell = (round(r["cell_lat"], 2), round(r["cell_lng"], 2))
+            out[(cell, date.fromisoformat(r["day_utc"]))] = day
+        return out
+
     def weather_lookup(
         self, provider: str, keys: Collection[HourKey]
     ) -> dict[HourKey, HourlyWeather]:
+        slots: dict[DayKey, list[tuple[int, HourKey]]] = {}
+        for key in keys:
+            slot = day_and_hour(key[1])
+            if slot is not None:
+                cell = (round(key[0][0], 2), round(key[0][1], 2))
+                slots.setdefault((cell, slot[0]), []).append((slot[1], key))
+        if not slots:
+            return {}
         with self._tx() as conn:
-            conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS weather_keys "
-                "(cell_lat REAL, cell_lng REAL, hour_utc TEXT)"
-            )
-            conn.execute("DELETE FROM temp.weather_keys")
-            conn.executemany(
-                "INSERT INTO temp.weather_keys VALUES (?, ?, ?)",
-                [(k[0][0], k[0][1], _iso(k[1])) for k in keys],
-            )
-            rows = conn.execute(Q("weather_lookup"), {"provider": provider}).fetchall()
+            days = self._weather_days(conn, provider, slots)
         found: dict[HourKey, HourlyWeather] = {}
-        for r in rows:
-            d = dict(r)
-            cell = (round(d.pop("cell_lat"), 2), round(d.pop("cell_lng"), 2))
-            hour = parse_time(d.pop("hour_utc"))
-            found[(cell, hour)] = HourlyWeather(**d)
+        for day_key, day in days.items():
+            for hour, key in slots[day_key]:
+                weather = day.hour(hour)
+                if weather is not None:
+                    found[(day_key[0], key[1])] = weather
         return found
 
     @contextlib.contextmanager
@@ -186,18 +218,33 @@ class SqliteStore(SqlStore):
         with _WEATHER_LOCK:
             yield
 
-    def weather_store(self, provider: str, rows: Mapping[HourKey, HourlyWeather]) -> int:
-        params = [
-            {
-                "provider": provider,
-                "cell_lat": cell[0],
-                "cell_lng": cell[1],
-                "hour_utc": _iso(hour),
-                **{name: getattr(w, name) for name in WEATHER_PARAMS.values()},
-            }
-            for (cell, hour), w in rows.items()
-        ]
+    def weather_store(self, provider: str, days: Mapping[DayKey, DayWeather]) -> int:
+        """Merged with the cached days in Python, inside one IMMEDIATE transaction (no other
+        writer in between); a day that gains no hour is not written. Returns rows written."""
+        fresh = cache_rows(days)
+        if not fresh:
+            return 0
         with self._tx("IMMEDIATE") as conn:
-            before = conn.total_changes
+            cached = self._weather_days(conn, provider, fresh)
+            params = []
+            for (cell, day_utc), day in fresh.items():
+                old = cached.get((cell, day_utc))
+                if old is not None:
+                    if not day.present & ~old.present:
+                        continue
+                    day = old.filled_from(day)
+                params.append(
+                    {
+                        "provider": provider,
+                        "cell_lat": cell[0],
+                        "cell_lng": cell[1],
+                        "day_utc": day_utc.isoformat(),
+                        "hours_present": day.present,
+                        **{
+                            name: None if col is None else json.dumps(col)
+                            for name, col in day.values.items()
+                        },
+                    }
+                )
             conn.executemany(Q("weather_store"), params)
-            return conn.total_changes - before
+        return len(params)
