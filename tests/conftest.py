@@ -16,6 +16,7 @@ from sync_assets_sandbox import AthleteHandle, SandboxServer, StravaSandbox
 
 from sync_assets.core.clients.rate_limit import RateLimitBudget
 from sync_assets.core.clients.strava import StravaClient
+from sync_assets.core.migrations import migrate_postgres
 from sync_assets.core.storage import Store, close_stores, open_store
 
 from .helpers import BOOTSTRAP, save_tokens
@@ -99,24 +100,64 @@ def make_client(
         c.close()
 
 
+SUPABASE_ROLES = ["anon", "authenticated", "service_role", "sync_pipeline"]
+
+
+def _existing_roles() -> set[str]:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        rows = conn.execute(
+            "select rolname from pg_roles where rolname = any(%s)", (SUPABASE_ROLES,)
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    """An xdist worker (scripts/test runs the suite on several): the controller owns the roles."""
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Supabase's roles are cluster-wide, shared by every worker's databases: the controller
+    (or the only process) notes which exist before any test; it drops only the others, once
+    every worker is done (`pytest_unconfigure`)."""
+    if _is_worker(config):
+        return
+    try:
+        config.stash[_ROLES_BEFORE] = _existing_roles()
+    except psycopg.OperationalError:
+        return  # no server: the tests that need it fail and say so
+    # Created once here, before the workers start: two workers' bootstraps creating a missing
+    # role at the same moment would collide. A throwaway database, bootstrapped and migrated as
+    # a test's is, creates them with the project's own SQL.
+    with temporary_database("sa_roles") as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(BOOTSTRAP)
+        with psycopg.connect(url) as conn:
+            migrate_postgres(conn)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    before = config.stash.get(_ROLES_BEFORE, None)
+    if _is_worker(config) or before is None:
+        return
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        for role in SUPABASE_ROLES:
+            if role in before:
+                continue
+            try:
+                conn.execute(f'drop role if exists "{role}"')
+            except psycopg.errors.DependentObjectsStillExist:
+                # Some database not created by these tests still uses it: leave it there.
+                warnings.warn(f"role {role} is still in use; not dropped", stacklevel=1)
+
+
+_ROLES_BEFORE = pytest.StashKey[set[str]]()
+
+
 @pytest.fixture(scope="session")
-def pg_roles() -> Iterator[None]:
-    """Supabase's roles are cluster-wide: create the missing ones, drop only those at the end."""
-    wanted = ["anon", "authenticated", "service_role", "sync_pipeline"]
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        existing = {
-            r[0]
-            for r in conn.execute("select rolname from pg_roles where rolname = any(%s)", (wanted,))
-        }
-    yield
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        for role in wanted:
-            if role not in existing:
-                try:
-                    conn.execute(f'drop role if exists "{role}"')
-                except psycopg.errors.DependentObjectsStillExist:
-                    # Some database not created by these tests still uses it: leave it there.
-                    warnings.warn(f"role {role} is still in use; not dropped", stacklevel=1)
+def pg_roles() -> None:
+    """The Supabase roles' databases need: created by each database's bootstrap when missing,
+    dropped at the end of the run by `pytest_unconfigure` (the ones that were not there)."""
 
 
 @pytest.fixture

@@ -168,6 +168,7 @@ def test_api_quota_fires_from_a_real_sync(
     assert tight.fired and tight.figure.startswith("weather hourly past 80%")
 
 
+@pytest.mark.serial  # holds 80 % of the server's connections
 def test_db_pool_fires_on_a_pool_timeout_and_on_server_saturation(
     pg_url, data_dir, monkeypatch
 ) -> None:

@@ -214,6 +214,7 @@ def _dagster_run(args: dict, ready, go) -> bool:
     return result.success
 
 
+@pytest.mark.serial  # eight Dagster processes timed against one budget
 def test_eight_concurrent_dagster_runs_share_one_budget(tight, server, pg, tmp_path) -> None:
     """Eight Dagster runs in eight processes at once, against 12 reads per 15 minutes: the
     first window's 12 requests are taken, the others wait for the next window (seconds away on
