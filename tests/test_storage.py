@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
+import pyarrow as pa
 import pytest
 from cryptography.fernet import Fernet
 from sync_assets_sandbox import generate_activities
 
 from sync_assets.core.clients.tokens import StravaTokens
+from sync_assets.core.enrichment.activities import ENRICHED_SCHEMA
 from sync_assets.core.models import activities_table, activity_row, validate_page
-from sync_assets.core.storage import Store, runs_rows
+from sync_assets.core.storage import Store, postgres, runs_rows
+from sync_assets.core.storage.base import RUNS_COLUMNS, RUNS_SCHEMA, runs_table
 from sync_assets.core.storage.crypto import TokenCipher
 from sync_assets.core.storage.postgres import PostgresStore
 from sync_assets.core.storage.sqlite import SqliteStore
@@ -256,6 +262,263 @@ def test_sessions(store) -> None:
     assert s.open_sessions() == []
 
 
+# -- the Arrow path: the table the runs_table asset holds, handed to the store ---------------
+def make_table(user_id: str, n: int, seed: int = 1) -> pa.Table:
+    """`n` activities as `raw_strava_activities` holds them (ACTIVITY_SCHEMA)."""
+    acts = generate_activities(seed, 99, n, end=datetime(2026, 1, 1, tzinfo=UTC))
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    return activities_table(
+        [activity_row(user_id, a, p, now) for a, p in validate_page(acts).activities]
+    )
+
+
+def enriched(table: pa.Table, **columns: list[Any]) -> pa.Table:
+    """`table` as `weather_enriched_activities` holds it (ENRICHED_SCHEMA): a place, weather
+    and the step's status on every row, or the given `columns` (name -> one value per row)."""
+    rows = table.to_pylist()
+    for i, row in enumerate(rows):
+        row |= {
+            "city": "Oslo",
+            "country": "NO",
+            "temperature_celsius": 12.3,
+            "humidity_percent": 80.5,
+            "weather_condition": "Overcast",
+            "enrichment_status": json.dumps({"weather": True, "i": i}, separators=(",", ":")),
+        }
+        row |= {name: values[i] for name, values in columns.items()}
+    return pa.Table.from_pylist(rows, schema=ENRICHED_SCHEMA)
+
+
+def replaced(table: pa.Table, name: str, index: int, value: Any) -> pa.Table:
+    """`table` with one value of one column replaced."""
+    values = table.column(name).to_pylist()
+    values[index] = value
+    column = pa.array(values, table.schema.field(name).type)
+    return table.set_column(table.schema.get_field_index(name), name, column)
+
+
+def new_session(s: Store, uid: str) -> str:
+    return s.create_session(
+        run_id=f"run-{uuid.uuid4()}",
+        user_id=uid,
+        sync_type="manual",
+        time_range_start=None,
+        time_range_end=None,
+    ).id
+
+
+def _select(s: Store, url: str | None, query: str) -> list[tuple]:
+    if url:
+        with psycopg.connect(url) as c:
+            return c.execute(query).fetchall()
+    with contextlib.closing(sqlite3.connect(s.path)) as c:
+        return c.execute(query).fetchall()
+
+
+def _stored(s: Store, url: str | None, uid: str, columns: str) -> dict[int, tuple]:
+    """strava_id -> the given columns of the user's runs."""
+    query = f"select strava_id, {columns} from runs where user_id = '{uid}'"
+    return {
+        r[0]: tuple(str(v) if isinstance(v, uuid.UUID) else v for v in r[1:])
+        for r in _select(s, url, query)
+    }
+
+
+def _quarantined(s: Store, url: str | None, uid: str) -> list[tuple]:
+    query = (
+        "select strava_id, reason, source, payload from activity_quarantine"
+        f" where user_id = '{uid}' order by strava_id"
+    )
+    return _select(s, url, query)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch) -> None:
+    """PostgreSQL writes a batch's CSV in chunks of 40 rows (1,000 in production), in its
+    thread: the tests' batches span several chunks."""
+    monkeypatch.setattr(postgres, "CSV_CHUNK", 40)
+
+
+def test_the_table_path_counts_inserts_updates_and_skips_and_names_the_session(
+    store, small_chunks
+) -> None:
+    s, url = store
+    uid = new_user(url)
+    s.batch_size = 64  # several batches, the last one short
+    table = make_table(uid, 300)
+    ids = table.column("strava_id").to_pylist()
+    one, two, three = (new_session(s, uid) for _ in range(3))
+    first = s.upsert_runs_table(table, session_id=one)
+    assert (first.saved, first.updated, first.skipped, first.failed) == (300, 0, 0, 0)
+    again = s.upsert_runs_table(table, session_id=two)
+    assert (again.saved, again.updated, again.skipped, again.failed) == (0, 0, 300, 0)
+    names = table.column("name").to_pylist()
+    edited = table
+    for i in (0, 70, 299):
+        edited = replaced(edited, "name", i, names[i] + " (edited)")
+    third = s.upsert_runs_table(edited, session_id=three)
+    assert (third.saved, third.updated, third.skipped, third.failed) == (0, 3, 297, 0)
+    stored = _stored(s, url, uid, "name, sync_session_id")
+    assert sorted(stored) == sorted(ids)
+    for i, strava_id in enumerate(ids):
+        # Unchanged rows keep the session that last wrote them.
+        want = (names[i] + " (edited)", three) if i in (0, 70, 299) else (names[i], one)
+        assert stored[strava_id] == want
+    # A tombstoned activity stays deleted; the others are left alone.
+    assert s.delete_run(uid, ids[5]) == 1
+    fourth = s.upsert_runs_table(edited, session_id=three)
+    assert (fourth.saved, fourth.updated, fourth.skipped, fourth.failed) == (0, 0, 300, 0)
+    assert ids[5] not in s.run_ids(uid) and len(s.run_ids(uid)) == 299
+
+
+def test_the_table_path_writes_what_runs_rows_says_and_text_survives_the_copy(store) -> None:
+    """Every column of every row as `runs_rows` maps it, text that CSV must quote and escape
+    included (quotes, commas, line breaks, a line holding only `\\.`, backslashes, tabs), and
+    the empty string kept apart from null."""
+    s, url = store
+    uid = new_user(url)
+    hostile = [
+        'a "quoted" name, with a comma',
+        "two\nlines\r\nand a \\. line:\n\\.\nend",
+        "back\\slash\tand tab",
+        "",
+        "日本語 🏃 ünïcödé",
+    ]
+    table = make_table(uid, 12)
+    names = table.column("name").to_pylist()
+    cities = [None, "", *hostile, *[f"c{i}" for i in range(5)]]
+    table = enriched(table, name=[*hostile, *names[5:]], city=cities)
+    result = s.upsert_runs_table(table)
+    assert (result.saved, result.failed) == (12, 0), result.errors
+    expected = runs_rows(table)
+    stored = _stored(s, url, uid, ", ".join(RUNS_COLUMNS))
+    for row in expected:
+        back = dict(zip(RUNS_COLUMNS, stored[row["strava_id"]], strict=True))
+        for column, value in row.items():
+            got = back[column]
+            if column in ("strava_data", "enrichment_status"):
+                got = json.loads(got) if isinstance(got, str) else got
+                value = json.loads(value)
+            elif isinstance(value, datetime):
+                got = datetime.fromisoformat(got.replace("Z", "+00:00")) if url is None else got
+            elif isinstance(value, bool) and url is None:
+                got = bool(got)
+            assert got == value, (column, got, value)
+    assert [stored[i][RUNS_COLUMNS.index("city")] for i in sorted(stored)] == cities
+
+
+def test_a_row_refused_in_a_table_batch_is_quarantined_and_the_rest_stored(
+    store, small_chunks
+) -> None:
+    s, url = store
+    uid = new_user(url)
+    s.batch_size = 16
+    table = replaced(make_table(uid, 50), "distance_meters", 20, -5.0)  # the CHECK refuses
+    bad = table.column("strava_id")[20].as_py()
+    result = s.upsert_runs_table(table, session_id=new_session(s, uid))
+    assert (result.saved, result.updated, result.skipped, result.failed) == (49, 0, 0, 1)
+    assert len(result.errors) == 1 and "distance_meters" in result.errors[0]
+    assert bad not in s.run_ids(uid) and len(s.run_ids(uid)) == 49
+    ((strava_id, reason, source, payload),) = _quarantined(s, url, uid)
+    assert (strava_id, source) == (bad, "store")
+    assert reason == result.errors[0] and reason.startswith("database refused the row: ")
+    assert payload == table.column("payload")[20].as_py()
+    # The batch stored its other rows; a re-run skips them and refuses the row again.
+    again = s.upsert_runs_table(table)
+    assert (again.saved, again.updated, again.skipped, again.failed) == (0, 0, 49, 1)
+
+
+def test_nul_in_text_is_quarantined_on_postgres_and_kept_on_sqlite(store) -> None:
+    s, url = store
+    uid = new_user(url)
+    table = make_table(uid, 20)
+    table = replaced(table, "name", 3, "nul \x00 inside")
+    table = replaced(table, "timezone", 7, "\x00")
+    table = replaced(table, "name", 7, "also \x00")  # the first column of the row is named
+    result = s.upsert_runs_table(table)
+    ids = table.column("strava_id").to_pylist()
+    if url is None:  # SQLite's text holds NUL: stored as it is
+        assert (result.saved, result.failed) == (20, 0)
+        assert _stored(s, url, uid, "name")[ids[3]] == ("nul \x00 inside",)
+        assert _quarantined(s, url, uid) == []
+        return
+    assert (result.saved, result.failed) == (18, 2)
+    assert sorted(s.run_ids(uid)) == sorted(i for n, i in enumerate(ids) if n not in (3, 7))
+    quarantined = _quarantined(s, url, uid)
+    assert [(q[0], q[1], q[2]) for q in quarantined] == [
+        (ids[3], "column name contains a NUL character", "store"),
+        (ids[7], "column name contains a NUL character", "store"),
+    ]
+    assert json.loads(quarantined[0][3])["id"] == ids[3]  # the payload, NUL-free
+
+
+def test_json_the_database_cannot_hold_is_refused_by_postgres_and_kept_by_sqlite(store) -> None:
+    """Escapes jsonb refuses (\\u0000, a lone surrogate): PostgreSQL's reason, quarantined."""
+    s, url = store
+    uid = new_user(url)
+    table = make_table(uid, 10)
+    ids = table.column("strava_id").to_pylist()
+    table = replaced(table, "payload", 2, json.dumps({"id": ids[2], "x": "\x00"}))
+    table = replaced(table, "payload", 6, json.dumps({"id": ids[6], "x": "\ud800"}))
+    result = s.upsert_runs_table(table)
+    if url is None:
+        assert (result.saved, result.failed) == (10, 0)
+        return
+    assert (result.saved, result.failed) == (8, 2)
+    quarantined = _quarantined(s, url, uid)
+    assert [q[0] for q in quarantined] == [ids[2], ids[6]]
+    assert all(q[1].startswith("database refused the row: ") for q in quarantined)
+    assert all(q[2] == "store" for q in quarantined)
+
+
+def test_text_that_is_not_unicode_raises_before_anything_is_written(store) -> None:
+    """A lone surrogate (a dict row) cannot become Arrow text; text that is not UTF-8 (a table
+    from elsewhere) fails validation: both raise, and no row of the batch is stored."""
+    s, url = store
+    uid = new_user(url)
+    rows = make_rows(uid, 10)
+    rows[4] = {**rows[4], "name": "lone \ud800 surrogate"}
+    with pytest.raises(UnicodeEncodeError):
+        s.upsert_runs(rows)
+    table = make_table(uid, 10)
+    names = table.column("name").combine_chunks()
+    offsets, data = names.buffers()[1], names.buffers()[2].to_pybytes()
+    broken = pa.Array.from_buffers(
+        pa.string(), len(names), [None, offsets, pa.py_buffer(b"\xed\xa0" + data[2:])]
+    )
+    table = table.set_column(table.schema.get_field_index("name"), "name", broken)
+    with pytest.raises(pa.ArrowInvalid, match="UTF8"):
+        s.upsert_runs_table(table)
+    assert s.run_ids(uid) == []
+
+
+def test_runs_table_builds_each_status_once_per_distinct_data_quality() -> None:
+    table = make_table("u", 6)
+    notes = [None, '["name missing"]', None, '["name missing"]', "[]", "not json"]
+    table = replaced(table, "data_quality", 0, None)
+    for i, value in enumerate(notes):
+        table = replaced(table, "data_quality", i, value)
+    runs = runs_table(table, session_id="s-1")
+    assert runs.schema == RUNS_SCHEMA
+    assert runs.column("sync_session_id").to_pylist() == ["s-1"] * 6
+    base = {"weather": False, "geocoding": False, "reason": "not enriched"}
+    assert runs.column("enrichment_status").to_pylist() == [
+        json.dumps(base),
+        json.dumps({**base, "data_quality": ["name missing"]}),
+        json.dumps(base),
+        json.dumps({**base, "data_quality": ["name missing"]}),
+        json.dumps(base),
+        json.dumps({**base, "data_quality": ["not json"]}),
+    ]
+    # An enriched table's own status is kept; a row without one gets the default.
+    mixed = enriched(make_table("u", 3), enrichment_status=['{"weather":true}', None, "{}"])
+    assert runs_table(mixed).column("enrichment_status").to_pylist() == [
+        '{"weather":true}',
+        json.dumps(base),
+        "{}",
+    ]
+
+
 # -- PostgreSQL only ----------------------------------------------------------------------
 @pytest.fixture
 def pg_store(pg_url) -> Iterator[PostgresStore]:
@@ -346,14 +609,18 @@ def test_realtime_publication_trigger_and_migration_bookkeeping(pg_store, pg_url
     assert after > before
 
 
-def test_connection_dropped_mid_batch_rolls_back_then_stores_once(pg_store, pg_url) -> None:
+@pytest.mark.parametrize("via", ["rows", "table"])
+def test_connection_dropped_mid_batch_rolls_back_then_stores_once(
+    pg_store, pg_url, via, small_chunks
+) -> None:
     uid = str(uuid.uuid4())
     add_users(pg_url, uid)
-    rows = make_rows(uid, 400)
-    kills = []
+    pg_store.batch_size = 150  # three batches: the second one's connection drops
+    merges, kills = [], []
 
     def kill_own_backend(conn: psycopg.Connection) -> None:
-        if kills:
+        merges.append(1)
+        if len(merges) != 2:
             return
         pid = conn.execute("select pg_backend_pid()").fetchone()[0]
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
@@ -361,7 +628,10 @@ def test_connection_dropped_mid_batch_rolls_back_then_stores_once(pg_store, pg_u
         kills.append(pid)
 
     pg_store.before_merge = kill_own_backend
-    result = pg_store.upsert_runs(rows)
+    if via == "rows":
+        result = pg_store.upsert_runs(make_rows(uid, 400))
+    else:
+        result = pg_store.upsert_runs_table(make_table(uid, 400))
     assert kills, "the fault was not injected"
     assert (result.saved, result.updated, result.failed) == (400, 0, 0)
     with psycopg.connect(pg_url) as conn:

@@ -17,7 +17,7 @@ import pyarrow as pa
 from sync_assets.core import incremental
 from sync_assets.core.errors import ErrorInfo, ErrorType, SyncError
 from sync_assets.core.sessions import SyncState, tracker_for_run
-from sync_assets.core.storage import QuarantineRecord, SessionRecord, Store, StoreResult, runs_rows
+from sync_assets.core.storage import QuarantineRecord, SessionRecord, Store, StoreResult
 from sync_assets.core.windows import split_key, sync_spans
 
 if TYPE_CHECKING:
@@ -132,9 +132,10 @@ def store_user(
     mine, quarantined, by_key = StoreResult(), 0, {}
     try:
         for key, part in parts.items():
-            # Each row written names this session (runs.sync_session_id).
+            # The partition's Arrow table as it is; each row written names this session
+            # (runs.sync_session_id).
             result = (
-                store.upsert_runs(runs_rows(part.activities), session_id=tracker.session.id)
+                store.upsert_runs_table(part.activities, session_id=tracker.session.id)
                 if part.activities.num_rows
                 else StoreResult()
             )

@@ -116,6 +116,25 @@ INTEGER_COLUMNS = frozenset(
 INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1
 JSON_COLUMNS = frozenset({"strava_data", "enrichment_status"})
 
+# The runs rows as the store writes them (`runs_table`): RUNS_COLUMNS, in order, in these types.
+_RUNS_TYPES: dict[str, pa.DataType] = {
+    "strava_id": pa.int64(),
+    "athlete_id": pa.int64(),
+    "start_date_utc": pa.timestamp("s", tz="UTC"),
+    "start_date_local": pa.timestamp("s", tz="UTC"),
+    "moving_time_seconds": pa.int64(),
+    "elapsed_time_seconds": pa.int64(),
+    "average_heartrate_bpm_precise": pa.float64(),
+    "max_heartrate_bpm_precise": pa.float64(),
+    "manual": pa.bool_(),
+    "trainer": pa.bool_(),
+    "commute": pa.bool_(),
+    "private": pa.bool_(),
+    **{c: pa.float64() for c in REAL_COLUMNS},
+    **{c: pa.int64() for c in INTEGER_COLUMNS},
+}
+RUNS_SCHEMA = pa.schema([(c, _RUNS_TYPES.get(c, pa.string())) for c in RUNS_COLUMNS])
+
 SESSION_FIELDS = frozenset(
     {
         "status",
@@ -330,12 +349,18 @@ class Store(TokenStore, WeatherCache, Protocol):
         ...
 
     # Runs.
+    def upsert_runs_table(self, table: pa.Table, session_id: str | None = None) -> StoreResult:
+        """Insert or update the rows of a `raw_strava_activities` or enriched table (what
+        `runs_table` makes of it), a batch per transaction; `session_id` (the sync session
+        writing them) goes to `sync_session_id` of the rows inserted or changed (unchanged
+        rows keep the session that last wrote them). Rows the database refuses are
+        quarantined (source 'store') and counted in `failed`; the rest is stored."""
+        ...
+
     def upsert_runs(
         self, rows: Sequence[dict[str, Any]], session_id: str | None = None
     ) -> StoreResult:
-        """Insert or update `runs_rows` rows; `session_id` (the sync session writing them)
-        goes to `sync_session_id` of the rows inserted or changed (unchanged rows keep the
-        session that last wrote them)."""
+        """`upsert_runs_table` for `runs_rows` rows (dicts, perhaps edited)."""
         ...
 
     def quarantine(
@@ -529,31 +554,57 @@ def _runs_columns(table: pa.Table) -> dict[str, pa.ChunkedArray]:
     return out
 
 
-def runs_rows(table: pa.Table, enrichment: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Rows of public.runs from a `raw_strava_activities` (or enriched) table.
+def _enrichment_status(table: pa.Table, enrichment: dict[str, Any] | None) -> pa.ChunkedArray:
+    """Each row's `enrichment_status` JSON: the table's own (an enriched table has one), else
+    `enrichment` (by default: not enriched) with the row's `data_quality` notes, if any, under
+    `"data_quality"`. Built once per distinct `data_quality` value (there are a handful: which
+    fields Strava left out), not per row."""
+    names = set(table.column_names)
+    n = table.num_rows
+    given = table.column("enrichment_status") if "enrichment_status" in names else None
+    if given is not None and given.null_count == 0:
+        return given
+    quality = table.column("data_quality") if "data_quality" in names else pa.nulls(n, pa.string())
+    distinct = pc.unique(quality)
+    base = enrichment or {"weather": False, "geocoding": False, "reason": "not enriched"}
+    texts = []
+    for value in distinct.to_pylist():
+        status = dict(base)
+        notes = quality_notes(value)  # no column in older files: none
+        if notes:
+            status["data_quality"] = notes
+        texts.append(json.dumps(status))
+    built = pa.array(texts, pa.string()).take(pc.index_in(quality, distinct))
+    built = pa.chunked_array([built])
+    return pc.coalesce(given, built) if given is not None else built
+
+
+def runs_table(
+    table: pa.Table, enrichment: dict[str, Any] | None = None, session_id: str | None = None
+) -> pa.Table:
+    """Rows of public.runs (`RUNS_SCHEMA`) from a `raw_strava_activities` (or enriched) table,
+    column by column (Arrow compute, no Python object per row): what the store writes.
 
     Columns get the database's names (`RUNS_SOURCES`) and the seed's types: reals rounded to
     float4, heart rates and the integer weather values rounded to integers (the heart rates as
     sent stay in `*_precise`), `activity_type` and `start_date_local` filled as the README says.
     A raw row's `enrichment_status` is `enrichment` (by default: not enriched), with the row's
     `data_quality` notes under `"data_quality"` when it has any (as enrichment copies them).
-    `sync_session_id` is the store's to fill (`Store.upsert_runs`)."""
+    `sync_session_id` is `session_id` on every row; columns the table lacks are null."""
+    n = table.num_rows
     columns = _runs_columns(table)
-    extra = [c for c in ("payload", "enrichment_status", "data_quality") if c in table.column_names]
-    records = pa.table({**columns, **{c: table.column(c) for c in extra}}).to_pylist()
-    rows = []
-    for rec in records:
-        row = {c: rec.get(c) for c in RUNS_COLUMNS}
-        row["strava_data"] = rec["payload"]
-        status = rec.get("enrichment_status")
-        if status is None:
-            status = dict(
-                enrichment or {"weather": False, "geocoding": False, "reason": "not enriched"}
-            )
-            notes = quality_notes(rec.get("data_quality"))  # no column in older files: none
-            if notes:
-                status["data_quality"] = notes
-            status = json.dumps(status)
-        row["enrichment_status"] = status if isinstance(status, str) else json.dumps(status)
-        rows.append(row)
-    return rows
+    columns["strava_data"] = table.column("payload")
+    columns["enrichment_status"] = _enrichment_status(table, enrichment)
+    columns["sync_session_id"] = pa.repeat(pa.scalar(session_id, pa.string()), n)
+    arrays = []
+    for f in RUNS_SCHEMA:
+        values = columns.get(f.name)
+        arrays.append(pa.nulls(n, f.type) if values is None else values.cast(f.type))
+    return pa.Table.from_arrays(arrays, schema=RUNS_SCHEMA)
+
+
+def runs_rows(table: pa.Table, enrichment: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """`runs_table`'s rows as dicts (`sync_session_id` None: the store's to fill), for callers
+    that want to look at or edit rows; the store takes the table itself
+    (`Store.upsert_runs_table`)."""
+    return runs_table(table, enrichment).to_pylist()

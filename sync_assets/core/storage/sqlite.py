@@ -1,9 +1,10 @@
 """The embedded default: one SQLite file with the same tables and behaviour as PostgreSQL.
 
 The operations are `SqlStore`'s; this class brings the connections, SQLite's locking and its
-row-at-a-time runs upsert. No server to set up, safe across threads and processes (WAL, busy
-timeout, `BEGIN IMMEDIATE` before every write: the token refresh lock among them). There is no
-RLS: it serves the one person on this machine.
+runs upsert (one executemany per batch; row by row only to find a row the database refuses).
+No server to set up, safe across threads and processes (WAL, busy timeout, `BEGIN IMMEDIATE`
+before every write: the token refresh lock among them). There is no RLS: it serves the one
+person on this machine.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import json
 import os
 import sqlite3
 import threading
-import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sync_assets.core.clients.weather import (
     WEATHER_FIELDS,
@@ -47,6 +50,9 @@ def Q(name: str) -> str:  # noqa: N802 - reads like a constant
 
 
 _iso = SQLITE.when
+_USER, _STRAVA_ID, _STRAVA_DATA = (
+    RUNS_COLUMNS.index(c) for c in ("user_id", "strava_id", "strava_data")
+)
 
 
 class SqliteStore(SqlStore):
@@ -108,20 +114,26 @@ class SqliteStore(SqlStore):
         with contextlib.closing(self._connect()) as conn:
             return migrate_sqlite(conn)
 
-    # -- runs: a row at a time, in one transaction per batch --------------------------------
-    @staticmethod
-    def _params(row: dict[str, Any]) -> dict[str, Any]:
-        params = {c: _iso(row[c]) for c in RUNS_COLUMNS}
-        params["id"] = str(uuid.uuid4())
-        return params
+    # -- runs: one executemany per batch, in one transaction ----------------------------------
+    def _encode(self, runs: pa.Table) -> list[tuple[Any, ...]]:
+        """upsert_run.sql's parameters of each row (RUNS_COLUMNS in order), converted column by
+        column: times as SQLite keeps them (ISO 8601 UTC text, to the second, `SQLITE.when`)."""
+        columns = []
+        for f in runs.schema:
+            values = runs.column(f.name)
+            if pa.types.is_timestamp(f.type):
+                values = pc.strftime(values, format="%Y-%m-%dT%H:%M:%SZ")
+            columns.append(values.to_pylist())
+        return list(zip(*columns, strict=True))
 
     def _store_batch(
-        self, rows: Sequence[dict[str, Any]]
+        self, runs: pa.Table, encoded: list[tuple[Any, ...]]
     ) -> tuple[StoreResult, list[QuarantineRecord]]:
         result, refused = StoreResult(), []
+        rows = encoded
         by_user: dict[str, list[int]] = {}
         for row in rows:
-            by_user.setdefault(row["user_id"], []).append(row["strava_id"])
+            by_user.setdefault(row[_USER], []).append(row[_STRAVA_ID])
         with self._tx("IMMEDIATE") as conn:
             existing = {
                 (user, r[0])
@@ -133,33 +145,38 @@ class SqliteStore(SqlStore):
                 for user, ids in by_user.items()
                 for r in conn.execute(Q("deleted_run_ids"), (user, json.dumps(ids)))
             }
-            for row in rows:
-                if (row["user_id"], row["strava_id"]) in deleted:
-                    result.skipped += 1
-                    continue
+            live = [r for r in rows if (r[_USER], r[_STRAVA_ID]) not in deleted]
+            result.skipped = len(rows) - len(live)
+            conn.execute("SAVEPOINT run_batch")
+            try:
+                changed = conn.executemany(Q("upsert_run"), live).rowcount
+            except sqlite3.IntegrityError:
+                changed = None  # somewhere in the batch is a row the database refuses
+                conn.execute("ROLLBACK TO run_batch")
+            conn.execute("RELEASE run_batch")
+            if changed is not None:
+                # A row changes once when inserted or updated, not at all when identical.
+                result.saved = len({(r[_USER], r[_STRAVA_ID]) for r in live} - existing)
+                result.updated = changed - result.saved
+                result.skipped += len(live) - changed
+                return result, refused
+            for row in live:
+                key = (row[_USER], row[_STRAVA_ID])
                 conn.execute("SAVEPOINT run_row")
                 try:
-                    changed = conn.execute(Q("upsert_run"), self._params(row)).rowcount
+                    changed = conn.execute(Q("upsert_run"), row).rowcount
                 except sqlite3.IntegrityError as exc:
                     conn.execute("ROLLBACK TO run_row")
+                    conn.execute("RELEASE run_row")
                     reason = f"database refused the row: {exc}"
                     result.failed += 1
                     result.errors.append(reason)
-                    refused.append(
-                        QuarantineRecord(
-                            row["user_id"],
-                            row["strava_id"],
-                            reason,
-                            row["strava_data"] or "",
-                            "store",
-                        )
-                    )
-                    conn.execute("RELEASE run_row")
+                    refused.append(QuarantineRecord(*key, reason, row[_STRAVA_DATA] or "", "store"))
                     continue
                 conn.execute("RELEASE run_row")
-                if (row["user_id"], row["strava_id"]) not in existing:
+                if key not in existing:
                     result.saved += 1
-                    existing.add((row["user_id"], row["strava_id"]))
+                    existing.add(key)
                 elif changed:
                     result.updated += 1
                 else:

@@ -1,5 +1,5 @@
--- One run, inserted or updated; an identical row is left alone (0 rows changed), and keeps
--- the sync_session_id of the session that last wrote it.
+-- One run, inserted or updated (executemany: a batch of them); an identical row is left alone
+-- (0 rows changed), and keeps the sync_session_id of the session that last wrote it.
 INSERT INTO runs (
   id,
   user_id, strava_id, athlete_id, name, activity_type, type, sport_type, start_date_utc,
@@ -11,16 +11,15 @@ INSERT INTO runs (
   pressure_hpa, wind_speed_ms, wind_direction_degrees, weather_condition, visibility_meters,
   uv_index, strava_data, enrichment_status, sync_session_id
 ) VALUES (
-  :id,
-  :user_id, :strava_id, :athlete_id, :name, :activity_type, :type, :sport_type,
-  :start_date_utc, :start_date_local, :timezone, :distance_meters, :moving_time_seconds,
-  :elapsed_time_seconds, :total_elevation_gain_meters, :average_speed_ms, :max_speed_ms,
-  :average_heartrate_bpm, :max_heartrate_bpm, :average_heartrate_bpm_precise,
-  :max_heartrate_bpm_precise, :start_latitude, :start_longitude, :end_latitude,
-  :end_longitude, :manual, :trainer, :commute, :private, :visibility, :city, :state, :country,
-  :temperature_celsius, :feels_like_celsius, :humidity_percent, :pressure_hpa, :wind_speed_ms,
-  :wind_direction_degrees, :weather_condition, :visibility_meters, :uv_index, :strava_data,
-  :enrichment_status, :sync_session_id
+  -- id: a random UUID (version 4), written as Python's str(uuid.uuid4()) writes one
+  lower(
+    hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2)
+    || '-' || substr('89ab', 1 + abs(random() % 4), 1) || substr(hex(randomblob(2)), 2)
+    || '-' || hex(randomblob(6))
+  ),
+  -- the other columns, in the order above (RUNS_COLUMNS: SqliteStore._encode)
+  ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+  ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 )
 ON CONFLICT (user_id, strava_id) DO UPDATE SET
   athlete_id = excluded.athlete_id,
