@@ -39,8 +39,9 @@ What is measured:
 The run's settings are the deployed ones: `DAGSTER_EVENT_BATCH_SIZE` as `sync-assets sync`
 sets it (unless the environment sets it: `DAGSTER_EVENT_BATCH_SIZE=0` turns batching off), the
 production file's `event_log_pool` (`--event-log-pool async-commit` sets its
-`synchronous_commit: false`, `off` leaves the setting out). Other Dagster variables pass through the environment
-(e.g. `DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1`, to measure what it would save).
+`synchronous_commit: false`, `off` leaves the setting out). Other Dagster variables pass
+through the environment (e.g. `DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1`, to measure
+what it would save).
 `--json FILE` appends each run's figures to FILE and `--from-json FILE` prints their table, so
 runs of two checkouts can be interleaved and compared.
 
