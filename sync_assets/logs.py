@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import coloredlogs
-from dagster import DagsterInstance, Field, InitLoggerContext, logger
+from dagster import DagsterInstance, Field, InitLoggerContext, IntSource, Shape, logger
 
 from sync_assets.core import settings
 from sync_assets.core.sessions import session_key
@@ -32,10 +32,12 @@ from sync_assets.dagster_private import (
     ASSET_PARTITION_RANGE_START_TAG,
     EVENT_TYPE_TO_DISPLAY_STRING,
     PARTITION_NAME_TAG,
+    close_event_log_connections,
     coerce_valid_log_level,
     get_log_record_metadata,
     has_log_record_metadata,
     instance_config_defaults,
+    keep_event_log_connection,
 )
 from sync_assets.partitions import split_key
 
@@ -179,6 +181,26 @@ def with_json_loggers(run_config: Mapping[str, Any] | None, job_snapshot: Any) -
     return config
 
 
+EVENT_LOG_POOL_FIELD = Field(
+    Shape(
+        {
+            "max_overflow": Field(IntSource, is_required=False, default_value=4),
+            "pool_recycle_seconds": Field(IntSource, is_required=False, default_value=3600),
+            "synchronous_commit": Field(
+                bool,
+                is_required=False,
+                default_value=True,
+                description="false: the event log's commits do not wait for PostgreSQL's WAL "
+                "flush (a server crash may lose its last 0.6 s of events, never corrupt them)",
+            ),
+        }
+    ),
+    is_required=False,
+    description="dagster-postgres storage: the event log keeps one connection open per process "
+    "(and up to max_overflow more for threads) instead of one new connection per write",
+)
+
+
 class JsonLogsInstance(DagsterInstance):
     """A Dagster instance whose runs of this code location's jobs log JSON even when launched
     without run config.
@@ -195,12 +217,34 @@ class JsonLogsInstance(DagsterInstance):
     `loggers` entry whose job has this module's `console` logger is created with
     `loggers: {console: {}}` (`with_json_loggers`), which the run page shows. Runs of other
     jobs, and runs whose config names a logger, are created as given.
+
+    With the setting `event_log_pool` (deploy/production/dagster.yaml) a dagster-postgres
+    event log keeps its connection (`dagster_private.keep_event_log_connection`): Dagster's
+    own opens one per write, and a whole-history run writes 1,296 asset events (README,
+    "Dagster's bookkeeping"). Without it, or on SQLite, nothing changes.
     """
 
     @classmethod
     def config_schema(cls) -> dict[str, Any]:
-        """No setting of its own (Dagster asks a custom instance class for its schema)."""
-        return {}
+        """Its one setting, `event_log_pool` (Dagster asks a custom instance class for its
+        schema and passes the values to `__init__`)."""
+        return {"event_log_pool": EVENT_LOG_POOL_FIELD}
+
+    def __init__(
+        self, *args: Any, event_log_pool: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._pooled_event_log = event_log_pool is not None and keep_event_log_connection(
+            self.event_log_storage,
+            max_overflow=event_log_pool.get("max_overflow", 4),
+            pool_recycle_seconds=event_log_pool.get("pool_recycle_seconds", 3600),
+            synchronous_commit=event_log_pool.get("synchronous_commit", True),
+        )
+
+    def dispose(self) -> None:
+        super().dispose()
+        if self._pooled_event_log:
+            close_event_log_connections(self.event_log_storage)
 
     @classmethod
     def config_defaults(cls, base_dir: str) -> Mapping[str, Any]:

@@ -8,10 +8,13 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pyarrow.parquet as pq
+
+from .helpers import loading_lines
 
 BIN = Path(sys.executable).with_name("sync-assets")
 
@@ -54,6 +57,24 @@ def test_demo_runs_the_main_job_offline(tmp_path: Path) -> None:
     assert "the demo's" in lines[0] and len(lines) == 3, status.stdout
     shown = {line.split()[2] for line in lines[1:]}
     assert len(shown) == 2, status.stdout
+
+
+def check_instance_holds_the_run(home: Path) -> None:
+    """The sync's events are in its Dagster instance (the UI's source): every month of every
+    asset materialized (the CLI writes a range run's asset events in batches), and one log
+    line per input the Parquet IO manager loaded."""
+    from dagster import AssetKey, DagsterInstance
+
+    now = datetime.now(UTC)
+    months = (now.year - 2009) * 12 + now.month
+    instance = DagsterInstance.from_config(str(home))
+    try:
+        for asset in ("raw_strava_activities", "weather_enriched_activities", "runs_table"):
+            assert len(instance.get_materialized_partitions(AssetKey(asset))) == months, asset
+        (run,) = instance.get_runs()
+        assert len(loading_lines(instance, run.run_id)) == 2
+    finally:
+        instance.dispose()
 
 
 def test_sandbox_connect_and_sync_as_separate_processes(tmp_path: Path) -> None:
@@ -118,6 +139,7 @@ def test_sandbox_connect_and_sync_as_separate_processes(tmp_path: Path) -> None:
         )
         weather = re.search(r"weather: (\d+) enriched, (\d+) pending, (\d+) failed", out.stdout)
         assert weather and int(weather.group(1)) > 250 and weather.group(3) == "0", out.stdout
+        check_instance_holds_the_run(tmp_path / "dagster")
 
         # Weather again, from the stored activities: no Strava request, all from the cache.
         def strava_requests() -> int:

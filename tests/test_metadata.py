@@ -16,9 +16,11 @@ from sync_assets.partitions import USERS_PARTITIONS_NAME
 from .helpers import (
     RUN_PREFIX,
     connect_user,
+    loading_lines,
     make_resources,
     partition_metadata,
     run_metadata,
+    stored_partition_metadata,
     sync_range,
     whole_history,
 )
@@ -38,6 +40,13 @@ def test_a_sync_reads_well_in_the_ui_and_lands_in_the_metrics(
         instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
         result = sync_range(instance, resources, user, first, last)
         assert result.success
+        # What the UI reads: the instance's event log holds each month's materialization with
+        # the metadata the run gave it, and one log line per input loaded, not one per month.
+        for asset in ("raw_strava_activities", "weather_enriched_activities", "runs_table"):
+            assert stored_partition_metadata(instance, asset) == partition_metadata(result, asset)
+        months = len(partition_metadata(result, "raw_strava_activities"))
+        lines = loading_lines(instance, result.run_id)
+        assert [line.split(" from ")[0] for line in lines] == [f"Loading {months} partitions"] * 2
     raw = run_metadata(result, "raw_strava_activities")
     enriched = run_metadata(result, "weather_enriched_activities")
     stored = run_metadata(result, "runs_table")

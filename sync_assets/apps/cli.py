@@ -305,7 +305,7 @@ def _run_job(
         raise SystemExit(f"error: user {user_id} is not connected: run `sync-assets connect`")
     from sync_assets.apps.terminal_progress import SessionProgress
     from sync_assets.core.storage import open_store
-    from sync_assets.local_runs import fail_dead_local_runs, local_run_tags
+    from sync_assets.local_runs import batched_event_writes, fail_dead_local_runs, local_run_tags
 
     with open_store(settings.database_url(), settings.data_dir()) as store:
         # A run of an earlier command that was killed: failed now, so this one resumes from it.
@@ -313,7 +313,10 @@ def _run_job(
             print(f"  run {run_id[:8]} of an earlier command died; this sync resumes after it")
         started = time.perf_counter()
         run_id = str(uuid.uuid4())  # known before the run starts: its sessions are watched
-        with SessionProgress(store, run_id, stream=sys.stderr, quiet=quiet) as progress:
+        with (
+            SessionProgress(store, run_id, stream=sys.stderr, quiet=quiet) as progress,
+            batched_event_writes(),
+        ):
             result = defs.resolve_job_def(job_name).execute_in_process(
                 instance=instance,
                 run_id=run_id,

@@ -10,6 +10,7 @@ from sync_assets.core import metrics
 from sync_assets.core.clients.weather import WeatherProvider
 from sync_assets.core.enrichment.activities import EnrichReport
 from sync_assets.core.steps.enrich import STEP, EnrichOutcome, enrich_partitions
+from sync_assets.dagster_private import add_partition_metadata
 from sync_assets.partitions import run_partition_keys, strava_partitions
 from sync_assets.resources.parquet_io import PartitionData, by_partition
 from sync_assets.resources.supabase import SupabaseResource
@@ -128,6 +129,5 @@ def weather_enriched_activities(
             logger=context.log,
             outcome=outcome,
         )
-    for key in raw:
-        context.add_asset_metadata(partition_metadata(outcome.enriched[key]), partition_key=key)
+    add_partition_metadata(context, {key: partition_metadata(outcome.enriched[key]) for key in raw})
     return Output(outcome.partitions, metadata=_metadata(outcome.report, outcome.provider))

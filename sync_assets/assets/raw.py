@@ -19,6 +19,7 @@ from sync_assets.core.errors import ErrorType, SyncError
 from sync_assets.core.ingest import FetchReport, PartitionCounts, fetch_partitions
 from sync_assets.core.sessions import SessionTracker, tracker_for_run
 from sync_assets.core.storage.base import Store
+from sync_assets.dagster_private import add_partition_metadata
 from sync_assets.partitions import run_partition_keys, split_key, strava_partitions
 from sync_assets.resources.parquet_io import partition_sink
 from sync_assets.resources.strava import StravaResource
@@ -219,6 +220,7 @@ def raw_strava_activities(
     except SyncError as err:
         raise _retry_or_failure(context, strava, err) from None
     context.log.info(_summary(report, len(keys)))
-    for key, counts in report.partitions.items():
-        context.add_asset_metadata(partition_metadata(counts), partition_key=key)
+    add_partition_metadata(
+        context, {key: partition_metadata(counts) for key, counts in report.partitions.items()}
+    )
     return Output(sink.outputs, metadata=_metadata(report))

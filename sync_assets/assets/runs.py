@@ -16,6 +16,7 @@ from sync_assets.core import metrics, settings
 from sync_assets.core.steps.store import STEP, StoreFailed, StoreOutcome, store_partitions
 from sync_assets.core.steps.store import listing_shortfall as listing_shortfall  # re-exported
 from sync_assets.core.storage import StepMetrics, StoreResult
+from sync_assets.dagster_private import add_partition_metadata
 from sync_assets.partitions import run_partition_keys, strava_partitions
 from sync_assets.resources.parquet_io import by_partition
 from sync_assets.resources.supabase import SupabaseResource
@@ -83,6 +84,11 @@ def runs_table(
             store_partitions(keys, data, store, context.run, outcome=outcome)
         except StoreFailed as err:
             raise Failure(description=str(err), allow_retries=err.retry_step) from None
-    for key, (result, quarantined) in outcome.partitions.items():
-        context.add_asset_metadata(partition_metadata(result, quarantined), partition_key=key)
+    add_partition_metadata(
+        context,
+        {
+            key: partition_metadata(result, quarantined)
+            for key, (result, quarantined) in outcome.partitions.items()
+        },
+    )
     return MaterializeResult(metadata=_metadata(outcome, metrics.sync_steps(store, context.run)))

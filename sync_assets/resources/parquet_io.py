@@ -110,6 +110,22 @@ class PartitionedParquetIOManager(UPathIOManager):
             _read(path / QUARANTINE_FILE, QUARANTINE_SCHEMA),
         )
 
+    def load_partitions(self, context: InputContext) -> PartitionData | dict[str, PartitionData]:
+        """The input's partitions, one file pair each, with one log line for them all.
+
+        `UPathIOManager` logs a debug line per partition loaded, and each line is an event in
+        the instance's log: a whole history (216 months) cost 432 event writes between the
+        three steps. A partition whose files are missing loads as empty (`_read`), as before.
+        """
+        paths = self._get_paths_for_partitions(context)
+        keys = context.asset_partition_keys
+        first = paths[keys[0]]
+        if len(keys) == 1:
+            context.log.debug(f"Loading partition {keys[0]} from {first}")
+            return self.load_from_path(context, first)
+        context.log.debug(f"Loading {len(keys)} partitions from {first.parent.parent}")
+        return {key: self.load_from_path(context, paths[key]) for key in keys}
+
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if not context.has_asset_partitions:
             return super().handle_output(context, obj)

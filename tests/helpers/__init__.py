@@ -8,7 +8,14 @@ Playwright."""
 from .cli import CHILD_ENV_DROPPED, CLI, cli_connect, sandbox_env
 from .databases import BOOTSTRAP, add_users, migrate_postgres_until, migrate_sqlite_until
 from .resources import make_resources
-from .runs import RUN_PREFIX, partition_metadata, run_metadata, sync_range
+from .runs import (
+    RUN_PREFIX,
+    loading_lines,
+    partition_metadata,
+    run_metadata,
+    stored_partition_metadata,
+    sync_range,
+)
 from .strava import LIST_ORDERS, quarter_not_midnight, whole_history
 from .users import connect_user, save_tokens
 
@@ -21,6 +28,7 @@ __all__ = [
     "add_users",
     "cli_connect",
     "connect_user",
+    "loading_lines",
     "make_resources",
     "migrate_postgres_until",
     "migrate_sqlite_until",
@@ -29,6 +37,7 @@ __all__ = [
     "run_metadata",
     "sandbox_env",
     "save_tokens",
+    "stored_partition_metadata",
     "sync_range",
     "whole_history",
 ]

@@ -61,3 +61,25 @@ def partition_metadata(result: object, asset: str) -> dict[str, dict[str, object
         for m in result.get_asset_materialization_events()
         if m.asset_key.path == [asset]
     }
+
+
+def stored_partition_metadata(instance: object, asset: str) -> dict[str, dict[str, object]]:
+    """`partition_metadata`, read back from the instance's event log (what the UI shows): each
+    partition's latest materialization of `asset` -> its metadata, values unwrapped."""
+    from dagster import AssetKey
+
+    records = instance.fetch_materializations(AssetKey(asset), limit=10_000).records
+    stored: dict[str, dict[str, object]] = {}
+    for record in records:  # newest first: keep each partition's latest
+        m = record.asset_materialization
+        stored.setdefault(str(m.partition), {k: v.value for k, v in m.metadata.items()})
+    return stored
+
+
+def loading_lines(instance: object, run_id: str) -> list[str]:
+    """The run's log lines of the Parquet IO manager loading inputs, as the instance keeps them."""
+    return [
+        e.user_message
+        for e in instance.all_logs(run_id)
+        if not e.is_dagster_event and e.user_message.startswith("Loading ")
+    ]
