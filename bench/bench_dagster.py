@@ -220,6 +220,8 @@ def child(
     # embedded: `sync-assets sync` writes sync_assets/embedded_dagster.yaml there itself.
     from sync_assets_sandbox import SandboxServer, StravaSandbox, WeatherLimits, WeatherSandbox
 
+    from sync_assets.apps.demo_ui import sandbox_environment
+
     sandbox = StravaSandbox(seed=17)
     athlete = sandbox.add_athlete(n_activities=activities, seed=17, years=years)
     first = datetime(2009, 1, 1, tzinfo=UTC)
@@ -237,15 +239,7 @@ def child(
     timer = EventTimer()
     timer.install()
     try:
-        os.environ.update(
-            {
-                "STRAVA_CLIENT_ID": sandbox.client_id,
-                "STRAVA_CLIENT_SECRET": sandbox.client_secret,
-                "STRAVA_API_URL": server.api_url,
-                "STRAVA_OAUTH_URL": server.oauth_url,
-                "WEATHER_API_URL": server.weather_url,
-            }
-        )
+        os.environ.update(sandbox_environment(sandbox, server))
         from dagster import Definitions
 
         import sync_assets.definitions as definitions

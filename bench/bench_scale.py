@@ -49,6 +49,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 from dagster._core.utils import make_new_backfill_id
+from sandbox_client import connect
 from sync_assets_sandbox import RateLimits, SandboxServer, StravaSandbox
 
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
@@ -220,16 +221,7 @@ def incremental_cost(
             for i in range(in_month):
                 sandbox.add_activity(athlete.athlete_id, start_date=span_start + step * i)
             user = str(uuid.uuid4())
-            store.save_connection(
-                user,
-                StravaTokens(
-                    access_token=athlete.access_token,
-                    refresh_token=athlete.refresh_token,
-                    expires_at=athlete.expires_at,
-                ),
-                athlete_id=athlete.athlete_id,
-                scopes=athlete.scopes,
-            )
+            connect(store, athlete, user)
             instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
             first = month_key(
                 datetime.fromisoformat(sandbox.activities(athlete.athlete_id)[0]["start_date"])

@@ -212,19 +212,30 @@ def postgres_sides(user: str, tables: dict[str, pa.Table]) -> Iterator[dict[str,
                     tuples = raw_tuples(table, sid)  # prebuilt, before the clock starts
                     return lambda: raw_postgres(conn, tuples)
 
-                yield {
-                    "store": [
-                        lambda t=t, s=sid: lambda: store_runs(store, t, s)
-                        for t, sid in zip(tables.values(), store_ids, strict=True)
-                    ],
-                    "raw": [
-                        lambda t=t, s=sid: raw(t, s)
-                        for t, sid in zip(tables.values(), raw_ids, strict=True)
-                    ],
-                }
+                yield sides(store, raw, tables, store_ids, raw_ids)
         finally:
             store.close()
             other.close()
+
+
+def sides(
+    store: Store,
+    raw: Callable[[pa.Table, str], Callable[[], tuple[int, int, int]]],
+    tables: dict[str, pa.Table],
+    store_ids: list[str],
+    raw_ids: list[str],
+) -> dict[str, list[Pass]]:
+    """Each pass of both sides, as makers called just before the pass (the raw side prebuilds
+    its tuples there, before the clock starts)."""
+    return {
+        "store": [
+            lambda t=t, s=sid: lambda: store_runs(store, t, s)
+            for t, sid in zip(tables.values(), store_ids, strict=True)
+        ],
+        "raw": [
+            lambda t=t, s=sid: raw(t, s) for t, sid in zip(tables.values(), raw_ids, strict=True)
+        ],
+    }
 
 
 @contextmanager
@@ -242,16 +253,7 @@ def sqlite_sides(user: str, tables: dict[str, pa.Table]) -> Iterator[dict[str, l
                 params = raw_sqlite_params(raw_tuples(table, sid))  # before the clock starts
                 return lambda: raw_sqlite(conn, params)
 
-            yield {
-                "store": [
-                    lambda t=t, s=sid: lambda: store_runs(store, t, s)
-                    for t, sid in zip(tables.values(), store_ids, strict=True)
-                ],
-                "raw": [
-                    lambda t=t, s=sid: raw(t, s)
-                    for t, sid in zip(tables.values(), raw_ids, strict=True)
-                ],
-            }
+            yield sides(store, raw, tables, store_ids, raw_ids)
         finally:
             conn.close()
             store.close()

@@ -31,14 +31,17 @@ def whole_history(sandbox: StravaSandbox) -> SyncSpan:
     return SyncSpan(USER, months_between(datetime(2009, 1, 1, tzinfo=UTC), now))
 
 
-def connect(store: Store, athlete: AthleteHandle) -> None:
+def connect(store: Store, athlete: AthleteHandle, user: str = USER) -> None:
+    """Store an athlete's sandbox tokens as `sync-assets connect` would."""
     store.save_connection(
-        USER,
+        user,
         StravaTokens(
             access_token=athlete.access_token,
             refresh_token=athlete.refresh_token,
             expires_at=athlete.expires_at,
         ),
+        athlete_id=athlete.athlete_id,
+        scopes=athlete.scopes,
     )
 
 

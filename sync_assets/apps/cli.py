@@ -418,6 +418,7 @@ def demo(
         DemoSettings,
         add_demo_athlete,
         bound_port,
+        sandbox_environment,
         save_demo_settings,
         serve_sandbox,
     )
@@ -440,15 +441,7 @@ def demo(
     started = time.perf_counter()
     server = serve_sandbox(sandbox, DEMO_SANDBOX_PORT)
     try:
-        os.environ.update(
-            {
-                "STRAVA_CLIENT_ID": sandbox.client_id,
-                "STRAVA_CLIENT_SECRET": sandbox.client_secret,
-                "STRAVA_API_URL": server.api_url,
-                "STRAVA_OAUTH_URL": server.oauth_url,
-                "WEATHER_API_URL": server.weather_url,
-            }
-        )
+        os.environ.update(sandbox_environment(sandbox, server))
         print(f"Strava and Open-Meteo sandboxes on {server.url}; data in {home}")
         connect_api = connect_oauth = 0
         for (athlete, record), size in zip(athletes, sizes, strict=True):

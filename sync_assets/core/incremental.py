@@ -151,7 +151,9 @@ class StoredMerge:
 
     def __call__(self, month: str, data: PartitionData) -> PartitionData:
         self._listed.update(data.activities.column("strava_id").to_pylist())
-        self._listed.update(i for i in data.quarantine.column("strava_id").to_pylist() if i)
+        self._listed.update(
+            i for i in data.quarantine.column("strava_id").to_pylist() if i is not None
+        )
         rows = [
             activity_row(self.span.user_id, activity, payload, self.fetched_at)
             for i, (activity, payload) in self._rows.pop(month, [])
