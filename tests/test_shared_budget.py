@@ -26,6 +26,7 @@ from sync_assets_sandbox import RateLimits, StravaSandbox
 
 from sync_assets.assets import raw_strava_activities
 from sync_assets.core.clients.rate_limit import (
+    NEVER,
     QUARTER,
     RateLimitBudget,
     SharedRateLimitBudget,
@@ -169,6 +170,102 @@ def test_without_the_shared_budget_the_same_runs_overrun_the_window(tight, serve
     assert statuses.count(429) > 0
 
 
+def test_a_fast_clock_cannot_strand_the_budget_in_a_future_window(tight, server, pg) -> None:
+    """A process whose clock runs 20 minutes fast takes its first request before it has seen a
+    `Date`, in a window the server has not reached. Once a response says what time it is, the
+    row is back on the server's window: correct clocks spend the window and, at the next reset
+    (not 20 minutes later), go on, without a 429."""
+    tight.set_clock(datetime(2026, 6, 1, 10, 0, 3, tzinfo=UTC).timestamp())
+    boundary = datetime(2026, 6, 1, 10, 15, tzinfo=UTC).timestamp()
+    app = app_key(server.api_url, tight.client_id)
+    setup = PostgresStore(pg, TokenCipher(keys_from_env()))
+    setup.migrate()
+    athlete = tight.add_athlete(n_activities=5)
+    user = str(uuid.uuid4())
+    add_users(pg, user)
+    save_tokens(setup, user, athlete)
+    lock = threading.Lock()
+
+    def client(clock: Callable[[], float]) -> StravaClient:
+        budget = SharedRateLimitBudget(
+            setup, app, max_wait_seconds=3600, clock=clock, sleep=advance(tight, lock)
+        )
+        return StravaClient(
+            user_id=user,
+            client_id=tight.client_id,
+            client_secret=SecretStr(tight.client_secret),
+            token_store=setup,
+            budget=budget,
+            api_url=server.api_url,
+            oauth_url=server.oauth_url,
+            sleep=lambda s: None,
+        )
+
+    fast = client(lambda: tight.now() + 1200)
+    fast.athlete()  # counted at 10:20 by its clock, at 10:00 by Strava's
+    correct = client(tight.now)
+    for _ in range(TIGHT.read_15min):  # 11 more fill 10:00-10:15; the 12th waits for 10:15
+        correct.athlete()
+    fast.athlete()  # the fast process now knows the server's clock too
+    statuses = [r["status"] for r in tight.requests if r["kind"] == "api"]
+    assert statuses == [200] * (TIGHT.read_15min + 2)
+    assert boundary <= tight.now() < boundary + 60  # one reset waited for, not the 10:30 one
+    state = setup.budget_state(app)
+    assert state["window_15"] == int(boundary // QUARTER)
+    assert state["read_usage_15"] == 2
+    fast.close()
+    correct.close()
+    setup.close()
+
+
+def test_a_run_that_has_seen_no_date_waits_for_the_reset_other_runs_learnt(
+    tight, server, pg
+) -> None:
+    """Strava's clock is months from this machine's. A run that took a request before any
+    response had told the application the time, and has sent none itself, is refused by a full
+    window: it reads the clock other runs learnt and waits for Strava's reset, not its own."""
+    tight.set_clock(datetime(2027, 6, 1, 10, 5, tzinfo=UTC).timestamp())
+    boundary = datetime(2027, 6, 1, 10, 15, tzinfo=UTC).timestamp()
+    app = app_key(server.api_url, tight.client_id)
+    setup = PostgresStore(pg, TokenCipher(keys_from_env()))
+    setup.migrate()
+    athlete = tight.add_athlete(n_activities=5)
+    user = str(uuid.uuid4())
+    add_users(pg, user)
+    save_tokens(setup, user, athlete)
+    lock, waits = threading.Lock(), []
+    skew = 180 * 86_400.0 + 420  # this machine's clock is half a year (and 7 min) behind
+
+    def wall() -> float:
+        return tight.now() - skew  # moves when the sleeps below move Strava's clock
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        assert len(waits) == 1, f"waited again: {waits}"
+        advance(tight, lock)(seconds)
+
+    quiet = SharedRateLimitBudget(setup, app, max_wait_seconds=3600, clock=wall, sleep=sleep)
+    quiet.acquire()  # before anybody knows Strava's clock (its request still to be sent)
+    talker = StravaClient(
+        user_id=user,
+        client_id=tight.client_id,
+        client_secret=SecretStr(tight.client_secret),
+        token_store=setup,
+        budget=SharedRateLimitBudget(setup, app, max_wait_seconds=3600, clock=wall),
+        api_url=server.api_url,
+        oauth_url=server.oauth_url,
+        sleep=lambda s: None,
+    )
+    for _ in range(TIGHT.read_15min - 1):
+        talker.athlete()  # these learn Strava's clock, and fill its 10:00 window with quiet's
+    quiet.acquire()  # the 12th
+    quiet.acquire()  # the window is full: wait for 10:15 on Strava's clock
+    assert len(waits) == 1
+    assert boundary <= tight.now() < boundary + 60
+    talker.close()
+    setup.close()
+
+
 def _dagster_run(args: dict, ready, go) -> bool:
     """One Dagster run in a process of its own (Dagster's instances are not for threads)."""
     import warnings
@@ -295,6 +392,8 @@ def test_the_budget_row_counts_rolls_and_never_goes_back(backend, request, tmp_p
         app,
         w15=w["w15"],
         wday=w["wday"],
+        w15_latest=NEVER,
+        wday_latest=NEVER,
         exhausted_until=0.0,
         clock_offset=1.5,
         **limits,
@@ -309,4 +408,21 @@ def test_the_budget_row_counts_rolls_and_never_goes_back(backend, request, tmp_p
     state = store.budget_state(app)
     assert (state["read_usage_15"], state["read_usage_day"], state["usage_day"]) == (1, 4, 5)
     assert state["clock_offset"] == 1.5
+    # A fast clock opened a window an hour ahead; then a response dated now comes back.
+    ahead = {"now": t + 3600, "w15": w["w15"] + 4, "wday": w["wday"]}
+    assert store.budget_take(app, read=1, **ahead)
+    dated = {"w15": w["w15"] + 1, "wday": w["wday"], "w15_latest": w["w15"] + 1}
+    store.budget_observe(
+        app,
+        **dated,
+        wday_latest=w["wday"],
+        exhausted_until=0.0,
+        clock_offset=0.0,
+        **limits,
+        **unknown,
+    )
+    state = store.budget_state(app)
+    assert state["window_15"] == w["w15"] + 1  # back on the server's window
+    assert state["read_usage_15"] == 1  # and what the stranded window counted is kept
+    assert state["read_usage_day"] == 5
     close_stores()

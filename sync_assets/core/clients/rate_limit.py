@@ -29,6 +29,10 @@ DAY = 86_400
 # Strava's defaults for a new application: used until the first response says otherwise.
 DEFAULT_LIMITS = (200, 2_000)
 DEFAULT_READ_LIMITS = (100, 1_000)
+# How long after its `Date` a response may still be observed (its download, a busy process):
+# a stored window starting later than that is in the server's future.
+IN_FLIGHT_SECONDS = 60.0
+NEVER = 2**62  # a window number no clock reaches: "do not move the row back"
 
 
 def window_15(t: float) -> int:
@@ -98,16 +102,18 @@ class RateLimitBudget:
     def server_now(self) -> float:
         return self._clock() + self._offset
 
-    def _observe_date(self, headers: Mapping[str, str]) -> None:
+    def _observe_date(self, headers: Mapping[str, str]) -> bool:
+        """Learn the server's clock from `Date`; whether the response had a usable one."""
         raw = headers.get("date")
         if not raw:
-            return
+            return False
         try:
             server = parsedate_to_datetime(raw).timestamp()
         except (TypeError, ValueError):
-            return
+            return False
         # The header has one-second resolution: assume the middle of that second.
         self._offset = server + 0.5 - self._clock()
+        return True
 
     # -- windows -------------------------------------------------------------------------
     def _roll(self, now: float) -> None:
@@ -220,22 +226,25 @@ class SharedRateLimitBudget(RateLimitBudget):
         store.budget_ensure(app)  # the app's row exists from here on: takes are one UPDATE
 
     def acquire(self, *, is_read: bool = True) -> None:
-        if not self._synced:
-            # Until this process has seen a `Date`, use the clock offset other runs learnt:
-            # its first request then counts in the window Strava counts it in.
-            state = self._store.budget_state(self.app)
-            with self._lock:
-                if state and not self._synced:
-                    self._offset = float(state["clock_offset"])
-                self._synced = True
+        state = None if self._synced else self._store.budget_state(self.app)
         while True:
+            self._adopt_offset(state)
             now = self.server_now()
             window = {"now": now, "w15": window_15(now), "wday": window_day(now)}
             if self._store.budget_take(self.app, read=int(is_read), **window):
                 return
-            self._wait_for(
-                self._reset_from(self._store.budget_state(self.app), now, is_read), now, is_read
-            )
+            state = self._store.budget_state(self.app)
+            self._adopt_offset(state)  # runs that answered since may have learnt the clock
+            now = self.server_now()
+            self._wait_for(self._reset_from(state, now, is_read), now, is_read)
+
+    def _adopt_offset(self, state: dict[str, Any] | None) -> None:
+        """Until this process has seen a `Date` itself, use the clock offset other runs learnt
+        (read again each time it is refused): its requests then count, and its waits end, in
+        the windows Strava counts in."""
+        with self._lock:
+            if state and not self._synced:
+                self._offset = float(state["clock_offset"])
 
     @staticmethod
     def _reset_from(state: dict[str, Any] | None, now: float, is_read: bool) -> float:
@@ -252,10 +261,13 @@ class SharedRateLimitBudget(RateLimitBudget):
 
     def observe(self, headers: Mapping[str, str], *, status_code: int) -> None:
         with self._lock:
-            self._observe_date(headers)
-            self._synced = self._synced or bool(headers.get("date"))
+            dated = self._observe_date(headers)
+            self._synced = self._synced or dated
             offset = self._offset
         now = self.server_now()
+        # With the server's own time at hand, a stored window later than it (allowing for the
+        # time a response spends in flight) is one a fast clock opened: the row moves back.
+        latest = now + IN_FLIGHT_SECONDS if dated else None
         limits = _pair(headers.get("x-ratelimit-limit")) or (None, None)
         usage = _pair(headers.get("x-ratelimit-usage")) or (None, None)
         read_limits = _pair(headers.get("x-readratelimit-limit")) or (None, None)
@@ -268,6 +280,8 @@ class SharedRateLimitBudget(RateLimitBudget):
             self.app,
             w15=window_15(now),
             wday=window_day(now),
+            w15_latest=window_15(latest) if latest is not None else NEVER,
+            wday_latest=window_day(latest) if latest is not None else NEVER,
             limit_15=limits[0],
             limit_day=limits[1],
             read_limit_15=read_limits[0],
