@@ -4,7 +4,7 @@ locks, no LISTEN) on a free loopback port that is never 6543, in front of the te
 
 Everything the pipeline does goes through it: a new user's whole path (`db init`, `connect`,
 `sync` with its fetch, weather under per-cell locks, store and sessions, progress on stderr),
-migrations from several processes at once, the shared Strava budget under 8 concurrent runs,
+migrations by several first starts at once, the shared Strava budget under 8 concurrent runs,
 the webhook receiver's group commit and the new-user sensor. A LISTEN for progress is the one
 thing a transaction pooler cannot carry: the listener connects directly, and still hears the
 changes the pipeline wrote through the pooler.
@@ -21,10 +21,11 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
+import pyarrow.parquet as pq
 import pytest
 from cryptography.fernet import Fernet
 from dagster import SkipReason, build_sensor_context, instance_for_test
@@ -36,13 +37,14 @@ from sync_assets.core.clients.tokens import StravaTokens
 from sync_assets.core.storage import close_stores, open_store
 from sync_assets.core.storage.crypto import TokenCipher, keys_from_env
 from sync_assets.core.storage.postgres import PostgresStore
+from sync_assets.partitions import month_key
 from sync_assets.resources import SupabaseResource
 from sync_assets.sensors.new_users import new_strava_users
 
-from .helpers import CLI, add_users, sandbox_env
+from .helpers import CLI, add_users, sandbox_env, save_tokens
 from .helpers.pgbouncer import SUPABASE_POOLER_PORT, PgBouncer
 from .pg import temporary_database
-from .test_shared_budget import RUNS, TIGHT, advance, fetch_concurrently
+from .test_shared_budget import RUNS, TIGHT, _dagster_run, advance, fetch_concurrently
 
 TOKENS = StravaTokens(access_token="a" * 20, refresh_token="r" * 20, expires_at=2_000_000_000)
 
@@ -110,7 +112,7 @@ def test_stores_sharing_server_connections_never_meet_a_prepared_statement(
     assert _pool_of(tight_pooler, pg_url)["pool_mode"] == "transaction"
 
 
-def test_migrations_from_several_processes_at_once_through_the_pooler(
+def test_four_first_starts_migrate_at_once_through_the_pooler(
     tight_pooler, pg_url, keys
 ) -> None:
     """The migrations are one transaction under a transaction-scoped advisory lock: a
@@ -263,6 +265,73 @@ def test_eight_runs_share_the_strava_budget_through_the_pooler(
     assert len(statuses) == RUNS * 3
     assert sum(b.waits for b in budgets) > 0
     print(f"\npooled shared budget: {RUNS} runs, {len(statuses)} requests in {took:.1f} s")
+
+
+@pytest.mark.serial  # eight Dagster processes timed against one budget
+def test_eight_dagster_runs_share_the_budget_through_the_pooler(
+    sandbox, server, pooler, pg_url, keys, tmp_path
+) -> None:
+    """Eight Dagster runs in eight processes at once (a store, a shared budget and a fetch
+    each, test_shared_budget's runs), every one through PgBouncer with its defaults, against a
+    window of exactly the 24 reads they need: nobody meets a 429, every activity is written
+    once, the budget row counted every request. (The sandbox keeps the real clock here:
+    test_shared_budget's jump to the next window fails on its own, see the report.)"""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    sandbox.set_limits(replace(TIGHT, read_15min=RUNS * 3, overall_15min=RUNS * 6))
+    url = pooler.url(pg_url)
+    store = open_store(url, tmp_path / "data")
+    users, truth = [], {}
+    for _ in range(RUNS):
+        athlete = sandbox.add_athlete(n_activities=450, years=1.0)
+        user = str(uuid.uuid4())
+        add_users(pg_url, user)
+        save_tokens(store, user, athlete)
+        users.append(user)
+        truth[user] = sorted(a["id"] for a in sandbox.activities(athlete.athlete_id))
+    now = datetime.fromtimestamp(sandbox.now(), UTC)
+    first, last = month_key(now - timedelta(days=370)), month_key(now)
+    ctx = mp.get_context("spawn")
+    manager = ctx.Manager()
+    ready, go = manager.Semaphore(0), manager.Event()
+    common = {
+        "pg": url,
+        "data_dir": str(tmp_path / "data"),
+        "client_id": sandbox.client_id,
+        "client_secret": sandbox.client_secret,
+        "api_url": server.api_url,
+        "oauth_url": server.oauth_url,
+        "weather_url": server.weather_url,
+        "first": first,
+        "last": last,
+    }
+    with ProcessPoolExecutor(RUNS, mp_context=ctx) as pool:
+        futures = [
+            pool.submit(
+                _dagster_run, {**common, "user": u, "parquet": str(tmp_path / u)}, ready, go
+            )
+            for u in users
+        ]
+        for _ in users:
+            assert ready.acquire(timeout=180)
+        sandbox.reset_usage()
+        sandbox.clear_requests()
+        t0 = time.perf_counter()
+        go.set()
+        results = [f.result(timeout=240) for f in futures]
+        took = time.perf_counter() - t0
+    manager.shutdown()
+    assert results == [True] * RUNS
+    statuses = [r["status"] for r in sandbox.requests if r["kind"] == "api"]
+    assert statuses.count(429) == 0 and len(statuses) == RUNS * 3
+    for user in users:
+        files = (tmp_path / user).rglob("activities.parquet")
+        ids = sorted(i for f in files for i in pq.read_table(f).column("strava_id").to_pylist())
+        assert ids == truth[user]
+    row = store.budget_state(app_key(server.api_url, sandbox.client_id))
+    assert row["read_usage_day"] == RUNS * 3  # no take lost between processes
+    print(f"\npooled Dagster runs: {RUNS} processes in {took:.1f} s")
 
 
 def test_the_webhook_receiver_group_commits_through_the_pooler(tight_pooler, pg_url, keys):
