@@ -112,9 +112,7 @@ def test_stores_sharing_server_connections_never_meet_a_prepared_statement(
     assert _pool_of(tight_pooler, pg_url)["pool_mode"] == "transaction"
 
 
-def test_four_first_starts_migrate_at_once_through_the_pooler(
-    tight_pooler, pg_url, keys
-) -> None:
+def test_four_first_starts_migrate_at_once_through_the_pooler(tight_pooler, pg_url, keys) -> None:
     """The migrations are one transaction under a transaction-scoped advisory lock: a
     transaction pooler keeps both on one server connection. Four first starts at once apply
     each migration once, and nobody fails."""
