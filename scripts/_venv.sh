@@ -1,7 +1,8 @@
 # Sourced by the scripts: a project virtualenv with what the script needs, from scratch.
 # VENV_EXTRAS: the project's extras to install ("" for the package alone, as scripts/demo);
 # the sandbox (./sandbox, editable) is always installed beside it;
-# VENV_BROWSER=1: also Debian's Chromium for tests/test_ui.py (scripts/test only).
+# VENV_BROWSER=1: also Debian's Chromium for tests/test_ui.py and PgBouncer for
+# tests/test_pooler.py (scripts/test only).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON="${PYTHON:-python3}"
@@ -27,8 +28,9 @@ if [ "${VENV_BROWSER:-0}" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/de
   if [ ! -x /usr/bin/chromium ]; then
     apt_install chromium || echo "warning: could not install chromium: tests/test_ui.py will fail" >&2
   fi
-  # Debian's package also installs a pgbouncer service: the tests never use it (each starts
-  # its own on a free port), and policy-rc.d or the lack of an init keeps it stopped in CI.
+  # Debian's package also installs a pgbouncer service (on 6432, where the machine lets
+  # packages start services; containers usually do not): the tests never use it, each
+  # starts its own on a free port.
   if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
     apt_install pgbouncer || echo "warning: could not install pgbouncer: tests/test_pooler.py will fail" >&2
   fi
