@@ -10,7 +10,9 @@ on the machine's PostgreSQL three ways:
 
 Each repeat runs the three in turn (the order rotates), each sync on a fresh database with a
 fresh Dagster instance; medians of --repeat. The pooled sync also reports how many statements
-and transactions went through PgBouncer (its SHOW STATS). Nothing is asserted beyond the counts.
+and transactions went through PgBouncer (its SHOW STATS), and one statement of the store is
+timed on two direct connections, prepared and not (the saving per statement, times the
+statements of a sync, is what preparing would save). Nothing is asserted beyond the counts.
 
     python bench/bench_pooler.py [--activities 1000] [--years 4] [--repeat 3] [--reads 2000]
 """
@@ -35,6 +37,7 @@ from dagster import instance_for_test  # noqa: E402
 from sync_assets_sandbox import SandboxServer, StravaSandbox  # noqa: E402
 
 from sync_assets.core.storage import close_stores, open_store  # noqa: E402
+from sync_assets.core.storage.dialect import POSTGRES  # noqa: E402
 from sync_assets.core.storage.postgres import PostgresStore  # noqa: E402
 from sync_assets.partitions import USERS_PARTITIONS_NAME  # noqa: E402
 from tests.helpers import BOOTSTRAP, connect_user, make_resources, sync_range  # noqa: E402
@@ -64,11 +67,12 @@ def one(mode: str, bouncer: PgBouncer, args: argparse.Namespace) -> dict[str, fl
         data_dir = Path(tmp) / "data"
         store = open_store(url, data_dir)
         user, athlete = connect_user(store, sandbox, direct, args.activities, years=args.years)
-        before = stats(bouncer, direct)
         t0 = time.perf_counter()
         for _ in range(args.reads):
             store.get(user)
         read_us = (time.perf_counter() - t0) / args.reads * 1e6
+        stmt = statement_us(direct, user, args.reads) if mode == "direct" else {}
+        before = stats(bouncer, direct)
         resources = make_resources(sandbox, server, Path(tmp), url, data_dir)
         first, last = whole_history(sandbox, athlete)
         with instance_for_test() as instance:
@@ -80,11 +84,30 @@ def one(mode: str, bouncer: PgBouncer, args: argparse.Namespace) -> dict[str, fl
         assert len(store.run_ids(user)) == args.activities
         close_stores()
         after = stats(bouncer, direct)
-    out = {"sync_s": sync_s, "read_us": read_us}
+    out = {"sync_s": sync_s, "read_us": read_us} | stmt
     if mode == "pgbouncer":
-        out["queries"] = after["total_query_count"] - before["total_query_count"] - args.reads
-        out["transactions"] = after["total_xact_count"] - before["total_xact_count"] - args.reads
+        out["queries"] = after["total_query_count"] - before["total_query_count"]
+        out["transactions"] = after["total_xact_count"] - before["total_xact_count"]
     return out
+
+
+def statement_us(url: str, user: str, n: int) -> dict[str, float]:
+    """One statement of the store (get_connection.sql, what every token read runs) on two
+    direct connections, psycopg's default (prepared after 5 runs) and none, in alternating
+    blocks of 100: microseconds per execution, each connection's median block."""
+    sql, params = POSTGRES.sql("get_connection"), {"user_id": user}
+    blocks: dict[str, list[float]] = {"stmt_prepared_us": [], "stmt_unprepared_us": []}
+    with (
+        psycopg.connect(url, autocommit=True) as prepared,
+        psycopg.connect(url, autocommit=True, prepare_threshold=None) as unprepared,
+    ):
+        for _ in range(max(n // 100, 1)):
+            for key, conn in (("stmt_prepared_us", prepared), ("stmt_unprepared_us", unprepared)):
+                t0 = time.perf_counter()
+                for _ in range(100):
+                    conn.execute(sql, params).fetchone()
+                blocks[key].append((time.perf_counter() - t0) / 100 * 1e6)
+    return {key: statistics.median(values) for key, values in blocks.items()}
 
 
 def stats(bouncer: PgBouncer, direct: str) -> dict[str, int]:
@@ -123,6 +146,9 @@ def main() -> None:
         sync_s = statistics.median(f["sync_s"] for f in figures[mode])
         read_us = statistics.median(f["read_us"] for f in figures[mode])
         print(f"{mode:>10} {sync_s:8.2f} {read_us:8.0f}")
+    for key in ("stmt_prepared_us", "stmt_unprepared_us"):
+        value = statistics.median(f[key] for f in figures["direct"])
+        print(f"get_connection.sql on a direct connection, {key.split('_')[1]}: {value:.0f} us")
     pooled = figures["pgbouncer"][-1]
     print(
         f"through PgBouncer, one sync: {pooled['queries']:.0f} statements in "
