@@ -41,7 +41,9 @@ def _reason(exc: psycopg.Error, database_url: str) -> str:
 
 
 def connect(database_url: str, **kwargs: object) -> psycopg.Connection:
-    """A connection, or a retryable DATABASE error saying where it could not go and why."""
+    """A connection, or a retryable DATABASE error saying where it could not go and why.
+    No server-side prepared statements, as the store's (`database_url` may be a pooler's)."""
+    kwargs.setdefault("prepare_threshold", None)
     try:
         return psycopg.connect(database_url, connect_timeout=CONNECT_TIMEOUT_SECONDS, **kwargs)
     except psycopg.OperationalError as exc:

@@ -37,8 +37,9 @@ def _release_run_store(key: tuple[str, str, str]) -> None:
 
 
 class SupabaseResource(ConfigurableResource):
-    """`database_url` is Supabase's direct connection string, or its pooler's (transaction
-    mode, port 6543: server-side prepared statements are then turned off). Without it, the
+    """`database_url` is Supabase's direct connection string, or any transaction pooler's
+    (Supabase's on port 6543, a PgBouncer anywhere): the store prepares no statement on the
+    server and keeps no session state, so it works the same through both. Without it, the
     embedded default: a SQLite database in `data_dir` with the same tables and behaviour.
     Set it with `EnvVar("DATABASE_URL")`: the URL holds a password and is never logged.
 

@@ -1,4 +1,4 @@
-"""The production backend: PostgreSQL (Supabase's direct connection or its pooler).
+"""The production backend: PostgreSQL (Supabase's direct connection or any transaction pooler).
 
 The operations are `SqlStore`'s; this class brings the pool and PostgreSQL's fast paths.
 
@@ -74,7 +74,7 @@ class PostgresStore(SqlStore):
         database_url: str,
         cipher: TokenCipher,
         *,
-        pooler: bool | None = None,
+        prepare_threshold: int | None = None,
         min_size: int = 1,
         max_size: int = 4,
         batch_size: int = BATCH_SIZE,
@@ -83,12 +83,13 @@ class PostgresStore(SqlStore):
         self._cipher = cipher
         self.batch_size = batch_size
         self._retries = retries
-        # Supavisor/PgBouncer in transaction mode cannot keep server-side prepared statements.
-        if pooler is None:
-            pooler = ":6543" in database_url or "pooler.supabase" in database_url
-        kwargs: dict[str, Any] = {"autocommit": False}
-        if pooler:
-            kwargs["prepare_threshold"] = None
+        # No server-side prepared statements, whatever the URL: behind a transaction pooler
+        # (Supavisor, PgBouncer before 1.21 or without max_prepared_statements) a statement
+        # prepared on one server connection is missing, or already taken by another client,
+        # on the next, and a pooler cannot be told from its URL (PgBouncer listens on 6432 by
+        # default, anywhere in fact). Measured, they save nothing worth the risk (README,
+        # "Through a transaction pooler"); `prepare_threshold` is psycopg's, for the bench.
+        kwargs: dict[str, Any] = {"autocommit": False, "prepare_threshold": prepare_threshold}
         self._pool = ConnectionPool(
             database_url,
             min_size=min_size,
