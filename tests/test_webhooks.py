@@ -440,17 +440,21 @@ def test_a_200_means_the_event_is_visible_from_another_connection(backend, peek)
     assert checked >= 20 and receiver.stats.batches >= 1
 
 
-def _raw_post(url: str, head: bytes, body: bytes) -> int:
-    """A hand-written request (bad framing httpx would not send); the answer's status."""
+def _raw_post(url: str, head: bytes, body: bytes) -> int | None:
+    """A hand-written request (bad framing httpx would not send); the answer's status, or
+    None when the server closed the connection without one."""
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-        sock.sendall(b"POST " + parts.path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + head)
-        sock.sendall(b"\r\n" + body)
-        sock.shutdown(socket.SHUT_WR)
+        # One write: a server that refuses on the headers may close before a second one.
+        sock.sendall(
+            b"POST " + parts.path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n" + body
+        )
         answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    return int(answer.split(b" ", 2)[1])
+        with contextlib.suppress(ConnectionResetError):  # it closed with unread bytes
+            sock.shutdown(socket.SHUT_WR)
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return int(answer.split(b" ", 2)[1]) if answer else None
 
 
 def test_forged_and_malformed_requests_are_refused_without_side_effects(backend, peek) -> None:
@@ -504,7 +508,9 @@ def test_forged_and_malformed_requests_are_refused_without_side_effects(backend,
         assert _raw_post(server.url, ok_head + b"Content-Length: -5\r\n", valid.encode()) == 400
         assert _raw_post(server.url, ok_head + b"Content-Length: 999999\r\n", b"{}") == 413
         longer = f"Content-Length: {len(valid) + 20}\r\n".encode()
-        assert _raw_post(server.url, ok_head + longer, valid.encode()) == 400  # truncated body
+        # A body cut short (the client half-closes before its Content-Length): the client is
+        # gone, so the server closes the connection without an answer and stores nothing.
+        assert _raw_post(server.url, ok_head + longer, valid.encode()) is None
         chunked = b"Transfer-Encoding: chunked\r\n"
         assert (
             _raw_post(server.url, chunked, b"%x\r\n%s\r\n0\r\n\r\n" % (len(valid), valid.encode()))
