@@ -417,9 +417,12 @@ class WebhookServer:
         oauth: StravaOAuth | None = None,
         limit_concurrency: int = LIMIT_CONCURRENCY,
         backlog: int = BACKLOG,
+        sock: socket.socket | None = None,
     ) -> None:
+        """`sock`: a socket bound already (its address known before the OAuth settings that
+        name it were made), instead of `host` and `port`."""
         self.receiver = receiver
-        self._socket = socket.create_server((host, port), backlog=backlog)
+        self._socket = sock or socket.create_server((host, port), backlog=backlog)
         config = uvicorn.Config(
             create_app(receiver, oauth),
             limit_concurrency=limit_concurrency,
