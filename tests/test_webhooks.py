@@ -324,7 +324,10 @@ def _post_all(
             r = http.post(url, content=json.dumps(ev))
             took = time.perf_counter() - t0
             with lock:
-                answers.append((ev, r.status_code, r.json().get("error", ""), took))
+                # uvicorn's own 503 (past `limit_concurrency`) is plain text
+                json_body = r.headers.get("content-type", "").startswith("application/json")
+                error = r.json().get("error", "") if json_body else r.text
+                answers.append((ev, r.status_code, error, took))
 
     # One client (thread-safe), one connection per thread: creating clients is slow.
     limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
@@ -421,6 +424,26 @@ def test_a_full_queue_answers_503_at_once_and_memory_stays_bounded(backend, peek
     stored = peek.object_ids()
     assert max(stored.values()) == 1
     assert all(stored[ev["object_id"]] == 1 for ev, status, _, _ in answers if status == 200)
+
+
+def test_connections_beyond_the_limit_get_503_and_none_is_stored_twice(backend, peek) -> None:
+    """uvicorn's `limit_concurrency`: with the writer blocked, the connections past the limit
+    are answered 503 at once (Strava redelivers) instead of piling up."""
+    receiver = WebhookReceiver(open_store(*backend), TOKEN, queue_size=100, timeout=1.0)
+    burst = [_event(600 + i) for i in range(12)]
+    with WebhookServer(receiver, limit_concurrency=4) as server:
+        with peek.locked():
+            answers = _post_all(server.url, burst, threads=len(burst))
+            accepted = receiver.stats.accepted
+        statuses = Counter(status for _, status, _, _ in answers)
+        unavailable = [error for _, status, error, _ in answers if error == "Service Unavailable"]
+        assert set(statuses) <= {200, 503} and len(unavailable) >= len(burst) - 4
+        assert accepted <= 4  # the refused never reached the queue
+        with httpx.Client(timeout=30) as http:
+            for ev, status, _, _ in answers:
+                if status != 200:
+                    assert _deliver(http, server.url, ev) == 200
+    assert peek.object_ids() == Counter(ev["object_id"] for ev in burst)
 
 
 def test_a_200_means_the_event_is_visible_from_another_connection(backend, peek) -> None:
