@@ -90,6 +90,7 @@ NOT_EXPOSED = frozenset(
         "public.strava_webhook_events",
         "public.strava_deleted_activities",
         "public.strava_listing_watermarks",
+        "public.strava_oauth_states",
         "public.sync_step_metrics",
         "supabase_migrations.schema_migrations",
     }
@@ -211,7 +212,8 @@ class World:
 
     def extras(self, user: str) -> None:
         """What a full sync leaves no row of: an unfinished listing's staged page, push events
-        (through the receiver), a tombstone of an activity deleted on Strava."""
+        (through the receiver), a tombstone of an activity deleted on Strava, a spent OAuth
+        state."""
         athlete = self.users[user]
         acts = self.sandbox.activities(athlete.athlete_id)
         cursor = ListCursor(after=1_767_225_600, before=1_769_904_000, order="ascending")
@@ -227,6 +229,8 @@ class World:
         }
         assert receiver.event(json.dumps(event).encode()) == (200, {"stored": True})
         assert self.store.delete_run(user, acts[2]["id"]) == 1
+        now = int(self.sandbox.now())  # an OAuth state's nonce, spent (apps/oauth.py)
+        assert self.store.use_oauth_state(f"nonce-{user}", now + 600, now)
 
 
 def make_world(

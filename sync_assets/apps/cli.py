@@ -7,7 +7,7 @@
     sync-assets ui                         # the Dagster UI on the demo's data, its sandboxes again
     sync-assets sync --user ID [--from YYYY-MM] [--to YYYY-MM] [--quiet]   # progress on stderr
     sync-assets enrich --user ID [--from YYYY-MM] [--to YYYY-MM] [--quiet]  # weather, no Strava
-    sync-assets webhook [--port 8711]      # Strava push events (STRAVA_WEBHOOK_VERIFY_TOKEN)
+    sync-assets webhook [--port 8711]      # Strava push events (+ OAuth with SUPABASE_JWT_SECRET)
     sync-assets rotate-keys                # after prepending a key to SYNC_ASSETS_ENCRYPTION_KEYS
     sync-assets status [--user ID] [--limit N]   # recent syncs: state, progress, errors
 
@@ -508,10 +508,16 @@ def ui(home: Path | None = None, port: int = 3000) -> int:
 
 # -- webhooks --------------------------------------------------------------------------------
 def serve_webhooks(host: str, port: int, queue_size: int = 1000, timeout: float = 1.5) -> int:
-    """Serve the push-event receiver in the foreground until Ctrl-C."""
+    """Serve the push-event receiver (and, with SUPABASE_JWT_SECRET set, the OAuth
+    endpoints: README, "Connecting from the app") in the foreground until Ctrl-C."""
+    from sync_assets.apps.oauth import OAuthSettings, StravaOAuth
     from sync_assets.apps.webhooks import WebhookReceiver, WebhookServer
     from sync_assets.core.storage import open_store
 
+    try:
+        oauth_settings = OAuthSettings.from_env()
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     subscription = os.environ.get("STRAVA_WEBHOOK_SUBSCRIPTION_ID")
     # The receiver's store, closed when it stops (after the server has drained its queue).
     with open_store(settings.database_url(), settings.data_dir()) as store:
@@ -522,8 +528,11 @@ def serve_webhooks(host: str, port: int, queue_size: int = 1000, timeout: float 
             queue_size=queue_size,
             timeout=timeout,
         )
-        with WebhookServer(receiver, host, port) as server:
+        oauth = StravaOAuth(oauth_settings, store) if oauth_settings else None
+        with WebhookServer(receiver, host, port, oauth=oauth) as server:
             print(f"Strava webhook receiver on {server.url} (Ctrl-C stops it)", flush=True)
+            if oauth is not None:
+                print(f"Strava OAuth on {server.base_url}/strava/connect", flush=True)
             try:
                 while True:
                     time.sleep(3600)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sync_assets.core.clients.strava_listing import ListCursor
-from sync_assets.core.clients.tokens import StravaConnection, TokenStore
+from sync_assets.core.clients.tokens import StravaConnection, StravaTokens, TokenStore
 from sync_assets.core.enrichment.weather import WeatherCache
 from sync_assets.core.errors import AuthenticationError
 from sync_assets.core.models import quality_notes
@@ -346,6 +346,18 @@ class Store(TokenStore, WeatherCache, Protocol):
     ) -> list[tuple[str, datetime]]:
         """(user, connected at) of active connections after the keyset point (`since`,
         `after_user`), oldest first."""
+        ...
+
+    def connect_athlete(
+        self, user_id: str, tokens: StravaTokens, *, athlete_id: int, scopes: str | None
+    ) -> str | None:
+        """Save the user's connection to `athlete_id` unless another user holds that athlete
+        (not deauthorized): then return that user and write nothing. One transaction."""
+        ...
+
+    def use_oauth_state(self, nonce: str, expires_at: int, now: int) -> bool:
+        """Spend an OAuth state's nonce: False if it was spent before (a replay). Prunes the
+        nonces expired at `now` (Unix seconds)."""
         ...
 
     # Runs.

@@ -175,6 +175,26 @@ class SqlStore(ClosedOnExit):
         with self._write() as conn:
             self._run(conn, "save_connection", {**params, **self._tokens(tokens)})
 
+    def connect_athlete(
+        self, user_id: str, tokens: StravaTokens, *, athlete_id: int, scopes: str | None
+    ) -> str | None:
+        params = {"user_id": user_id, "athlete_id": athlete_id, "scopes": scopes}
+        with self._write() as conn:
+            self._rows(conn, "lock_athlete", {"athlete_id": athlete_id})
+            holder = self._first(conn, "athlete_holder", params)
+            if holder is not None:
+                return str(holder["user_id"])
+            self._run(conn, "save_connection", {**params, **self._tokens(tokens)})
+        return None
+
+    def use_oauth_state(self, nonce: str, expires_at: int, now: int) -> bool:
+        with self._write() as conn:
+            self._run(conn, "prune_oauth_states", {"now": now})
+            row = conn.execute(
+                self._q("use_oauth_state"), {"nonce": nonce, "expires_at": expires_at}
+            ).fetchone()
+        return row is not None
+
     def get(self, user_id: str) -> StravaConnection:
         with self._read() as conn:
             row = self._first(conn, "get_connection", {"user_id": user_id})

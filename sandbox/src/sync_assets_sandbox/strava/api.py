@@ -89,6 +89,12 @@ class ApiMixin:
             with self._lock:
                 self._log("control", method, path, query, resp.status, None)
             return resp
+        if path == "/oauth/authorize" and method == "GET":
+            with self._lock:
+                resp = self._authorize(query)
+                logged = {k: v for k, v in query.items() if k in ("decision", "scope")}
+                self._log("oauth", method, path, logged, resp.status, None)
+            return resp
         if path in ("/oauth/token", "/oauth/deauthorize"):
             form = dict(query)
             form.update(self._form(headers, body))

@@ -1,10 +1,23 @@
-"""Strava's OAuth: `POST /oauth/token` (codes, refresh tokens) and `/oauth/deauthorize`, and
-the tokens they issue.
+"""Strava's OAuth: `GET /oauth/authorize` (the athlete's consent), `POST /oauth/token` (codes,
+refresh tokens) and `/oauth/deauthorize`, and the tokens they issue.
+
+`GET /oauth/authorize` takes Strava's query (developers.strava.com, "Authentication":
+`client_id`, `redirect_uri`, `response_type=code`, `approval_prompt` auto|force, `scope`
+comma-separated, `state`). Without a decision it answers a small HTML page where an athlete of
+the sandbox approves (unchecking scopes if they like) or declines. The page's form comes back
+to the same URL with the sandbox's own parameters, which tests send directly:
+`athlete_id` (who is signed in to "Strava"), `decision` = approve|deny and, for approve,
+`granted_scope` (default: every scope asked). Approve redirects to
+`redirect_uri?state=S&code=C&scope=GRANTED` (a single-use code for `/oauth/token`); deny to
+`redirect_uri?state=S&error=access_denied`, as Strava does. A bad `client_id`,
+`redirect_uri`, `response_type` or `scope` is a 400 in Strava's error shape, with no redirect.
 """
 
 from __future__ import annotations
 
+import html
 import secrets
+from urllib.parse import urlencode, urlsplit
 
 from sync_assets_sandbox.strava.common import (
     DAY,
@@ -16,6 +29,19 @@ from sync_assets_sandbox.strava.common import (
     _not_found,
     _unauthorized,
 )
+
+# Strava's scopes (developers.strava.com, "Authentication", "Details About Requesting Access").
+STRAVA_SCOPES = (
+    "read",
+    "read_all",
+    "profile:read_all",
+    "profile:write",
+    "activity:read",
+    "activity:read_all",
+    "activity:write",
+)
+# Unchecking "private activities" on Strava's page leaves the lesser scope granted.
+IMPLIED = {"activity:read_all": "activity:read", "read_all": "read"}
 
 
 class OAuthMixin:
@@ -34,6 +60,85 @@ class OAuthMixin:
         token = secrets.token_hex(20)
         self._refresh[token] = athlete_id
         return token
+
+    # -- the consent page ---------------------------------------------------------------
+    def _authorize(self, query: dict[str, str]) -> Response:
+        """`GET /oauth/authorize`: checks Strava's parameters, then the page or the redirect."""
+        if not query.get("client_id"):
+            return _error(400, "Bad Request", "Application", "client_id", "missing")
+        if query["client_id"] != self.client_id:
+            return _error(400, "Bad Request", "Application", "client_id", "invalid")
+        redirect = query.get("redirect_uri", "")
+        if not redirect:
+            return _error(400, "Bad Request", "Application", "redirect_uri", "missing")
+        parts = urlsplit(redirect)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return _error(400, "Bad Request", "Application", "redirect_uri", "invalid")
+        if query.get("response_type") != "code":
+            return _error(400, "Bad Request", "Application", "response_type", "invalid")
+        if query.get("approval_prompt", "auto") not in ("auto", "force"):
+            return _error(400, "Bad Request", "Application", "approval_prompt", "invalid")
+        asked = [s for s in query.get("scope", "read").replace(" ", ",").split(",") if s]
+        if not asked or any(s not in STRAVA_SCOPES for s in asked):
+            return _error(400, "Bad Request", "Application", "scope", "invalid")
+        decision = query.get("decision")
+        if decision is None:
+            return self._consent_page(query, asked)
+        back = {"state": query.get("state", "")}
+        if decision == "deny":
+            back["error"] = "access_denied"
+        elif decision == "approve":
+            granted = [
+                s
+                for s in query.get("granted_scope", ",".join(asked)).replace(" ", ",").split(",")
+                if s
+            ]
+            grantable = set(asked) | {IMPLIED[s] for s in asked if s in IMPLIED}
+            if any(s not in grantable for s in granted):  # only what is asked (or less of it)
+                return _error(400, "Bad Request", "Application", "granted_scope", "invalid")
+            try:  # who is signed in to "Strava" (the page's select; UnknownRecord is a ValueError)
+                athlete = self._athlete(int(query.get("athlete_id", "")))
+            except ValueError:
+                return _error(400, "Bad Request", "Athlete", "athlete_id", "invalid")
+            scope = ",".join(granted)
+            back["code"] = self.authorize(athlete.id, scope)
+            back["scope"] = scope
+        else:
+            return _error(400, "Bad Request", "Application", "decision", "invalid")
+        glue = "&" if parts.query else "?"
+        return Response(302, b"", [("Location", redirect + glue + urlencode(back))])
+
+    def _consent_page(self, query: dict[str, str], asked: list[str]) -> Response:
+        """The demo's "Authorize" page: pick an athlete and the scopes, approve or decline."""
+        hidden = "".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+            for k, v in query.items()
+            if k not in ("decision", "athlete_id", "granted_scope")
+        )
+        athletes = "".join(
+            f'<option value="{aid}">athlete {aid}</option>' for aid in sorted(self._athletes)
+        )
+        scopes = "".join(
+            f'<label><input type="checkbox" name="scope_box" value="{s}" checked> {s}</label><br>'
+            for s in asked
+        )
+        page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Authorize - Strava sandbox</title></head>
+<body>
+<h1>Authorize this application</h1>
+<p>Application {html.escape(self.client_id)} asks to: {html.escape(", ".join(asked))}.</p>
+<form method="get" action="/oauth/authorize"
+      onsubmit="this.granted_scope.value = Array.from(this.querySelectorAll(
+        'input[name=scope_box]:checked')).map(b => b.value).join(',')">
+{hidden}<input type="hidden" name="granted_scope" value="">
+<p><label>Signed in as <select name="athlete_id">{athletes}</select></label></p>
+<p>{scopes}</p>
+<button type="submit" name="decision" value="approve">Authorize</button>
+<button type="submit" name="decision" value="deny">Cancel</button>
+</form>
+</body></html>
+"""
+        return Response(200, page.encode(), [("Content-Type", "text/html; charset=utf-8")])
 
     # -- OAuth ----------------------------------------------------------------------------
     def _oauth(

@@ -1,0 +1,2 @@
+-- SQLite: the write transaction's BEGIN IMMEDIATE already serializes every writer.
+select 1
