@@ -1,8 +1,17 @@
-"""Runs executed in this machine's own processes (`sync-assets sync`, the embedded default):
-each is tagged with its process id and host, so a later command can tell a run whose process
-was killed (SIGKILL, out of memory, power cut) from one still working. Dagster keeps such a
-run STARTED for ever under the default launcher; here it ends FAILURE with the reason, and
-its sync sessions end `failed`, before the relaunch resumes from their checkpoint.
+"""Runs executed in this machine's own processes: each is tagged with its process id and
+host, so a run whose process was killed (SIGKILL, out of memory, power cut) can be told from
+one still working. Dagster keeps such a run STARTED for ever under the default launcher (its
+run monitoring checks a run worker's health only for launchers that can, the container
+ones); here it ends FAILURE with the reason, and its sync sessions end `failed`.
+
+* `sync-assets sync` runs in its own process, tagged when the run is created
+  (`local_run_tags`); the next command fails it before resuming from its checkpoint.
+* A run the daemon (or the UI) launches runs in a run worker that the code server starts
+  on its own host. Its first step tags the run with the worker's pid, as Dagster's event
+  "Started process for run (pid: N)" gives it, and the host (`record_run_process`), when the
+  step is that worker or its child (the default executors; not a Celery worker elsewhere).
+  `reconcile_sync_sessions`, evaluated by the code server on that host, fails the run whose
+  worker is gone (`fail_dead_local_runs`).
 """
 
 import os
@@ -10,7 +19,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from sync_assets.core.sessions import finish_from_run_status, session_key
 from sync_assets.core.storage.base import Store
@@ -45,6 +54,39 @@ def batched_event_writes() -> Iterator[str]:
         os.environ.pop(EVENT_BATCH_SIZE_VAR, None)
 
 
+# The message of Dagster's engine event, in the run worker, saying which process runs the run.
+RUN_PROCESS_EVENT = "Started process for run"
+
+
+def run_worker_pid(instance: DagsterInstance, run_id: str) -> int | None:
+    """The pid of the run's worker, from Dagster's own engine event (the newest one: a
+    resumed run has a new worker), or None."""
+    pid = None
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT):
+        event = entry.dagster_event
+        if event is None or not (event.message or "").startswith(RUN_PROCESS_EVENT):
+            continue
+        value = event.engine_event_data.metadata.get("pid")
+        text = str(getattr(value, "value", value) or "")
+        if text.isdigit():
+            pid = int(text)
+    return pid
+
+
+def record_run_process(instance: DagsterInstance, run: DagsterRun) -> bool:
+    """Tag `run` with its worker's pid and host, if it has no such tags yet and this process
+    is that worker or its child (a step of the multiprocess or in-process executor); True
+    when it tagged. Called as a step's resources are set up, so a run is tagged by its first
+    step; a run killed before any step started is not (nor is a step on a Celery worker)."""
+    if PID_TAG in run.tags:
+        return False
+    pid = run_worker_pid(instance, run.run_id)
+    if pid is None or pid not in (os.getpid(), os.getppid()):
+        return False
+    instance.add_run_tags(run.run_id, {PID_TAG: str(pid), HOST_TAG: socket.gethostname()})
+    return True
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -69,7 +111,9 @@ def fail_dead_local_runs(instance: DagsterInstance, store: Store) -> list[str]:
         pid = run.tags.get(PID_TAG, "")
         if not pid.isdigit() or _alive(int(pid)):
             continue
-        reason = f"Dagster run {run.run_id} failed: its process {pid} died (killed or crashed)"
+        reason = (
+            f"Dagster run {run.run_id} failed: its process {pid} on {host} died (killed or crashed)"
+        )
         instance.report_run_failed(run, message=reason)
         finish_from_run_status(
             store, session_key(run.tags, run.run_id), success=False, reason=reason

@@ -270,6 +270,15 @@ def enrich(
     return _run_job(WEATHER_ENRICHMENT_JOB, user_id, first_month, last_month, quiet=quiet)
 
 
+def _run_error(result) -> str:  # noqa: ANN001 - dagster's ExecuteInProcessResult
+    """The first line of the last step failure of a failed run, else "run failed"."""
+    from dagster import DagsterEventType
+
+    failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    error = failures[-1].step_failure_data.error.message if failures else "run failed"
+    return error.strip().splitlines()[0] if error else "run failed"
+
+
 def _session_seconds(sessions: list) -> float | None:  # noqa: ANN001 - SessionRecord
     """The sync's time as its session says it (started_at..completed_at): `status` shows the
     same figure. None before a session has both ends."""
@@ -329,6 +338,17 @@ def _run_job(
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
                 raise_on_error=False,
             )
+            if not result.success:
+                # A failure the steps could not write themselves (their database connection
+                # dropped, Dagster failed around them) leaves no session in a working state.
+                from sync_assets.sensors.run_status import finish_run
+
+                finish_run(
+                    store,
+                    result.dagster_run,
+                    success=False,
+                    reason=f"Dagster run {run_id} failed: {_run_error(result)}",
+                )
         seconds = _session_seconds(progress.sessions or store.run_sessions(run_id))
     if seconds is None:  # no session (the run failed before its first step)
         seconds = time.perf_counter() - started
@@ -348,11 +368,7 @@ def _run_job(
     metadata = by_asset.get("raw_strava_activities", {})
     stored = by_asset.get("runs_table", {})
     weather = by_asset.get("weather_enriched_activities", {})
-    error = None
-    if not result.success:
-        failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
-        error = failures[-1].step_failure_data.error.message if failures else "run failed"
-        error = error.strip().splitlines()[0] if error else "run failed"
+    error = None if result.success else _run_error(result)
     months = (int(last[:4]) - int(first[:4])) * 12 + int(last[5:7]) - int(first[5:7]) + 1
     return SyncSummary(
         user_id=user_id,

@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Any
 
 from sync_assets.core.errors import ErrorInfo
-from sync_assets.core.storage.base import SessionRecord, Store
+from sync_assets.core.storage.base import DeauthorizedError, SessionRecord, Store
 
 
 class SyncState(StrEnum):
@@ -241,8 +241,11 @@ def finish_from_run_status(
 ) -> list[SessionRecord]:
     """Write the final state of every session of a finished run (idempotent).
 
-    Used by the run status sensor: a run killed from outside (crash, cancel) never reaches the
-    asset code that would have said so.
+    Used by the run status sensors, `reconcile_sync_sessions` and `sync-assets sync`: a run
+    killed from outside (crash, cancel), or one whose failure the asset code could not write
+    (its database connection dropped), never reaches the code that would have said so. The
+    session of an athlete who deauthorized the app meanwhile is gone with their data and is
+    not written again (`DeauthorizedError`): it is skipped.
     """
     finished = []
     for session in store.run_sessions(run_id):
@@ -266,9 +269,14 @@ def finish_from_run_status(
                 "last_error": info.model_dump(mode="json"),
                 "error_count": session.error_count + 1,
             }
-        finished.append(
-            store.update_session(run_id, session.user_id, completed_at=datetime.now(UTC), **changes)
-        )
+        try:
+            finished.append(
+                store.update_session(
+                    run_id, session.user_id, completed_at=datetime.now(UTC), **changes
+                )
+            )
+        except DeauthorizedError:
+            continue
     return finished
 
 

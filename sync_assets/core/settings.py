@@ -109,3 +109,9 @@ def log_format() -> str:
 def log_level() -> str | None:
     """`SYNC_ASSETS_LOG_LEVEL` (e.g. `DEBUG`): the JSON logger's level, over the run config's."""
     return os.environ.get("SYNC_ASSETS_LOG_LEVEL") or None
+
+
+def reconcile_seconds() -> int:
+    """How often `reconcile_sync_sessions` looks for dead runs and open sessions (seconds;
+    read when the code location loads)."""
+    return int(os.environ.get("SYNC_ASSETS_RECONCILE_SECONDS") or 60)

@@ -71,6 +71,11 @@ class SupabaseResource(ConfigurableResource):
             # statistics assume), closed when the last of them is torn down.
             self._run_key = (run.run_id, self.database_url or "", self.data_dir)
             self._store = _acquire_run_store(self._run_key, self.database_url, self.data_dir)
+            # The run's worker process and host, for `reconcile_sync_sessions` (local_runs).
+            from sync_assets.local_runs import record_run_process
+
+            if context.instance is not None:
+                record_run_process(context.instance, run)
         else:  # a sensor or schedule tick: a store of its own for the tick
             self.store()
 

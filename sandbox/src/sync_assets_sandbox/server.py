@@ -100,6 +100,10 @@ class _Handler(BaseHTTPRequestHandler):
         if resp.delay > 0 and self.server.stopping.wait(resp.delay):
             self.close_connection = True  # shutting down: do not hold the server up
             return
+        while resp.held is not None and resp.held():
+            if self.server.stopping.wait(0.05):
+                self.close_connection = True
+                return
         try:
             self._send(resp)
         except OSError:  # the client went away: nothing to tell it

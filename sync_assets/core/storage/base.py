@@ -412,7 +412,13 @@ class Store(TokenStore, WeatherCache, Protocol):
 
     def delete_user_data(self, user_id: str, reason: str) -> None:
         """Delete the user's Strava data (runs, quarantine, staging); the connection stays,
-        `deauthorized`, with its tokens blanked."""
+        `deauthorized`, with its tokens blanked. From then on every write of the user's data
+        (runs, quarantine, staging, sessions, watermark) raises `DeauthorizedError`, checked
+        in the writing transaction itself."""
+        ...
+
+    def connection_status(self, user_id: str) -> str | None:
+        """The user's connection status (`active`, `revoked`, `deauthorized`), None if none."""
         ...
 
     # What incremental syncs build on (`sync_assets.core.incremental`).
@@ -510,6 +516,22 @@ class Store(TokenStore, WeatherCache, Protocol):
     def metrics_view(self, name: str) -> list[dict[str, Any]]:
         """Every row of one of `METRICS_VIEWS` (ValueError for any other name), in order."""
         ...
+
+
+DEAUTHORIZED_STATUS = "deauthorized"
+
+
+class DeauthorizedError(AuthenticationError):
+    """A write of a user's data refused: the athlete deauthorized the app, their data was
+    deleted and nothing of theirs is written again (checked in the writing transaction)."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(
+            f"athlete deauthorized: user {user_id} revoked the app's access, their Strava data"
+            " was deleted and nothing of it is written again",
+            details={"user_id": user_id, "deauthorized": True},
+        )
+        self.user_id = user_id
 
 
 def require_active(user_id: str, conn: StravaConnection | None) -> StravaConnection:

@@ -13,6 +13,7 @@ a `Dialect` renders:
     {from_epoch(:p)}      Unix seconds as the column's timestamp
     {ids(:p)}             a list parameter as a one-column relation `id` (`Dialect.ids`)
     {for_update}          lock the rows read (SQLite: the caller's `BEGIN IMMEDIATE` does)
+    {for_share}           lock them against updates, not against other sharers (likewise)
 
 Why not SQLAlchemy Core: the SQL would move into Python expressions (the project keeps SQL in
 files), the COPY fast path needs psycopg underneath anyway, and a reviewer reads the SQL files
@@ -129,6 +130,7 @@ class PostgresDialect(Dialect):
         "from_epoch": "to_timestamp({0})",
         "ids": "select unnest({0}::bigint[]) as id",
         "for_update": "for update",
+        "for_share": "for share",
     }
     text_holds_nul = False
 
@@ -162,6 +164,7 @@ class SqliteDialect(Dialect):
         "from_epoch": "{0}",
         "ids": "select value as id from json_each({0})",
         "for_update": "",
+        "for_share": "",
     }
 
     def cast(self, cast: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg.rows import dict_row
 from psycopg.types.json import Json, Jsonb
 from psycopg_pool import ConnectionPool
@@ -182,6 +183,7 @@ class PostgresStore(SqlStore):
     ) -> tuple[StoreResult, list[QuarantineRecord]]:
         result, refused = StoreResult(), []
         with self._tx() as conn:
+            self._refuse_deauthorized(conn, pc.unique(runs.column("user_id")).to_pylist())
             conn.execute(Q("stage_runs"))
             try:
                 with conn.transaction():  # savepoint: a refused row must not end the batch

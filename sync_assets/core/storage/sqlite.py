@@ -135,6 +135,7 @@ class SqliteStore(SqlStore):
         for row in rows:
             by_user.setdefault(row[_USER], []).append(row[_STRAVA_ID])
         with self._tx("IMMEDIATE") as conn:
+            self._refuse_deauthorized(conn, by_user)
             existing = {
                 (user, r[0])
                 for user, ids in by_user.items()

@@ -20,7 +20,7 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict
 from datetime import datetime
@@ -34,6 +34,7 @@ from sync_assets.core.clients.strava_listing import ListCursor
 from sync_assets.core.clients.tokens import StravaConnection, StravaTokens
 from sync_assets.core.errors import ErrorType, SyncError
 from sync_assets.core.storage.base import (
+    DEAUTHORIZED_STATUS,
     METRICS_VIEWS,
     RUNS_SCHEMA,
     SESSION_FIELDS,
@@ -42,6 +43,7 @@ from sync_assets.core.storage.base import (
     STAGED_PAGES_BATCH,
     STAGING_MAX_AGE,
     ClosedOnExit,
+    DeauthorizedError,
     ListingWatermark,
     QuarantineRecord,
     SessionRecord,
@@ -130,6 +132,16 @@ class SqlStore(ClosedOnExit):
                 count = conn.execute(stmt, params or {}).rowcount
         return count
 
+    def _refuse_deauthorized(self, conn: Any, user_ids: Iterable[str]) -> None:
+        """Raise `DeauthorizedError` if one of these users deauthorized the app: called first
+        in every transaction writing a user's data (`writable_connection.sql` says why it
+        holds against a concurrent deletion). A user without a connection row is written as
+        before (data imported, tests): only a deauthorization forbids."""
+        for user_id in sorted(set(user_ids)):  # one order: two writers never deadlock here
+            rows = self._rows(conn, "writable_connection", {"user_id": user_id})
+            if rows and rows[0][0] == DEAUTHORIZED_STATUS:
+                raise DeauthorizedError(user_id)
+
     def _retrying(self) -> Retrying:
         return Retrying(
             retry=retry_if_exception_type(self._retry_on),
@@ -212,6 +224,11 @@ class SqlStore(ClosedOnExit):
             if new != current:
                 self._run(conn, "update_tokens", {"user_id": user_id, **self._tokens(new)})
         return new  # committed: only now may the new access token be used
+
+    def connection_status(self, user_id: str) -> str | None:
+        with self._read() as conn:
+            rows = self._rows(conn, "writable_connection", {"user_id": user_id})
+        return rows[0][0] if rows else None
 
     def mark_revoked(self, user_id: str, reason: str) -> None:
         with self._write() as conn:
@@ -330,6 +347,7 @@ class SqlStore(ClosedOnExit):
             for r in records
         ]
         with self._write() as conn:
+            self._refuse_deauthorized(conn, (r.user_id for r in records))
             conn.cursor().executemany(self._q("insert_quarantine"), params)
         return len(records)
 
@@ -408,6 +426,10 @@ class SqlStore(ClosedOnExit):
     def delete_user_data(self, user_id: str, reason: str) -> None:
         params = {"user_id": user_id, "reason": reason[:500], "blank": self._cipher.encrypt("")}
         with self._write() as conn:
+            # The connection row first (`for update`): a write of this user's data in flight
+            # holds it `for share` and commits before the deletes below run; a later one
+            # waits for this commit and refuses (`_refuse_deauthorized`).
+            self._rows(conn, "lock_connection", {"user_id": user_id})
             self._run(conn, "delete_user_events", params)
             self._run(conn, "delete_user_data", params)
 
@@ -441,6 +463,7 @@ class SqlStore(ClosedOnExit):
             "listed_through": d.when(watermark.listed_through),
         }
         with self._write() as conn:
+            self._refuse_deauthorized(conn, [user_id])
             self._run(conn, "advance_listing_watermark", params)
 
     # -- the app-wide Strava budget ---------------------------------------------------------
@@ -475,6 +498,7 @@ class SqlStore(ClosedOnExit):
             "records": records,
         }
         with self._write() as conn:
+            self._refuse_deauthorized(conn, [user_id])
             self._run(conn, "stage_page", params)
 
     def staged_pages(
@@ -547,6 +571,7 @@ class SqlStore(ClosedOnExit):
             "time_range_end": self.dialect.when(time_range_end),
         }
         with self._write() as conn:
+            self._refuse_deauthorized(conn, [user_id])
             self._run(conn, "create_session", params)
         session = self.get_session(run_id, user_id)
         assert session is not None
@@ -572,6 +597,7 @@ class SqlStore(ClosedOnExit):
         assignments = ", ".join(f'"{k}" = :{k}' for k in values)  # names checked above
         query = d.sql("update_session", assignments=assignments)
         with self._write() as conn:
+            self._refuse_deauthorized(conn, [user_id])
             conn.execute(query, {**values, "_run_id": run_id, "_user_id": user_id})
         session = self.get_session(run_id, user_id)
         if session is None:

@@ -114,6 +114,8 @@ class ApiMixin:
                 resp, athlete_id, fault = self._api(method, path[len("/api/v3") :], query, headers)
                 self._log("api", method, path, query, resp.status, athlete_id, fault)
                 resp.delay = self._latency()
+                if self._hold_at is not None and self._api_requests > self._hold_at:
+                    resp.held = self.holding
             return resp
         resp = _not_found()
         with self._lock:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +63,7 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
     action: str = "send"  # "send" | "drop" | "truncate"
     delay: float = 0.0  # seconds to wait before answering (latency fault)
+    held: Callable[[], bool] | None = None  # wait while this says so (hold fault)
 
 
 @dataclass

@@ -51,6 +51,9 @@ class Faults:
     served_payloads: dict[int, Any] = field(default_factory=dict)
     revoke_after_requests: dict[int, int] = field(default_factory=dict)  # athlete -> N more
     outage_after_requests: int | None = None  # after N more API requests, 503 until cleared
+    # after N more API requests, each answer is computed but held (not sent) until this is
+    # set to None or the faults cleared: a sync stopped mid-run, at a known request
+    hold_after_requests: int | None = None
     mutate_between_pages: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -137,6 +140,15 @@ class FaultMixin:
                     raise SandboxError("outage_after_requests must be >= 0")
                 self._outage_at = self._api_requests + value
                 return value
+            if name == "hold_after_requests":
+                if value is None:
+                    self._hold_at = None
+                    return None
+                value = int(value)
+                if value < 0:
+                    raise SandboxError("hold_after_requests must be >= 0")
+                self._hold_at = self._api_requests + value
+                return value
             if name.endswith(("_rate", "_seconds")):
                 value = float(value)
                 if value < 0 or (name.endswith("_rate") and value > 1):
@@ -172,6 +184,11 @@ class FaultMixin:
             self._revoke_at.clear()
             self._mutations.clear()
             self._outage_at = None
+            self._hold_at = None
+
+    def holding(self) -> bool:
+        """Whether held answers must still wait (`Faults.hold_after_requests`)."""
+        return self._hold_at is not None
 
     def _latency(self) -> float:
         f = self._faults

@@ -76,6 +76,7 @@ class SandboxState:
         self._revoke_at: dict[int, int] = {}  # athlete -> api_requests count that revokes it
         self._mutations: list[_Mutation] = []
         self._outage_at: int | None = None  # API request number after which all is 503
+        self._hold_at: int | None = None  # API request number after which answers are held
         self._api_requests = 0  # all API requests ever received
         self._errors_injected = 0  # cycles 500, 502, 503
         self._corrupt_cache: dict[tuple[int, int, int], set[int]] = {}

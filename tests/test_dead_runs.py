@@ -1,0 +1,216 @@
+"""A run launched by the daemon whose processes are killed (SIGKILL) ends `failed` (issue 18).
+
+Dagster's run monitoring cannot see a dead run worker under the default launcher (it checks
+a worker's health only for launchers that support it). The code server that started the
+worker notices its own child's death while it lives; when it dies too (the daemon's whole
+process tree killed: a container's OOM, a crash, a kill -9 of the service) nothing in Dagster
+ever will, and the run would stay STARTED and its session open for ever. The run's first
+step tags it with its worker's pid and host; `reconcile_sync_sessions`, in the daemon started
+again, fails the run and its sessions because that process is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+from dagster._core.execution.backfill import PartitionBackfill
+from dagster._core.utils import make_new_backfill_id
+
+from sync_assets.core.clients.tokens import StravaTokens
+from sync_assets.core.storage import open_store
+from sync_assets.definitions import defs
+from sync_assets.local_runs import HOST_TAG, PID_TAG
+from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
+
+REPO = Path(__file__).resolve().parents[1]
+RECONCILE_SECONDS = 5
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes under `pid` (its step processes), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def wait_for(condition, what: str, timeout: float = 240.0) -> float:
+    """Poll `condition` until true; the seconds it took (a generous bound, not a figure)."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def test_a_daemon_launched_run_killed_mid_run_ends_failed_with_its_session(
+    sandbox, server, tmp_path: Path
+) -> None:
+    home, dagster_home = tmp_path / "data", tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "SYNC_ASSETS_HOME": str(home),
+        "STRAVA_CLIENT_ID": sandbox.client_id,
+        "STRAVA_CLIENT_SECRET": sandbox.client_secret,
+        "STRAVA_API_URL": server.api_url,
+        "STRAVA_OAUTH_URL": server.oauth_url,
+        "WEATHER_API_URL": server.weather_url,
+        "SYNC_ASSETS_RECONCILE_SECONDS": str(RECONCILE_SECONDS),
+    }
+    env.pop("DATABASE_URL", None)
+    store = open_store(None, home)
+    athlete = sandbox.add_athlete(n_activities=900, seed=71, years=2)
+    user = "00000000-0000-4000-8000-000000000071"
+    store.save_connection(
+        user,
+        StravaTokens(
+            access_token=athlete.access_token,
+            refresh_token=athlete.refresh_token,
+            expires_at=athlete.expires_at,
+        ),
+    )
+    first = month_key(
+        datetime.fromisoformat(sandbox.activities(athlete.athlete_id)[0]["start_date"])
+    )
+    last = month_key(datetime.fromtimestamp(sandbox.now(), UTC))
+    months = [m for m in _months(first, last)]
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    try:
+        instance = DagsterInstance.get()
+    finally:
+        del os.environ["DAGSTER_HOME"]
+    instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
+    # One list page answered, the second held: the run is mid-fetch when it is killed.
+    sandbox.set_faults(hold_after_requests=1)
+    backfill = PartitionBackfill.from_asset_partitions(
+        backfill_id=make_new_backfill_id(),
+        asset_graph=defs.resolve_asset_graph(),
+        partition_names=[f"{m}|{user}" for m in months],
+        asset_selection=[
+            AssetKey("raw_strava_activities"),
+            AssetKey("weather_enriched_activities"),
+            AssetKey("runs_table"),
+        ],
+        backfill_timestamp=time.time(),
+        tags={},
+        dynamic_partitions_store=instance,
+        all_partitions=False,
+        title="killed run",
+        description=None,
+        run_config=None,
+    )
+    instance.add_backfill(backfill)
+    command = [
+        str(Path(sys.executable).with_name("dagster-daemon")),
+        "run",
+        "-w",
+        str(REPO / "workspace.yaml"),
+    ]
+
+    def start_daemon() -> subprocess.Popen:
+        # A session of its own: the daemon, its code server, the run worker and its steps
+        # form one process group, killed at once.
+        return subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+
+    daemon = start_daemon()
+    try:
+        runs = []
+
+        def tagged_and_held() -> bool:
+            runs[:] = instance.get_runs()
+            return (
+                len(runs) == 1
+                and PID_TAG in runs[0].tags
+                and sandbox.request_count(kind="api", path_prefix="/api/v3/athlete/activities") >= 2
+                and any(
+                    s.status == "fetching_activities" for s in store.run_sessions(runs[0].run_id)
+                )
+            )
+
+        wait_for(tagged_and_held, "the run to be tagged and held mid-fetch")
+        run = runs[0]
+        assert run.status == DagsterRunStatus.STARTED
+        pid = int(run.tags[PID_TAG])
+        assert run.tags[HOST_TAG] == os.uname().nodename
+        steps = descendants(pid)
+        assert steps  # the held raw_strava_activities step
+        assert os.getpgid(pid) == daemon.pid  # the run worker is in the daemon's group
+        os.killpg(daemon.pid, signal.SIGKILL)  # daemon, code server, run worker, steps
+        daemon.communicate(timeout=60)
+        time.sleep(2 * RECONCILE_SECONDS)  # nothing of Dagster is left to notice
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.STARTED
+        assert [s.status for s in store.run_sessions(run.run_id)] == ["fetching_activities"]
+        daemon = start_daemon()  # as its service manager restarts it
+        restarted = time.monotonic()
+
+        def failed() -> bool:
+            status = instance.get_run_by_id(run.run_id).status
+            sessions = store.run_sessions(run.run_id)
+            return status == DagsterRunStatus.FAILURE and all(
+                s.status == "failed" for s in sessions
+            )
+
+        wait_for(failed, "the killed run and its session to end failed")
+        detected = time.monotonic() - restarted
+    finally:
+        sandbox.set_faults(hold_after_requests=None)
+        daemon.terminate()
+        _, err = daemon.communicate(timeout=60)
+    (session,) = store.run_sessions(run.run_id)
+    assert session.status == "failed" and session.current_phase == "fetching"
+    message = session.last_error["message"]
+    assert f"its process {pid} on {os.uname().nodename} died (killed or crashed)" in message
+    assert session.last_error["details"]["dagster_run_id"] == run.run_id
+    failure = [
+        e
+        for e in instance.all_logs(run.run_id)
+        if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_FAILURE"
+    ]
+    assert failure and "died (killed or crashed)" in (failure[-1].dagster_event.message or ""), (
+        err.decode()[-2000:]
+    )
+    store.close()
+    print(
+        f"\nkilled run: the daemon's process group (daemon, code server, worker {pid}, "
+        f"{len(steps)} step process(es)) SIGKILLed while the listing was held; the run stayed "
+        f"STARTED; the daemon started again: run FAILURE and session `failed` {detected:.1f} s "
+        f"after (reconcile_sync_sessions every {RECONCILE_SECONDS} s)"
+    )
+
+
+def _months(first: str, last: str) -> list[str]:
+    out, (y, m) = [], (int(first[:4]), int(first[5:7]))
+    while f"{y:04d}-{m:02d}-01" <= last:
+        out.append(f"{y:04d}-{m:02d}-01")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
