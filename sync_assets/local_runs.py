@@ -7,13 +7,18 @@ its sync sessions end `failed`, before the relaunch resumes from their checkpoin
 
 import os
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from sync_assets.core import settings
+from sync_assets.core.errors import SyncError
+from sync_assets.core.leases import UserHold
 from sync_assets.core.sessions import finish_from_run_status, session_key
-from sync_assets.core.storage.base import Store
+from sync_assets.core.storage.base import LeaseHolder, Store
+from sync_assets.user_runs import USER_TAG, active_runs_of, run_ended
 
 # Dagster writes a step's asset events in batches of this many when the variable is set (it
 # reads it at every event): a range run's materializations of an asset then cost one INSERT on
@@ -24,8 +29,10 @@ PID_TAG = "sync_assets/pid"
 HOST_TAG = "sync_assets/host"
 
 
-def local_run_tags() -> dict[str, str]:
-    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+def local_run_tags(user_id: str | None = None) -> dict[str, str]:
+    """This process's tags (and the run's user: the queue counts the run as the user's)."""
+    tags = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    return {**tags, USER_TAG: user_id} if user_id else tags
 
 
 @contextmanager
@@ -76,3 +83,59 @@ def fail_dead_local_runs(instance: DagsterInstance, store: Store) -> list[str]:
         )
         dead.append(run.run_id)
     return dead
+
+
+@contextmanager
+def user_turn(
+    instance: DagsterInstance,
+    store: Store,
+    user_id: str,
+    run_id: str,
+    *,
+    notify: Callable[[str], None] | None = None,
+) -> Iterator[UserHold]:
+    """The turn of a run executed in this process (`sync-assets sync`, which bypasses the
+    instance's run queue) among the runs of `user_id`: it waits while a run of the user is
+    starting or working in the instance (one the queue launched), then holds the user in the
+    database for the whole run (other processes' steps wait meanwhile), and frees it at the
+    end, however the run ended."""
+    told: set[str] = set()
+    deadline = time.monotonic() + settings.user_wait_seconds()
+    while time.monotonic() < deadline:
+        active = active_runs_of(instance, user_id, run_id)
+        if not active:
+            break
+        for run in active:
+            if run.run_id not in told and notify is not None:
+                notify(f"user {user_id} is being synced by run {run.run_id[:8]}: waiting for it")
+            told.add(run.run_id)
+        time.sleep(1.0)
+
+    def waiting(user: str, holder: LeaseHolder) -> None:
+        if notify is not None and holder.run_id not in told:
+            notify(f"user {user} is being synced by run {holder.run_id[:8]}: waiting for it")
+        told.add(holder.run_id)
+
+    with UserHold(
+        store,
+        [user_id],
+        run_id,
+        release=True,
+        holder_ended=run_ended(instance),
+        on_wait=waiting,
+    ) as hold:
+        yield hold
+
+
+def fail_open_sessions(store: Store, run_id: str, reason: str, patience: float = 120.0) -> int:
+    """After a run of this process failed: its sessions still in a working state end `failed`
+    with `reason` (a step that failed on a database that had gone could not say so itself).
+    Patient: the database may still be coming back; returns the sessions failed."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return len(finish_from_run_status(store, run_id, success=False, reason=reason))
+        except SyncError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2.0)

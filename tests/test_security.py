@@ -86,6 +86,7 @@ NOT_EXPOSED = frozenset(
     {
         "public.weather_cache",
         "public.sync_staging",
+        "public.sync_user_leases",
         "public.strava_rate_budget",
         "public.strava_webhook_events",
         "public.strava_deleted_activities",
