@@ -400,8 +400,14 @@ def _run_error(result) -> str | None:  # noqa: ANN001 - ExecuteInProcessResult
     if result.success:
         return None
     failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
-    error = failures[-1].step_failure_data.error.message if failures else "run failed"
-    return error.strip().splitlines()[0] if error else "run failed"
+    if not failures:
+        return "run failed"
+    # The error the step raised, not Dagster's wrapper of it ("Error occurred while ...").
+    error = failures[-1].step_failure_data.error
+    while error is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+        error = error.cause
+    message = (error.message if error is not None else "") or "run failed"
+    return message.strip().splitlines()[0]
 
 
 def _print_summary(s: SyncSummary) -> None:
