@@ -101,30 +101,41 @@ def user_turn(
     end, however the run ended."""
     told: set[str] = set()
     deadline = time.monotonic() + settings.user_wait_seconds()
-    while time.monotonic() < deadline:
+
+    def queue_busy() -> bool:
         active = active_runs_of(instance, user_id, run_id)
-        if not active:
-            break
         for run in active:
             if run.run_id not in told and notify is not None:
                 notify(f"user {user_id} is being synced by run {run.run_id[:8]}: waiting for it")
             told.add(run.run_id)
-        time.sleep(1.0)
+        return bool(active)
 
     def waiting(user: str, holder: LeaseHolder) -> None:
         if notify is not None and holder.run_id not in told:
             notify(f"user {user} is being synced by run {holder.run_id[:8]}: waiting for it")
         told.add(holder.run_id)
 
-    with UserHold(
-        store,
-        [user_id],
-        run_id,
-        release=True,
-        holder_ended=run_ended(instance),
-        on_wait=waiting,
-    ) as hold:
+    while True:
+        while queue_busy() and time.monotonic() < deadline:
+            time.sleep(1.0)
+        hold = UserHold(
+            store,
+            [user_id],
+            run_id,
+            release=True,
+            holder_ended=run_ended(instance),
+            on_wait=waiting,
+        )
+        hold.__enter__()
+        # The queue may have started a run of the user meanwhile: it goes first (its steps
+        # would wait for this hold otherwise, its run open beside this one).
+        if time.monotonic() >= deadline or not queue_busy():
+            break
+        hold.__exit__(None, None, None)
+    try:
         yield hold
+    finally:
+        hold.__exit__(None, None, None)
 
 
 def fail_open_sessions(store: Store, run_id: str, reason: str, patience: float = 120.0) -> int:
