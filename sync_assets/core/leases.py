@@ -108,9 +108,13 @@ class UserHold:
         while not self._stop.wait(self.beat_every):
             for user in self.users:
                 try:
-                    if not self.store.lease_renew(user, self.run_id):
+                    if self.store.lease_renew(user, self.run_id):
+                        continue
+                    holder = self.store.lease_holder(user)
+                    if holder is not None and holder.run_id != self.run_id:
                         self.lost = True
-                        log.error(f"run {self.run_id} lost user {user} to another run")
+                        log.error(f"run {self.run_id} lost user {user} to run {holder.run_id}")
+                    # else the run's last step freed the user: its work is done
                 except SyncError as err:  # the database stayed away past the retries
                     log.warning(f"heartbeat of run {self.run_id} failed: {err}")
 
