@@ -16,13 +16,18 @@ ones); here it ends FAILURE with the reason, and its sync sessions end `failed`.
 
 import os
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
+from sync_assets.core import settings
+from sync_assets.core.errors import SyncError
+from sync_assets.core.leases import UserHold
 from sync_assets.core.sessions import finish_from_run_status, session_key
-from sync_assets.core.storage.base import Store
+from sync_assets.core.storage.base import LeaseHolder, Store
+from sync_assets.user_runs import USER_TAG, active_runs_of, run_ended
 
 # Dagster writes a step's asset events in batches of this many when the variable is set (it
 # reads it at every event): a range run's materializations of an asset then cost one INSERT on
@@ -33,8 +38,10 @@ PID_TAG = "sync_assets/pid"
 HOST_TAG = "sync_assets/host"
 
 
-def local_run_tags() -> dict[str, str]:
-    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+def local_run_tags(user_id: str | None = None) -> dict[str, str]:
+    """This process's tags (and the run's user: the queue counts the run as the user's)."""
+    tags = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    return {**tags, USER_TAG: user_id} if user_id else tags
 
 
 @contextmanager
@@ -120,3 +127,71 @@ def fail_dead_local_runs(instance: DagsterInstance, store: Store) -> list[str]:
         )
         dead.append(run.run_id)
     return dead
+
+
+@contextmanager
+def user_turn(
+    instance: DagsterInstance,
+    store: Store,
+    user_id: str,
+    run_id: str,
+    *,
+    notify: Callable[[str], None] | None = None,
+) -> Iterator[UserHold]:
+    """The turn of a run executed in this process (`sync-assets sync`, which bypasses the
+    instance's run queue) among the runs of `user_id`: it waits while a run of the user is
+    starting or working in the instance (one the queue launched), then holds the user in the
+    database for the whole run (other processes' steps wait meanwhile), and frees it at the
+    end, however the run ended."""
+    told: set[str] = set()
+    deadline = time.monotonic() + settings.user_wait_seconds()
+
+    def queue_busy() -> bool:
+        active = active_runs_of(instance, user_id, run_id)
+        for run in active:
+            if run.run_id not in told and notify is not None:
+                notify(f"user {user_id} is being synced by run {run.run_id[:8]}: waiting for it")
+            told.add(run.run_id)
+        return bool(active)
+
+    def waiting(user: str, holder: LeaseHolder) -> None:
+        if notify is not None and holder.run_id not in told:
+            notify(f"user {user} is being synced by run {holder.run_id[:8]}: waiting for it")
+        told.add(holder.run_id)
+
+    while True:
+        while queue_busy() and time.monotonic() < deadline:
+            time.sleep(1.0)
+        hold = UserHold(
+            store,
+            [user_id],
+            run_id,
+            release=True,
+            holder_ended=run_ended(instance),
+            on_wait=waiting,
+        )
+        hold.__enter__()
+        # The queue may have started a run of the user meanwhile: it goes first (its steps
+        # would wait for this hold otherwise, its run open beside this one).
+        if time.monotonic() >= deadline or not queue_busy():
+            break
+        hold.__exit__(None, None, None)
+    try:
+        yield hold
+    finally:
+        hold.__exit__(None, None, None)
+
+
+def fail_open_sessions(finish: Callable[[], int], patience: float = 120.0) -> int:
+    """After a run of this process failed: `finish` (the run status sensors' `finish_run`)
+    ends its sessions still in a working state `failed` (a step that failed on a database
+    that had gone could not say so itself). Patient: the database may still be coming back;
+    returns the sessions failed."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return finish()
+        except SyncError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2.0)

@@ -41,6 +41,7 @@ from sync_assets.dagster_private import (
     write_asset_event_batches_at_once,
 )
 from sync_assets.partitions import split_key
+from sync_assets.user_runs import with_user_tag
 
 LOGGER_NAME = "sync_assets"  # the code location's name (workspace.yaml)
 # Dagster starts a job's loggers only for runs whose config names one: every run this project
@@ -260,4 +261,6 @@ class JsonLogsInstance(DagsterInstance):
 
     def create_run(self, **kwargs: Any) -> Any:  # noqa: ANN401 - DagsterRun
         config = with_json_loggers(kwargs.get("run_config"), kwargs.get("job_snapshot"))
-        return super().create_run(**{**kwargs, "run_config": config})
+        # A backfill's runs too carry their user's tag: the run queue starts one per user.
+        tags = with_user_tag(kwargs.get("tags"))
+        return super().create_run(**{**kwargs, "run_config": config, "tags": tags})

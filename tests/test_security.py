@@ -86,6 +86,7 @@ NOT_EXPOSED = frozenset(
     {
         "public.weather_cache",
         "public.sync_staging",
+        "public.sync_user_leases",
         "public.strava_rate_budget",
         "public.strava_webhook_events",
         "public.strava_deleted_activities",
@@ -211,13 +212,15 @@ class World:
         return result
 
     def extras(self, user: str) -> None:
-        """What a full sync leaves no row of: an unfinished listing's staged page, push events
-        (through the receiver), a tombstone of an activity deleted on Strava, a spent OAuth
-        state."""
+        """What a full sync leaves no row of: an unfinished listing's staged page, a run's hold on
+        the user, push events (through the receiver), a tombstone of an activity deleted on
+        Strava, a spent OAuth state."""
         athlete = self.users[user]
         acts = self.sandbox.activities(athlete.athlete_id)
         cursor = ListCursor(after=1_767_225_600, before=1_769_904_000, order="ascending")
         self.store.stage_page(user, "2026-01/2026-02", 1, cursor, json.dumps(acts[:3]))
+        # A run that held the user and died (its hold expired at once: later runs pass it by).
+        assert self.store.lease_take(user, f"run-of-{user[:8]}", 0.001)
         receiver = WebhookReceiver(self.store, VERIFY_TOKEN)
         event = {
             "object_type": "activity",
@@ -792,6 +795,8 @@ def test_deauthorization_deletes_every_row_and_file_of_the_athlete(
         sandbox.push.flush()
         assert not sandbox.push.failed
 
+    # The webhook syncs freed the users at their end: a run that died holding A holds it now.
+    assert world.store.lease_take(a, f"run-of-{a[:8]}", 0.001)
     files_a = sorted(world.parquet.glob(f"*/*/{a}"))
     files_b = sorted(p for p in world.parquet.rglob("*") if b in p.parts)
     assert files_a and files_b

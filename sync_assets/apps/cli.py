@@ -36,6 +36,7 @@ from pydantic import SecretStr
 
 from sync_assets.core import settings
 from sync_assets.core.errors import ErrorType, SyncError
+from sync_assets.core.files import write_text_atomically
 from sync_assets.partitions import (
     FIRST_MONTH,
     USERS_PARTITIONS_NAME,
@@ -60,7 +61,10 @@ def prepare_dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text((resources.files("sync_assets") / "embedded_dagster.yaml").read_text())
+        # Whole or not at all: another command starting now may be reading it.
+        write_text_atomically(
+            config, (resources.files("sync_assets") / "embedded_dagster.yaml").read_text()
+        )
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -270,15 +274,6 @@ def enrich(
     return _run_job(WEATHER_ENRICHMENT_JOB, user_id, first_month, last_month, quiet=quiet)
 
 
-def _run_error(result) -> str:  # noqa: ANN001 - dagster's ExecuteInProcessResult
-    """The first line of the last step failure of a failed run, else "run failed"."""
-    from dagster import DagsterEventType
-
-    failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
-    error = failures[-1].step_failure_data.error.message if failures else "run failed"
-    return error.strip().splitlines()[0] if error else "run failed"
-
-
 def _session_seconds(sessions: list) -> float | None:  # noqa: ANN001 - SessionRecord
     """The sync's time as its session says it (started_at..completed_at): `status` shows the
     same figure. None before a session has both ends."""
@@ -314,7 +309,13 @@ def _run_job(
         raise SystemExit(f"error: user {user_id} is not connected: run `sync-assets connect`")
     from sync_assets.apps.terminal_progress import SessionProgress
     from sync_assets.core.storage import open_store
-    from sync_assets.local_runs import batched_event_writes, fail_dead_local_runs, local_run_tags
+    from sync_assets.local_runs import (
+        batched_event_writes,
+        fail_dead_local_runs,
+        fail_open_sessions,
+        local_run_tags,
+        user_turn,
+    )
 
     with open_store(settings.database_url(), settings.data_dir()) as store:
         # A run of an earlier command that was killed: failed now, so this one resumes from it.
@@ -322,7 +323,14 @@ def _run_job(
             print(f"  run {run_id[:8]} of an earlier command died; this sync resumes after it")
         started = time.perf_counter()
         run_id = str(uuid.uuid4())  # known before the run starts: its sessions are watched
+
+        def tell(line: str) -> None:
+            if not quiet:
+                print(f"  {line}", file=sys.stderr)
+
         with (
+            # One run of a user at a time, with the queue's runs and other processes' too.
+            user_turn(instance, store, user_id, run_id, notify=tell),
             SessionProgress(store, run_id, stream=sys.stderr, quiet=quiet) as progress,
             batched_event_writes(),
         ):
@@ -332,23 +340,22 @@ def _run_job(
                 tags={
                     ASSET_PARTITION_RANGE_START_TAG: str(partition_key(user_id, first)),
                     ASSET_PARTITION_RANGE_END_TAG: str(partition_key(user_id, last)),
-                    **local_run_tags(),
+                    **local_run_tags(user_id),
                 },
                 # The run's events are stored in the instance; the terminal gets warnings only.
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
                 raise_on_error=False,
             )
-            if not result.success:
-                # A failure the steps could not write themselves (their database connection
-                # dropped, Dagster failed around them) leaves no session in a working state.
-                from sync_assets.sensors.run_status import finish_run
+        error = _run_error(result)
+        if error is not None:
+            # A failure the steps could not write themselves (their database connection
+            # dropped, Dagster failed around them) leaves no session in a working state.
+            from sync_assets.sensors.run_status import finish_run
 
-                finish_run(
-                    store,
-                    result.dagster_run,
-                    success=False,
-                    reason=f"Dagster run {run_id} failed: {_run_error(result)}",
-                )
+            reason = f"Dagster run {run_id} failed: {error}"
+            fail_open_sessions(
+                lambda: finish_run(store, result.dagster_run, success=False, reason=reason)
+            )
         seconds = _session_seconds(progress.sessions or store.run_sessions(run_id))
     if seconds is None:  # no session (the run failed before its first step)
         seconds = time.perf_counter() - started
@@ -368,7 +375,6 @@ def _run_job(
     metadata = by_asset.get("raw_strava_activities", {})
     stored = by_asset.get("runs_table", {})
     weather = by_asset.get("weather_enriched_activities", {})
-    error = None if result.success else _run_error(result)
     months = (int(last[:4]) - int(first[:4])) * 12 + int(last[5:7]) - int(first[5:7]) + 1
     return SyncSummary(
         user_id=user_id,
@@ -392,6 +398,23 @@ def _run_job(
         weather_requests=int(weather.get("weather_requests", 0)),
         weather_cache_hits=int(weather.get("weather_cache_hits", 0)),
     )
+
+
+def _run_error(result) -> str | None:  # noqa: ANN001 - ExecuteInProcessResult
+    """The first line of the last step failure of a failed run; None when it succeeded."""
+    from dagster import DagsterEventType
+
+    if result.success:
+        return None
+    failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    if not failures:
+        return "run failed"
+    # The error the step raised, not Dagster's wrapper of it ("Error occurred while ...").
+    error = failures[-1].step_failure_data.error
+    while error is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+        error = error.cause
+    message = (error.message if error is not None else "") or "run failed"
+    return message.strip().splitlines()[0]
 
 
 def _print_summary(s: SyncSummary) -> None:

@@ -53,7 +53,12 @@ INSTANCE_SETTINGS: dict[str, Any] = {
         "runs": {
             "max_concurrent_runs": 4,
             "tag_concurrency_limits": [
-                {"key": "sync_assets/sync_type", "value": "backfill", "limit": 3}
+                {"key": "sync_assets/sync_type", "value": "backfill", "limit": 3},
+                {
+                    "key": "sync_assets/user",
+                    "value": {"applyLimitPerUniqueValue": True},
+                    "limit": 1,
+                },
             ],
         },
         "pools": {"default_limit": 2},

@@ -11,10 +11,11 @@ from sync_assets.core.clients.weather import WeatherProvider
 from sync_assets.core.enrichment.activities import EnrichReport
 from sync_assets.core.steps.enrich import STEP, EnrichOutcome, enrich_partitions
 from sync_assets.dagster_private import add_partition_metadata
-from sync_assets.partitions import run_partition_keys, strava_partitions
+from sync_assets.partitions import run_partition_keys, split_key, strava_partitions
 from sync_assets.resources.parquet_io import PartitionData, by_partition
 from sync_assets.resources.supabase import SupabaseResource
 from sync_assets.resources.weather import WeatherResource
+from sync_assets.user_runs import step_hold
 
 
 def _quota(provider: WeatherProvider) -> str:
@@ -118,7 +119,10 @@ def weather_enriched_activities(
     raw = by_partition(list(run_partition_keys(context)), raw_strava_activities)
     store = supabase.store()
     outcome = EnrichOutcome()
-    with metrics.step(store, context.run, STEP, context.log, collect=outcome.step_fields):
+    with (
+        step_hold(context, store, {split_key(k)[0] for k in raw}),
+        metrics.step(store, context.run, STEP, context.log, collect=outcome.step_fields),
+    ):
         enrich_partitions(
             raw,
             store,

@@ -24,6 +24,7 @@ from sync_assets.partitions import run_partition_keys, split_key, strava_partiti
 from sync_assets.resources.parquet_io import partition_sink
 from sync_assets.resources.strava import StravaResource
 from sync_assets.resources.supabase import SupabaseResource
+from sync_assets.user_runs import step_hold
 
 STEP = "raw_strava_activities"
 
@@ -199,14 +200,18 @@ def raw_strava_activities(
     rule = incremental.policy(context.run.tags, lookback)
     sink = partition_sink(context.resources.parquet_io_manager, context.asset_key)
     try:
-        # A row after a SyncError too (what the failed fetch spent); other errors leave none.
-        with metrics.step(
-            store,
-            context.run,
-            STEP,
-            context.log,
-            collect=lambda: _step_fields(keys, report),
-            record_on=SyncError,
+        # One run of a user at a time (`user_runs`): waits while another run holds a user.
+        # A metrics row after a SyncError too (what the failed fetch spent); other errors none.
+        with (
+            step_hold(context, store, {split_key(k)[0] for k in keys}) as hold,
+            metrics.step(
+                store,
+                context.run,
+                STEP,
+                context.log,
+                collect=lambda: _step_fields(keys, report),
+                record_on=SyncError,
+            ),
         ):
             fetch_partitions(
                 lambda user: strava.client(user, logger=context.log),
@@ -216,6 +221,7 @@ def raw_strava_activities(
                 report=report,
                 rule=rule,
                 sink=sink,
+                owner=hold.run_id,
             )
     except SyncError as err:
         raise _retry_or_failure(context, strava, err) from None

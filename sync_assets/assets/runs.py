@@ -17,9 +17,10 @@ from sync_assets.core.steps.store import STEP, StoreFailed, StoreOutcome, store_
 from sync_assets.core.steps.store import listing_shortfall as listing_shortfall  # re-exported
 from sync_assets.core.storage import StepMetrics, StoreResult
 from sync_assets.dagster_private import add_partition_metadata
-from sync_assets.partitions import run_partition_keys, strava_partitions
+from sync_assets.partitions import run_partition_keys, split_key, strava_partitions
 from sync_assets.resources.parquet_io import by_partition
 from sync_assets.resources.supabase import SupabaseResource
+from sync_assets.user_runs import step_hold
 
 
 def database_kind() -> str:
@@ -77,13 +78,15 @@ def runs_table(
     data = by_partition(keys, weather_enriched_activities)
     store = supabase.store()
     outcome = StoreOutcome()
-    with metrics.step(
-        store, context.run, STEP, context.log, collect=outcome.step_fields, pool=True
+    with (
+        step_hold(context, store, {split_key(k)[0] for k in keys}) as hold,
+        metrics.step(store, context.run, STEP, context.log, collect=outcome.step_fields, pool=True),
     ):
         try:
             store_partitions(keys, data, store, context.run, outcome=outcome)
         except StoreFailed as err:
             raise Failure(description=str(err), allow_retries=err.retry_step) from None
+    hold.release()  # the run's last step: its users are free for the next run
     add_partition_metadata(
         context,
         {

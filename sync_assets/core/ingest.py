@@ -30,6 +30,7 @@ from sync_assets.core.models import (
     validate_page,
 )
 from sync_assets.core.sessions import SessionTracker, SyncState
+from sync_assets.core.steps import fail_session
 from sync_assets.core.storage.base import Store
 from sync_assets.core.windows import SyncSpan, month_key, next_month, sync_spans, window_key
 
@@ -256,6 +257,7 @@ def fetch_span(
     tracker: SessionTracker | None = None,
     staging: Store | None = None,
     merge: MonthMerge | None = None,
+    owner: str | None = None,
 ) -> SpanFetch:
     """All activities of one span, handed to `sink` month by month as the listing completes
     them (`MonthAssembler`).
@@ -267,6 +269,12 @@ def fetch_span(
     while they run 1, 2, 3, ... (pages past a gap or an expired first page are dropped and
     listed again). With a tracker, every page is also checkpointed in `sync_sessions` (page
     number, listing cursor: both bounds, the order and the bound that moves) with the progress.
+
+    With `owner` (the run's id, holding the user: `core.leases`), the pages are the owner's:
+    staged only while it holds the user, and a resume first adopts the span's pages, which it
+    can only while it holds the user, so never while the run that staged them is still
+    listing (that run would hold the user; a run whose heartbeat stopped has lost it, and its
+    next page is refused). A run resumes only from pages of a run that is no longer working.
     """
     months = MonthAssembler(span, sink, datetime.now(UTC).replace(microsecond=0), merge)
     received = resumed = 0
@@ -274,6 +282,8 @@ def fetch_span(
     seen: set[int] = set()
     last_page, cursor = 0, None
     if staging is not None:
+        if owner is not None:
+            staging.adopt_staging(span.user_id, span_id, owner)
         for page in staging.iter_staged_pages(span.user_id, span_id):
             if page.page != last_page + 1:
                 break  # a resume needs every page before the cursor it continues from
@@ -298,7 +308,9 @@ def fetch_span(
         if records is None:
             staging = None  # resume needs every page: later ones are not staged either
         else:
-            staging.stage_page(span.user_id, span_id, page.number, page.cursor, records)
+            staging.stage_page(
+                span.user_id, span_id, page.number, page.cursor, records, run_id=owner
+            )
         if tracker is not None:
             failed = months.quarantined
             # Until the listing ends, a full page promises (at least) one more.
@@ -342,6 +354,7 @@ def fetch_partitions(
     rule: incremental.Incremental | None = None,
     *,
     sink: PartitionSink,
+    owner: str | None = None,
 ) -> FetchReport:
     """Fetch every partition in `keys` with one paginated query per user and block of months,
     each month handed to `sink` as soon as its listing is past it (`fetch_span`).
@@ -355,7 +368,8 @@ def fetch_partitions(
     With an incremental `rule` and a store, a span may be listed from the user's watermark
     only, its months completed from the store as they are written
     (`sync_assets.core.incremental`); each span's listing is recorded in the session
-    (`checkpoint_data.listings`) for the store step.
+    (`checkpoint_data.listings`) for the store step. `owner`: the run holding the users,
+    whose staged pages these are (`fetch_span`).
     """
     started = time.perf_counter()
     report = report if report is not None else FetchReport()
@@ -381,10 +395,10 @@ def fetch_partitions(
                         report.notes[span.user_id].append(note)
                     if tracker is not None:
                         tracker.note(note)
-                fetched = fetch_span(client, span, sink, tracker, staging, merge)
+                fetched = fetch_span(client, span, sink, tracker, staging, merge, owner)
             except SyncError as err:
                 if tracker is not None:
-                    tracker.fail(err.info())
+                    fail_session(tracker, err.info())
                 raise
             finally:
                 report.add_client(client.stats, client.budget.usage())

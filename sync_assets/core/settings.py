@@ -115,3 +115,27 @@ def reconcile_seconds() -> int:
     """How often `reconcile_sync_sessions` looks for dead runs and open sessions (seconds;
     read when the code location loads)."""
     return int(os.environ.get("SYNC_ASSETS_RECONCILE_SECONDS") or 60)
+
+
+def db_retry_attempts() -> int:
+    """`SYNC_ASSETS_DB_RETRY_ATTEMPTS` (6): tries of a store operation whose database
+    connection dropped (a failover, a pooler restart), each on a fresh connection."""
+    return max(int(os.environ.get("SYNC_ASSETS_DB_RETRY_ATTEMPTS") or 6), 1)
+
+
+def db_retry_seconds() -> float:
+    """`SYNC_ASSETS_DB_RETRY_SECONDS` (30): how long those tries may take in all before the
+    step fails with a retryable `DATABASE` error."""
+    return float(os.environ.get("SYNC_ASSETS_DB_RETRY_SECONDS") or 30)
+
+
+def user_lease_seconds() -> float:
+    """`SYNC_ASSETS_USER_LEASE_SECONDS` (300): how long a run's hold on a user outlives its
+    last heartbeat (a run whose process died frees the user after this)."""
+    return float(os.environ.get("SYNC_ASSETS_USER_LEASE_SECONDS") or 300)
+
+
+def user_wait_seconds() -> float:
+    """`SYNC_ASSETS_USER_WAIT_SECONDS` (3600): how long a run waits for another run of the same
+    user to end before it fails with a retryable error."""
+    return float(os.environ.get("SYNC_ASSETS_USER_WAIT_SECONDS") or 3600)

@@ -11,6 +11,7 @@ is never in memory, and returns `WrittenPartition` references that `handle_outpu
 records instead of writing.
 """
 
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from dagster import (
 )
 from pydantic import Field
 from upath import UPath
+from upath.implementations.local import PosixUPath, WindowsUPath
 
 from sync_assets.core.ingest import CollectedPartitions
 from sync_assets.core.models import ACTIVITY_SCHEMA, QUARANTINE_SCHEMA, PartitionData
@@ -46,12 +48,20 @@ def by_partition(keys: list[str], loaded: Any) -> dict[str, PartitionData]:
 
 
 def _write(table: pa.Table, path: UPath) -> None:
-    # A name of its own per write: two writers of one partition never share a half file.
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    """`table` at `path`, whole: written under a temporary name of its own (process id and a
+    random part: two writers of one partition never share one), then moved over `path` in
+    one step, so a reader sees the old file or the new one and two writers at once leave the
+    last one's. Locally `os.replace` (atomic, and it replaces an existing file everywhere,
+    where `rename` fails on Windows); elsewhere the filesystem's move (an object store's PUT
+    of a whole object is atomic in the same sense)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         with tmp.open("wb") as fh:
             pq.write_table(table, fh)
-        tmp.rename(path)  # readers never see half a file
+        if isinstance(path, PosixUPath | WindowsUPath):
+            os.replace(tmp, path)
+        else:
+            tmp.rename(path)
     except BaseException:
         if tmp.exists():
             tmp.unlink()

@@ -11,6 +11,7 @@ from sync_assets.dagster_private import (
 )
 from sync_assets.logs import RUN_CONFIG
 from sync_assets.partitions import partition_key
+from sync_assets.user_runs import USER_TAG
 
 
 def range_run_request(
@@ -33,6 +34,7 @@ def range_run_request(
             ASSET_PARTITION_RANGE_START_TAG: str(partition_key(user_id, first)),
             ASSET_PARTITION_RANGE_END_TAG: str(partition_key(user_id, last)),
             SYNC_TYPE_TAG: sync_type,
+            USER_TAG: user_id,  # the run queue starts one run per user at a time
             **(tags or {}),
         },
     )

@@ -20,6 +20,7 @@ from sync_assets.core import metrics
 from sync_assets.core.clients.weather import WeatherProvider, WeatherWait
 from sync_assets.core.enrichment.activities import EnrichReport, enrich_tables
 from sync_assets.core.sessions import SessionTracker, SyncState, tracker_for_run
+from sync_assets.core.steps import classified, fail_session
 from sync_assets.core.storage.base import Store
 from sync_assets.core.windows import split_key
 
@@ -144,6 +145,26 @@ def enrich_partitions(
         user: tracker_for_run(store, run, user, time_range_start=start, time_range_end=end)
         for user, (start, end) in user_windows(raw).items()
     }
+    try:
+        return _enrich(
+            raw, store, client_for, trackers, cell_degrees, pending_days, logger, outcome
+        )
+    except Exception as exc:  # the sessions say why the step failed (a database gone, ...)
+        for tracker in trackers.values():
+            fail_session(tracker, classified(exc))
+        raise
+
+
+def _enrich(
+    raw: Mapping[str, PartitionData],
+    store: Store,
+    client_for: Callable[[Callable[[WeatherWait | None], None]], WeatherProvider],
+    trackers: dict[str, SessionTracker],
+    cell_degrees: float,
+    pending_days: int,
+    logger: logging.Logger | Any,
+    outcome: EnrichOutcome,
+) -> EnrichOutcome:
     for tracker in trackers.values():
         tracker.enter(SyncState.ENRICHING)
     live = LiveWeather(list(trackers.values()))

@@ -16,7 +16,8 @@ import pyarrow as pa
 
 from sync_assets.core import incremental
 from sync_assets.core.errors import ErrorInfo, ErrorType, SyncError
-from sync_assets.core.sessions import SyncState, tracker_for_run
+from sync_assets.core.sessions import SessionTracker, SyncState, tracker_for_run
+from sync_assets.core.steps import classified, fail_session
 from sync_assets.core.storage import QuarantineRecord, SessionRecord, Store, StoreResult
 from sync_assets.core.windows import split_key, sync_spans
 
@@ -128,6 +129,27 @@ def store_user(
         time_range_start=min(dates, default=None),
         time_range_end=max(dates, default=None),
     )
+    try:
+        _store_user(store, keys, user, parts, outcome, table, tracker)
+    except StoreFailed:
+        raise  # the session said why
+    except Exception as exc:  # the database went away past the retries (checks, clean-up)
+        error = classified(exc)
+        fail_session(tracker, error)
+        raise StoreFailed(
+            f"storing runs for user {user} failed: {error.message}", retry_step=error.retryable
+        ) from None
+
+
+def _store_user(
+    store: Store,
+    keys: Sequence[str],
+    user: str,
+    parts: Mapping[str, PartitionData],
+    outcome: StoreOutcome,
+    table: pa.Table,
+    tracker: SessionTracker,
+) -> None:
     tracker.enter(SyncState.STORING)
     mine, quarantined, by_key = StoreResult(), 0, {}
     try:
@@ -151,12 +173,13 @@ def store_user(
             quarantined += count
             by_key[key] = (result, count)
     except Exception as exc:  # the database is down or refused the batch outright
-        tracker.fail(
+        fail_session(
+            tracker,
             ErrorInfo(
                 type=ErrorType.DATABASE,
                 retryable=True,
-                message=f"storing runs failed: {type(exc).__name__}",
-            )
+                message=f"storing runs failed: {classified(exc).message}",
+            ),
         )
         raise StoreFailed(
             f"storing runs for user {user} failed: {type(exc).__name__}", retry_step=True

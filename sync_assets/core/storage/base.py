@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from sync_assets.core.clients.strava_listing import ListCursor
 from sync_assets.core.clients.tokens import StravaConnection, StravaTokens, TokenStore
 from sync_assets.core.enrichment.weather import WeatherCache
-from sync_assets.core.errors import AuthenticationError
+from sync_assets.core.errors import AuthenticationError, ErrorType, SyncError
 from sync_assets.core.models import quality_notes
 
 # Columns of public.runs written by the pipeline (id, created_at, updated_at are the database's):
@@ -211,6 +211,29 @@ WEATHER_PARAMS: dict[str, str] = {
 STAGING_MAX_AGE = 24 * 3600  # older pages may have changed upstream: fetch them again
 STAGED_PAGES_BATCH = 10  # pages a resume reads at once (2,000 activities of JSON text)
 STAGED_PAGES_ALL = 2**31 - 1  # no limit (a LIMIT both databases take)
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    """The run holding a user (`sync_user_leases`)."""
+
+    run_id: str
+    acquired_at: datetime | None
+    renewed_at: datetime | None
+    expired: bool  # not renewed within its ttl: its holder stopped beating
+
+
+class LeaseLost(SyncError):
+    """A run wrote as the holder of a user it no longer holds (another run took it over after
+    its heartbeat stopped): it stops before writing anything more; retryable."""
+
+    def __init__(self, user_id: str, run_id: str) -> None:
+        super().__init__(
+            ErrorType.UNKNOWN,
+            f"run {run_id} no longer holds user {user_id}: another run of the user took over "
+            "after this run's heartbeat stopped; stopping before it writes more",
+            retryable=True,
+        )
 
 
 @dataclass(frozen=True)
@@ -464,8 +487,24 @@ class Store(TokenStore, WeatherCache, Protocol):
 
     # Checkpointed pages of unfinished listings.
     def stage_page(
-        self, user_id: str, span: str, page: int, cursor: ListCursor, records: str
-    ) -> None: ...
+        self,
+        user_id: str,
+        span: str,
+        page: int,
+        cursor: ListCursor,
+        records: str,
+        *,
+        run_id: str | None = None,
+    ) -> None:
+        """Keep one page; with `run_id`, only while that run holds the user (`lease_take`),
+        else `LeaseLost`: a run that lost its user writes no more pages."""
+        ...
+
+    def adopt_staging(self, user_id: str, span: str, run_id: str) -> int:
+        """The span's staged pages become `run_id`'s, if it holds the user (else `LeaseLost`);
+        returns the pages adopted."""
+        ...
+
     def staged_pages(
         self,
         user_id: str,
@@ -486,6 +525,25 @@ class Store(TokenStore, WeatherCache, Protocol):
 
     def clear_staging(self, user_id: str, span: str, *, after_page: int = 0) -> None:
         """Forget the span's staged pages after `after_page` (by default all of them)."""
+        ...
+
+    # One run per user at a time (`sync_assets.core.leases`).
+    def lease_take(
+        self, user_id: str, run_id: str, ttl_seconds: float, *, ended_run: str | None = None
+    ) -> bool:
+        """Hold `user_id` for `run_id` if free, its own, held by `ended_run` or expired."""
+        ...
+
+    def lease_holder(self, user_id: str) -> LeaseHolder | None:
+        """Who holds `user_id`, if anyone."""
+        ...
+
+    def lease_renew(self, user_id: str, run_id: str) -> bool:
+        """The holder's heartbeat; False when `run_id` no longer holds the user."""
+        ...
+
+    def lease_release(self, user_id: str, run_id: str) -> None:
+        """Free `user_id` if `run_id` holds it."""
         ...
 
     def connection_usage(self) -> dict[str, int] | None:

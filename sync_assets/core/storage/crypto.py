@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from sync_assets.core.errors import ErrorType, SyncError
+from sync_assets.core.files import create_text_once
 
 KEYS_ENV = "SYNC_ASSETS_ENCRYPTION_KEYS"
 
@@ -84,7 +85,6 @@ def local_cipher(key_file: Path) -> TokenCipher:
         return TokenCipher(keys)
     if not key_file.exists():
         key_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(Fernet.generate_key().decode())
+        # Two first commands at once: one key wins, both read it whole.
+        create_text_once(key_file, Fernet.generate_key().decode(), mode=0o600)
     return TokenCipher([key_file.read_text().strip()])

@@ -46,6 +46,7 @@ from sync_assets.core.storage.base import (
 )
 from sync_assets.core.storage.crypto import TokenCipher
 from sync_assets.core.storage.dialect import POSTGRES
+from sync_assets.core.storage.retry import locks_held
 from sync_assets.core.storage.sqlstore import BATCH_SIZE, SqlStore
 
 log = logging.getLogger(__name__)
@@ -257,9 +258,10 @@ class PostgresStore(SqlStore):
     def weather_lock(self, provider: str, cells: Collection[Cell]) -> Iterator[None]:
         """Hold these cells for this process until the block ends (see weather_lock.sql)."""
         keys = [f"weather:{provider}:{lat:.2f}:{lng:.2f}" for lat, lng in sorted(set(cells))]
-        with self._tx() as conn:  # the locks live as long as this (otherwise idle) transaction
-            for key in keys:
-                conn.execute(Q("weather_lock"), {"key": key})
+        held = locks_held(
+            self._tx, lambda conn: [conn.execute(Q("weather_lock"), {"key": k}) for k in keys]
+        )
+        with held(self._retry_on, "weather_lock"):
             yield
 
     def weather_store(self, provider: str, days: Mapping[DayKey, DayWeather]) -> int:

@@ -28,7 +28,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import Retrying
 
 from sync_assets.core.clients.strava_listing import ListCursor
 from sync_assets.core.clients.tokens import StravaConnection, StravaTokens
@@ -44,6 +44,8 @@ from sync_assets.core.storage.base import (
     STAGING_MAX_AGE,
     ClosedOnExit,
     DeauthorizedError,
+    LeaseHolder,
+    LeaseLost,
     ListingWatermark,
     QuarantineRecord,
     SessionRecord,
@@ -55,6 +57,7 @@ from sync_assets.core.storage.base import (
 )
 from sync_assets.core.storage.crypto import TokenCipher
 from sync_assets.core.storage.dialect import Dialect, day, utc
+from sync_assets.core.storage.retry import call, retrying, unit_of_work
 
 BATCH_SIZE = 5_000
 # The runs columns holding text (where a NUL or broken UTF-8 could hide), in RUNS_COLUMNS order.
@@ -143,12 +146,13 @@ class SqlStore(ClosedOnExit):
                 raise DeauthorizedError(user_id)
 
     def _retrying(self) -> Retrying:
-        return Retrying(
-            retry=retry_if_exception_type(self._retry_on),
-            wait=wait_random_exponential(multiplier=0.2, max=5),
-            stop=stop_after_attempt(self._retries + 1),
-            reraise=True,
-        )
+        """A loop retrying a dropped connection under the store's policy (`retry.py`)."""
+        return retrying(self._retry_on, type(self).__name__)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A backend's own versions of the units of work are retried like the shared ones."""
+        super().__init_subclass__(**kwargs)
+        _retry_units(cls)
 
     # -- connections ----------------------------------------------------------------------
     def _connection(self, row: dict[str, Any]) -> StravaConnection:
@@ -217,13 +221,25 @@ class SqlStore(ClosedOnExit):
     ) -> StravaTokens:
         # The row stays locked (PostgreSQL: FOR UPDATE; SQLite: BEGIN IMMEDIATE) until commit:
         # concurrent refreshers queue up here and then see the tokens the winner committed.
-        with self._write() as conn:
-            row = self._first(conn, "lock_connection", {"user_id": user_id})
-            current = self._active(user_id, row).tokens
-            new = update(current)
-            if new != current:
-                self._run(conn, "update_tokens", {"user_id": user_id, **self._tokens(new)})
-        return new  # committed: only now may the new access token be used
+        # Retried on a dropped connection, but `update` (a refresh at Strava, which may rotate
+        # the refresh token) runs once: a retry commits the tokens it returned, unless another
+        # process changed them meanwhile (then those are the ones to use).
+        refreshed: list[tuple[StravaTokens, StravaTokens]] = []  # (from, to)
+
+        def attempt() -> StravaTokens:
+            with self._write() as conn:
+                row = self._first(conn, "lock_connection", {"user_id": user_id})
+                current = self._active(user_id, row).tokens
+                if refreshed and refreshed[0][0] != current:
+                    return current
+                new = refreshed[0][1] if refreshed else update(current)
+                if not refreshed:
+                    refreshed.append((current, new))
+                if new != current:
+                    self._run(conn, "update_tokens", {"user_id": user_id, **self._tokens(new)})
+            return new  # committed: only now may the new access token be used
+
+        return call(attempt, self._retry_on, "update_tokens")
 
     def connection_status(self, user_id: str) -> str | None:
         with self._read() as conn:
@@ -293,9 +309,11 @@ class SqlStore(ClosedOnExit):
         started = time.perf_counter()
         with contextlib.closing(self._batches(runs)) as batches:
             for batch, encoded in batches:
-                for attempt in self._retrying():
-                    with attempt:
-                        result, batch_refused = self._store_batch(batch, encoded)
+                result, batch_refused = call(
+                    functools.partial(self._store_batch, batch, encoded),
+                    self._retry_on,
+                    "upsert_runs",
+                )
                 total.add(result)
                 refused.extend(batch_refused)
         if refused:
@@ -484,8 +502,22 @@ class SqlStore(ClosedOnExit):
             return self._first(conn, "budget_state", {"app": app})
 
     # -- staging --------------------------------------------------------------------------
+    def _require_lease(self, conn: Any, user_id: str, run_id: str | None) -> None:
+        """Within a write: `run_id` holds `user_id` (the row stays locked until commit)."""
+        if run_id is not None and not self._rows(
+            conn, "lease_held", {"user_id": user_id, "run_id": run_id}
+        ):
+            raise LeaseLost(user_id, run_id)
+
     def stage_page(
-        self, user_id: str, span: str, page: int, cursor: ListCursor, records: str
+        self,
+        user_id: str,
+        span: str,
+        page: int,
+        cursor: ListCursor,
+        records: str,
+        *,
+        run_id: str | None = None,
     ) -> None:
         params = {
             "user_id": user_id,
@@ -496,10 +528,52 @@ class SqlStore(ClosedOnExit):
             "cursor_order": cursor.order,
             "cursor_page": cursor.page,
             "records": records,
+            "run_id": run_id,
         }
         with self._write() as conn:
             self._refuse_deauthorized(conn, [user_id])
+            self._require_lease(conn, user_id, run_id)
             self._run(conn, "stage_page", params)
+
+    def adopt_staging(self, user_id: str, span: str, run_id: str) -> int:
+        with self._write() as conn:
+            self._refuse_deauthorized(conn, [user_id])
+            self._require_lease(conn, user_id, run_id)
+            params = {"user_id": user_id, "span": span, "run_id": run_id}
+            return self._run(conn, "adopt_staging", params)
+
+    # -- one run per user -------------------------------------------------------------------
+    def lease_take(
+        self, user_id: str, run_id: str, ttl_seconds: float, *, ended_run: str | None = None
+    ) -> bool:
+        params = {
+            "user_id": user_id,
+            "run_id": run_id,
+            "ttl_seconds": float(ttl_seconds),
+            "ended_run": ended_run,
+        }
+        with self._write() as conn:
+            return bool(self._rows(conn, "lease_take", params))
+
+    def lease_holder(self, user_id: str) -> LeaseHolder | None:
+        with self._read() as conn:
+            row = self._first(conn, "lease_holder", {"user_id": user_id})
+        if row is None:
+            return None
+        return LeaseHolder(
+            row["run_id"],
+            self.dialect.timestamp(row["acquired_at"]),
+            self.dialect.timestamp(row["renewed_at"]),
+            bool(row["expired"]),
+        )
+
+    def lease_renew(self, user_id: str, run_id: str) -> bool:
+        with self._write() as conn:
+            return self._run(conn, "lease_renew", {"user_id": user_id, "run_id": run_id}) > 0
+
+    def lease_release(self, user_id: str, run_id: str) -> None:
+        with self._write() as conn:
+            self._run(conn, "lease_release", {"user_id": user_id, "run_id": run_id})
 
     def staged_pages(
         self,
@@ -615,9 +689,8 @@ class SqlStore(ClosedOnExit):
     # -- sync metrics ---------------------------------------------------------------------
     def record_step_metrics(self, metrics: StepMetrics) -> None:
         params = {**asdict(metrics), "recorded_at": self.dialect.clock(metrics.recorded_at)}
-        for attempt in self._retrying():
-            with attempt, self._write() as conn:
-                self._run(conn, "record_step_metrics", params)
+        with self._write() as conn:
+            self._run(conn, "record_step_metrics", params)
 
     def step_metrics(
         self,
@@ -641,3 +714,69 @@ class SqlStore(ClosedOnExit):
             if row.get("day") is not None:
                 row["day"] = day(row["day"])
         return rows
+
+
+# Store operations retried whole when their connection drops (`retry.unit_of_work`): each may
+# run twice (reads; upserts; updates setting values; deletes; inserts ignoring a conflict; a
+# budget take counted twice errs on the safe side). Not here: the runs upsert and the token
+# update (retried inside, see there), `iter_staged_pages` (made of `staged_pages`), the weather
+# lock (a transaction held open across HTTP requests: `retry.locks_held`).
+UNITS_OF_WORK = frozenset(
+    {
+        "save_connection",
+        "get",
+        "mark_revoked",
+        "active_users",
+        "list_connections",
+        "rotate_keys",
+        "quarantine",
+        "run_ids",
+        "unstored_ids",
+        "pending_enrichment",
+        "record_webhook_event",
+        "record_webhook_events",
+        "webhook_events_after",
+        "users_with_news",
+        "run_start",
+        "delete_run",
+        "delete_unlisted_runs",
+        "delete_user_data",
+        "stored_activities",
+        "listing_watermark",
+        "advance_listing_watermark",
+        "budget_ensure",
+        "budget_take",
+        "budget_observe",
+        "budget_state",
+        "stage_page",
+        "adopt_staging",
+        "staged_pages",
+        "clear_staging",
+        "lease_take",
+        "lease_holder",
+        "lease_renew",
+        "lease_release",
+        "create_session",
+        "get_session",
+        "run_sessions",
+        "update_session",
+        "open_sessions",
+        "recent_sessions",
+        "record_step_metrics",
+        "step_metrics",
+        "metrics_view",
+        "weather_lookup",
+        "weather_store",
+        "connection_usage",
+    }
+)
+
+
+def _retry_units(cls: type) -> None:
+    for name in UNITS_OF_WORK:
+        method = cls.__dict__.get(name)
+        if method is not None and not getattr(method, "__unit_of_work__", False):
+            setattr(cls, name, unit_of_work(method))
+
+
+_retry_units(SqlStore)

@@ -4,6 +4,8 @@
 delete from {schema}runs where user_id = :user_id;
 delete from {schema}activity_quarantine where user_id = :user_id;
 delete from {schema}sync_staging where user_id = :user_id;
+-- A run still holding the user loses it: it stages no more pages.
+delete from {schema}sync_user_leases where user_id = :user_id;
 delete from {schema}strava_deleted_activities where user_id = :user_id;
 -- The watermark vouches for rows that are gone now: an incremental sync must not trust it.
 delete from {schema}strava_listing_watermarks where user_id = :user_id;
