@@ -7,7 +7,6 @@ is split into runs; `materialize()` alone would not show it.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -16,28 +15,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from dagster import AssetKey, DagsterInstance
-from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
-from dagster._core.utils import make_new_backfill_id
 
 from sync_assets.core.clients.tokens import StravaTokens
 from sync_assets.core.storage import open_store
-from sync_assets.definitions import defs
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 
-REPO = Path(__file__).resolve().parents[1]
+from .helpers.daemon import REPO, add_backfill, instance_at
+from .helpers.daemon import dagster_home as make_dagster_home
 
 
 def test_backfill_of_two_users_over_a_year_runs_once_per_user(
     sandbox, server, tmp_path: Path
 ) -> None:
-    home, dagster_home = tmp_path / "data", tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    home, dagster_home = tmp_path / "data", make_dagster_home(tmp_path)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),
@@ -66,30 +61,9 @@ def test_backfill_of_two_users_over_a_year_runs_once_per_user(
     year = datetime.fromtimestamp(sandbox.now(), UTC).year - 1
     keys = [f"{year}-{m:02d}-01|{u}" for u in users for m in range(1, 13)]
 
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    try:
-        instance = DagsterInstance.get()
-    finally:
-        del os.environ["DAGSTER_HOME"]
+    instance = instance_at(dagster_home)
     instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, users)
-    backfill = PartitionBackfill.from_asset_partitions(
-        backfill_id=make_new_backfill_id(),
-        asset_graph=defs.resolve_asset_graph(),
-        partition_names=keys,
-        asset_selection=[
-            AssetKey("raw_strava_activities"),
-            AssetKey("weather_enriched_activities"),
-            AssetKey("runs_table"),
-        ],
-        backfill_timestamp=time.time(),
-        tags={},
-        dynamic_partitions_store=instance,
-        all_partitions=False,
-        title="test year",
-        description=None,
-        run_config=None,
-    )
-    instance.add_backfill(backfill)
+    backfill_id = add_backfill(instance, keys, "test year")
 
     daemon = subprocess.Popen(
         [
@@ -106,7 +80,7 @@ def test_backfill_of_two_users_over_a_year_runs_once_per_user(
     try:
         deadline = time.time() + 300
         while time.time() < deadline:
-            status = instance.get_backfill(backfill.backfill_id).status
+            status = instance.get_backfill(backfill_id).status
             if status != BulkActionStatus.REQUESTED:
                 break
             time.sleep(2)

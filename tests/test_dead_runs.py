@@ -12,7 +12,6 @@ again, fails the run and its sessions because that process is gone.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,17 +19,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus
-from dagster._core.execution.backfill import PartitionBackfill
-from dagster._core.utils import make_new_backfill_id
+from dagster import DagsterRunStatus
 
 from sync_assets.core.clients.tokens import StravaTokens
 from sync_assets.core.storage import open_store
-from sync_assets.definitions import defs
 from sync_assets.local_runs import HOST_TAG, PID_TAG
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 
-REPO = Path(__file__).resolve().parents[1]
+from .helpers.daemon import REPO, add_backfill, instance_at
+from .helpers.daemon import dagster_home as make_dagster_home
+
 RECONCILE_SECONDS = 5
 
 
@@ -66,9 +64,7 @@ def wait_for(condition, what: str, timeout: float = 240.0) -> float:
 def test_a_daemon_launched_run_killed_mid_run_ends_failed_with_its_session(
     sandbox, server, tmp_path: Path
 ) -> None:
-    home, dagster_home = tmp_path / "data", tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    home, dagster_home = tmp_path / "data", make_dagster_home(tmp_path)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),
@@ -97,32 +93,11 @@ def test_a_daemon_launched_run_killed_mid_run_ends_failed_with_its_session(
     )
     last = month_key(datetime.fromtimestamp(sandbox.now(), UTC))
     months = [m for m in _months(first, last)]
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    try:
-        instance = DagsterInstance.get()
-    finally:
-        del os.environ["DAGSTER_HOME"]
+    instance = instance_at(dagster_home)
     instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
     # One list page answered, the second held: the run is mid-fetch when it is killed.
     sandbox.set_faults(hold_after_requests=1)
-    backfill = PartitionBackfill.from_asset_partitions(
-        backfill_id=make_new_backfill_id(),
-        asset_graph=defs.resolve_asset_graph(),
-        partition_names=[f"{m}|{user}" for m in months],
-        asset_selection=[
-            AssetKey("raw_strava_activities"),
-            AssetKey("weather_enriched_activities"),
-            AssetKey("runs_table"),
-        ],
-        backfill_timestamp=time.time(),
-        tags={},
-        dynamic_partitions_store=instance,
-        all_partitions=False,
-        title="killed run",
-        description=None,
-        run_config=None,
-    )
-    instance.add_backfill(backfill)
+    add_backfill(instance, [f"{m}|{user}" for m in months], "killed run")
     command = [
         str(Path(sys.executable).with_name("dagster-daemon")),
         "run",

@@ -29,7 +29,8 @@ def test_every_shared_statement_renders(dialect) -> None:
         sql = dialect.sql(name, assignments='"status" = :status')
         assert not re.search(r"\{[:\w]", sql), name  # no marker left
         if dialect is POSTGRES:
-            assert ":user_id" not in sql.replace("::", ""), name
+            code = re.sub(r"--[^\n]*", "", sql)  # comments may name parameters
+            assert ":user_id" not in code.replace("::", ""), name
         else:
             assert "public." not in sql and "%(" not in sql, name
 

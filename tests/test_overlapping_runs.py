@@ -12,8 +12,6 @@ step's start to the store's end, never overlap).
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,18 +22,17 @@ from pathlib import Path
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus
-from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
-from dagster._core.utils import make_new_backfill_id
+from dagster import DagsterRunStatus
+from dagster._core.execution.backfill import BulkActionStatus
 from sync_assets_sandbox import SandboxServer, StravaSandbox
 
-from sync_assets.definitions import defs
 from sync_assets.local_runs import HOST_TAG
 from sync_assets.user_runs import USER_TAG
 
 from .helpers import CLI, add_users, cli_connect, sandbox_env
+from .helpers.daemon import REPO, add_backfill, instance_at
+from .helpers.daemon import dagster_home as make_dagster_home
 
-REPO = Path(__file__).resolve().parents[1]
 N_ACTIVITIES = 300
 DAGSTER = Path(sys.executable).with_name("dagster")
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
@@ -49,9 +46,7 @@ def world(tmp_path: Path, pg_url: str) -> Iterator[dict]:
     with SandboxServer(sandbox) as server:
         sandbox.set_faults(latency_seconds=0.05)
         athlete = sandbox.add_athlete(n_activities=N_ACTIVITIES, years=1.0)
-        dagster_home = tmp_path / "dagster_home"
-        dagster_home.mkdir()
-        shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+        dagster_home = make_dagster_home(tmp_path)
         env = sandbox_env(
             sandbox,
             server,
@@ -63,11 +58,7 @@ def world(tmp_path: Path, pg_url: str) -> Iterator[dict]:
         user = str(uuid.uuid4())
         add_users(pg_url, user)
         cli_connect(env, user, athlete.refresh_token)  # also the user's partition
-        os.environ["DAGSTER_HOME"] = str(dagster_home)
-        try:
-            instance = DagsterInstance.get()
-        finally:
-            del os.environ["DAGSTER_HOME"]
+        instance = instance_at(dagster_home)
         activities = sandbox.activities(athlete.athlete_id)
         daemon = subprocess.Popen(
             [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
@@ -104,27 +95,8 @@ def cli_sync(world: dict) -> subprocess.Popen:
 
 def backfill(world: dict) -> str:
     """A backfill of the user's months, as the UI launches one (the daemon makes its run)."""
-    instance = world["instance"]
     keys = [f"{m}-01|{world['user']}" for m in world["months"]]
-    job = PartitionBackfill.from_asset_partitions(
-        backfill_id=make_new_backfill_id(),
-        asset_graph=defs.resolve_asset_graph(),
-        partition_names=keys,
-        asset_selection=[
-            AssetKey("raw_strava_activities"),
-            AssetKey("weather_enriched_activities"),
-            AssetKey("runs_table"),
-        ],
-        backfill_timestamp=time.time(),
-        tags={},
-        dynamic_partitions_store=instance,
-        all_partitions=False,
-        title="overlap",
-        description=None,
-        run_config=None,
-    )
-    instance.add_backfill(job)
-    return job.backfill_id
+    return add_backfill(world["instance"], keys, "overlap")
 
 
 def settle(world: dict, clis: list[subprocess.Popen], backfills: list[str], runs: int) -> None:

@@ -44,7 +44,7 @@ from sync_assets.sensors.new_users import new_strava_users
 from .helpers import CLI, add_users, sandbox_env, save_tokens
 from .helpers.pgbouncer import SUPABASE_POOLER_PORT, PgBouncer
 from .pg import temporary_database
-from .test_shared_budget import RUNS, TIGHT, _dagster_run, advance, fetch_concurrently
+from .test_shared_budget import RUNS, TIGHT, advance, dagster_runs_at_once, fetch_concurrently
 
 TOKENS = StravaTokens(access_token="a" * 20, refresh_token="r" * 20, expires_at=2_000_000_000)
 
@@ -272,13 +272,7 @@ def test_eight_dagster_runs_share_the_budget_through_the_pooler(
     """Eight Dagster runs in eight processes at once (a store, a shared budget and a fetch
     each, test_shared_budget's runs), every one through PgBouncer with its defaults, against a
     window of exactly the 24 reads they need: nobody meets a 429, every activity is written
-    once, the budget row counted every request. The sandbox keeps the real clock here: with
-    its clock moved ahead, as test_shared_budget's does, a run whose first take comes before
-    any run has seen Strava's `Date` keeps a clock offset of 0 and counts the wait on its
-    own clock (890 s, over its 120 s), with or without a pooler."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
+    once, the budget row counted every request."""
     sandbox.set_limits(replace(TIGHT, read_15min=RUNS * 3, overall_15min=RUNS * 6))
     url = pooler.url(pg_url)
     store = open_store(url, tmp_path / "data")
@@ -292,9 +286,6 @@ def test_eight_dagster_runs_share_the_budget_through_the_pooler(
         truth[user] = sorted(a["id"] for a in sandbox.activities(athlete.athlete_id))
     now = datetime.fromtimestamp(sandbox.now(), UTC)
     first, last = month_key(now - timedelta(days=370)), month_key(now)
-    ctx = mp.get_context("spawn")
-    manager = ctx.Manager()
-    ready, go = manager.Semaphore(0), manager.Event()
     common = {
         "pg": url,
         "data_dir": str(tmp_path / "data"),
@@ -306,22 +297,16 @@ def test_eight_dagster_runs_share_the_budget_through_the_pooler(
         "first": first,
         "last": last,
     }
-    with ProcessPoolExecutor(RUNS, mp_context=ctx) as pool:
-        futures = [
-            pool.submit(
-                _dagster_run, {**common, "user": u, "parquet": str(tmp_path / u)}, ready, go
-            )
-            for u in users
-        ]
-        for _ in users:
-            assert ready.acquire(timeout=180)
+    t0 = 0.0
+
+    def go() -> None:
+        nonlocal t0
         sandbox.reset_usage()
         sandbox.clear_requests()
         t0 = time.perf_counter()
-        go.set()
-        results = [f.result(timeout=240) for f in futures]
-        took = time.perf_counter() - t0
-    manager.shutdown()
+
+    results = dagster_runs_at_once(common, users, lambda u: tmp_path / u, before_go=go)
+    took = time.perf_counter() - t0
     assert results == [True] * RUNS
     statuses = [r["status"] for r in sandbox.requests if r["kind"] == "api"]
     assert statuses.count(429) == 0 and len(statuses) == RUNS * 3

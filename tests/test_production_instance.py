@@ -46,7 +46,12 @@ def test_production_instance_stores_runs_in_postgres(
             concurrency = instance.get_concurrency_config()
             assert concurrency.run_queue_config.max_concurrent_runs == 8
             assert concurrency.run_queue_config.tag_concurrency_limits == [
-                {"key": "sync_assets/sync_type", "value": "backfill", "limit": 6}
+                {"key": "sync_assets/sync_type", "value": "backfill", "limit": 6},
+                {
+                    "key": "sync_assets/user",
+                    "value": {"applyLimitPerUniqueValue": True},
+                    "limit": 1,
+                },
             ]
             assert instance.global_op_concurrency_default_limit == 4  # strava_api, weather_api
             instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -311,14 +312,39 @@ def _dagster_run(args: dict, ready, go) -> bool:
     return result.success
 
 
+def dagster_runs_at_once(
+    common: dict, users: list[str], parquet: Callable[[str], Path], before_go: Callable[[], None]
+) -> list[bool]:
+    """One `_dagster_run` process per user, all released at once when every one is ready
+    (`before_go` runs just before): whether each run succeeded."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    manager = ctx.Manager()
+    try:
+        ready, go = manager.Semaphore(0), manager.Event()
+        with ProcessPoolExecutor(len(users), mp_context=ctx) as pool:
+            futures = [
+                pool.submit(
+                    _dagster_run, {**common, "user": u, "parquet": str(parquet(u))}, ready, go
+                )
+                for u in users
+            ]
+            for _ in users:
+                assert ready.acquire(timeout=180)
+            before_go()
+            go.set()
+            return [f.result(timeout=240) for f in futures]
+    finally:
+        manager.shutdown()
+
+
 @pytest.mark.serial  # eight Dagster processes timed against one budget
 def test_eight_concurrent_dagster_runs_share_one_budget(tight, server, pg, tmp_path) -> None:
     """Eight Dagster runs in eight processes at once, against 12 reads per 15 minutes: the
     first window's 12 requests are taken, the others wait for the next window (seconds away on
     the sandbox clock), and nobody meets a 429."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     store = open_store(pg, tmp_path / "data")
     users, truth = [], {}
     for _ in range(RUNS):
@@ -330,9 +356,6 @@ def test_eight_concurrent_dagster_runs_share_one_budget(tight, server, pg, tmp_p
         truth[user] = [a["id"] for a in tight.activities(athlete.athlete_id)]
     now = datetime.fromtimestamp(tight.now(), UTC)
     first, last = month_key(now - timedelta(days=370)), month_key(now)
-    ctx = mp.get_context("spawn")
-    manager = ctx.Manager()
-    ready, go = manager.Semaphore(0), manager.Event()
     common = {
         "pg": pg,
         "data_dir": str(tmp_path / "data"),
@@ -344,26 +367,19 @@ def test_eight_concurrent_dagster_runs_share_one_budget(tight, server, pg, tmp_p
         "first": first,
         "last": last,
     }
-    with ProcessPoolExecutor(RUNS, mp_context=ctx) as pool:
-        futures = [
-            pool.submit(
-                _dagster_run,
-                {**common, "user": u, "parquet": str(tmp_path / u / "parquet")},
-                ready,
-                go,
-            )
-            for u in users
-        ]
-        for _ in users:
-            assert ready.acquire(timeout=180)
+    boundary = 0.0
+
+    def window_opens_soon() -> None:
         # Everybody is ready: the next window opens 6 s from now on the sandbox clock.
+        nonlocal boundary
         boundary = (int(tight.now() // QUARTER) + 1) * QUARTER
         tight.set_clock(boundary - 6)
         tight.reset_usage()
         tight.clear_requests()
-        go.set()
-        results = [f.result(timeout=240) for f in futures]
-    manager.shutdown()
+
+    results = dagster_runs_at_once(
+        common, users, lambda u: tmp_path / u / "parquet", before_go=window_opens_soon
+    )
     assert results == [True] * RUNS
     statuses = [r["status"] for r in tight.requests if r["kind"] == "api"]
     assert statuses.count(429) == 0

@@ -637,7 +637,8 @@ def test_a_database_failure_answers_503_keeps_nothing_partial_and_recovers(pg_ba
         assert [(status, error) for _, status, error, _ in answers] == [
             (503, "could not store, try again")
         ] * len(batch)
-        assert receiver.stats.failed == len(batch) and receiver.stats.failed_batches == killed
+        # Each batch was tried again on fresh connections (the store's retry) before it failed.
+        assert receiver.stats.failed == len(batch) and 1 <= receiver.stats.failed_batches <= killed
         assert peek.object_ids() == Counter({399: 1})  # nothing of the failed batches
         # The database is back: the same writer stores Strava's redeliveries, each once.
         again = _post_all(server.url, batch, 4)
