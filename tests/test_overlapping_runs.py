@@ -24,9 +24,9 @@ import pytest
 from cryptography.fernet import Fernet
 from dagster import DagsterRunStatus
 from dagster._core.execution.backfill import BulkActionStatus
+from dagster._core.storage.tags import BACKFILL_ID_TAG, SENSOR_NAME_TAG
 from sync_assets_sandbox import SandboxServer, StravaSandbox
 
-from sync_assets.local_runs import HOST_TAG
 from sync_assets.user_runs import USER_TAG
 
 from .helpers import CLI, add_users, cli_connect, sandbox_env
@@ -119,6 +119,10 @@ def settle(world: dict, clis: list[subprocess.Popen], backfills: list[str], runs
         assert instance.get_backfill(b).status == BulkActionStatus.COMPLETED_SUCCESS
 
 
+def _from_daemon(tags: dict[str, str]) -> bool:
+    return BACKFILL_ID_TAG in tags or SENSOR_NAME_TAG in tags
+
+
 def overlaps(windows: list[tuple[float, float]]) -> int:
     ordered = sorted(windows)
     return sum(1 for a, b in zip(ordered, ordered[1:], strict=False) if b[0] < a[1])
@@ -131,8 +135,10 @@ def check(world: dict, pg_url: str, runs: int) -> dict[str, int]:
     for r in records:
         assert r.dagster_run.status == DagsterRunStatus.SUCCESS, r.dagster_run.run_id
         assert r.dagster_run.tags.get(USER_TAG) == user  # every run is the user's, tagged
-    local = [(r.start_time, r.end_time) for r in records if HOST_TAG in r.dagster_run.tags]
-    queued = [(r.start_time, r.end_time) for r in records if HOST_TAG not in r.dagster_run.tags]
+    # The queue's runs came from the sensor or a backfill (every run's first step tags its
+    # process, so the process tags do not tell them from the CLI's).
+    queued = [(r.start_time, r.end_time) for r in records if _from_daemon(r.dagster_run.tags)]
+    local = [(r.start_time, r.end_time) for r in records if not _from_daemon(r.dagster_run.tags)]
     with psycopg.connect(pg_url) as conn:
         count, distinct = conn.execute(
             "select count(*), count(distinct strava_id) from runs where user_id = %s", (user,)
