@@ -97,11 +97,11 @@ class SyncError(Exception):
         self.context = context or ErrorContext(http_status=status_code)
 
     def within(self, **context: Any) -> SyncError:
-        """Add where it happened (`ErrorContext` fields) to what is not known yet; `self`."""
+        """Add where it happened (`ErrorContext` fields) to what is not known yet, so that
+        the innermost call that failed (a token refresh within a listing) keeps its own
+        endpoint and retries; returns `self`."""
         known = self.context.model_dump(by_alias=False, exclude_defaults=True)
         self.context = ErrorContext(**{**context, **known})
-        if "retry_count" in context:  # the outermost loop's count is the right one
-            self.context.retry_count = context["retry_count"]
         return self
 
     def info(self) -> ErrorInfo:
