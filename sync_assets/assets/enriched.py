@@ -81,8 +81,15 @@ def partition_metadata(table: pa.Table) -> dict[str, object]:
         geocoded += bool(status.get("geocoding"))
     located = table.num_rows - weather["no_location"]
     coverage = weather["enriched"] / located if located else 1.0
+    failed = weather["failed"]
     return {
         "activities": table.num_rows,
+        # The seed's EnrichmentResponse.metadata for this month (`geocoded` below too):
+        # skipped is every activity neither enriched nor failed (no location, no data for
+        # its place and hour, not yet published by the archive, or weather not asked for).
+        "weatherEnriched": weather["enriched"],
+        "failed": failed,
+        "skipped": table.num_rows - weather["enriched"] - failed,
         "weather_enriched": weather["enriched"],
         "weather_pending": weather["pending"],
         "weather_failed": weather["failed"],

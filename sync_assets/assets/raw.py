@@ -80,6 +80,12 @@ def _metadata(report: FetchReport) -> dict[str, object]:
             or "none"
         ),
         "run_fetch_seconds": round(report.seconds, 3),
+        # The seed's FetchResponse.metadata, for the run: totalFetched - duplicatesSkipped -
+        # filteredCount is the activities listed (`run_activities` adds those merged from the
+        # store by an incremental listing).
+        "totalFetched": report.total_fetched,
+        "filteredCount": report.quarantined,
+        "duplicatesSkipped": report.duplicates_skipped,
         "run_activities_per_second": round(report.activities / report.seconds)
         if report.seconds
         else 0,

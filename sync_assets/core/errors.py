@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ErrorType(StrEnum):
@@ -42,8 +42,24 @@ RETRYABLE_TYPES = frozenset(
 )
 
 
+class ErrorContext(BaseModel):
+    """Where a failure happened, as the seed's `ErrorReport.context` names it (its JSON uses
+    those names): the request that failed and how often it was tried, or the activity or
+    store batch concerned. Never a token, a secret or a request's query string."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    api_endpoint: str | None = Field(None, alias="apiEndpoint")  # "GET /athlete/activities"
+    http_status: int | None = Field(None, alias="httpStatus")
+    retry_count: int = Field(0, alias="retryCount")  # retries made before giving up
+    activity_id: str | None = Field(None, alias="activityId")
+    batch_id: str | None = Field(None, alias="batchId")
+
+
 class ErrorInfo(BaseModel):
-    """The serialisable description of a failure, as stored in `sync_sessions.last_error`."""
+    """The serialisable description of a failure, as stored in `sync_sessions.last_error`:
+    with the seed's `ErrorReport` fields where they apply (`context`, `phase`, `resolved`,
+    set once a later run of the same work succeeded)."""
 
     type: ErrorType
     message: str
@@ -52,6 +68,9 @@ class ErrorInfo(BaseModel):
     status_code: int | None = None
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     details: dict[str, Any] = Field(default_factory=dict)
+    context: ErrorContext = Field(default_factory=ErrorContext)
+    phase: str | None = None  # the session's state when it failed (`SyncState`)
+    resolved: bool = False
 
 
 class SyncError(Exception):
@@ -66,6 +85,7 @@ class SyncError(Exception):
         retry_after: datetime | None = None,
         status_code: int | None = None,
         details: dict[str, Any] | None = None,
+        context: ErrorContext | None = None,
     ) -> None:
         super().__init__(message)
         self.type = type
@@ -74,6 +94,15 @@ class SyncError(Exception):
         self.retry_after = retry_after
         self.status_code = status_code
         self.details = details or {}
+        self.context = context or ErrorContext(http_status=status_code)
+
+    def within(self, **context: Any) -> SyncError:
+        """Add where it happened (`ErrorContext` fields) to what is not known yet, so that
+        the innermost call that failed (a token refresh within a listing) keeps its own
+        endpoint and retries; returns `self`."""
+        known = self.context.model_dump(by_alias=False, exclude_defaults=True)
+        self.context = ErrorContext(**{**context, **known})
+        return self
 
     def info(self) -> ErrorInfo:
         return ErrorInfo(
@@ -83,6 +112,7 @@ class SyncError(Exception):
             retry_after=self.retry_after,
             status_code=self.status_code,
             details=self.details,
+            context=self.context,
         )
 
     def __str__(self) -> str:

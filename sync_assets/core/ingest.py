@@ -85,6 +85,11 @@ class FetchReport:
     retries: int = 0
     rate_limit_waits: int = 0
     resumed: int = 0  # activities taken from a checkpoint instead of Strava
+    # The seed's FetchResponse.metadata: every record the listings' pages carried (resumed
+    # pages included), the repeats of an already listed one dropped, and those set aside in
+    # quarantine (malformed, or outside the window asked for).
+    total_fetched: int = 0
+    duplicates_skipped: int = 0
     deleted_on_strava: int = 0  # stored rows a complete listing no longer returned
     partial_listings: int = 0  # spans listed incrementally (`sync_assets.core.incremental`)
     merged_from_store: int = 0  # their months' older rows, taken from the store
@@ -246,6 +251,7 @@ class SpanFetch:
     partitions: dict[str, PartitionCounts]
     received: int  # activities received in this listing, resumed ones included
     resumed: int  # of which from a checkpoint instead of Strava
+    duplicates: int  # records of Strava's pages dropped as repeats of one already listed
     listed: Sequence[int]  # the ids listed, accepted or quarantined
     unidentified: bool  # a quarantined record had no id: `listed` may lack a stored row's
 
@@ -277,7 +283,7 @@ def fetch_span(
     next page is refused). A run resumes only from pages of a run that is no longer working.
     """
     months = MonthAssembler(span, sink, datetime.now(UTC).replace(microsecond=0), merge)
-    received = resumed = 0
+    received = resumed = duplicates = 0
     span_id = span.id
     seen: set[int] = set()
     last_page, cursor = 0, None
@@ -303,6 +309,7 @@ def fetch_span(
     )
     for page in pages:
         received += len(page.records)
+        duplicates += page.received - len(page.records)
         months.take(page.records)
         records = _storable_json(page.records) if staging is not None else None
         if records is None:
@@ -331,7 +338,7 @@ def fetch_span(
             )
         months.settle(page.cursor)
     partitions = months.finish()
-    return SpanFetch(partitions, received, resumed, months.listed, months.unidentified)
+    return SpanFetch(partitions, received, resumed, duplicates, months.listed, months.unidentified)
 
 
 def forget_unlisted(store: Store, span: SyncSpan, fetched: SpanFetch, listed_at: datetime) -> int:
@@ -415,6 +422,8 @@ def fetch_partitions(
             report.partitions.update(fetched.partitions)
             report.spans += 1
             report.resumed += fetched.resumed
+            report.total_fetched += fetched.received + fetched.duplicates
+            report.duplicates_skipped += fetched.duplicates
             # What remained to fetch after the checkpoint, at 200 per page (+1 closing page).
             report.minimum_list_calls += minimum_list_calls(fetched.received - fetched.resumed)
     for part in report.partitions.values():

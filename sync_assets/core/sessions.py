@@ -214,20 +214,28 @@ class SessionTracker:
         return self._write(last_successful_page=page, checkpoint_data=data, **counters)
 
     def complete(self, **counters: Any) -> SessionRecord:
+        """The sync succeeded: its own earlier failure (a re-execution of it succeeded now)
+        and those of the user's earlier sessions over the same months are `resolved`."""
         if self.state != SyncState.STORING:
             self.enter(SyncState.STORING)
-        return self._write(
+        last = self.session.last_error
+        if last and not last.get("resolved"):
+            counters["last_error"] = {**last, "resolved": True}
+        session = self._write(
             status=SyncState.COMPLETED.value,
             current_phase=PHASE_NAMES[SyncState.COMPLETED],
             completed_at=datetime.now(UTC),
             progress={**self.session.progress, "phase": "completed"},
             **counters,
         )
+        self.store.resolve_errors(session)
+        return session
 
     def fail(self, error: ErrorInfo) -> SessionRecord:
         if self.state in TERMINAL:
             return self.session
-        # current_phase stays: the phase that failed.
+        # current_phase stays: the phase that failed (and the error names it).
+        error = error.model_copy(update={"phase": error.phase or self.state.value})
         return self._write(
             status=SyncState.FAILED.value,
             last_error=error.model_dump(mode="json"),
@@ -263,6 +271,7 @@ def finish_from_run_status(
                 message=reason or "the Dagster run failed",
                 retryable=True,
                 details={"dagster_run_id": run_id, "phase": session.status},
+                phase=session.status,
             )
             changes = {
                 "status": SyncState.FAILED.value,

@@ -248,9 +248,14 @@ class StravaClient:
                 ) from None
             return body
 
-        for attempt in self._retrying():
-            with attempt:
-                return once()
+        retries = 0
+        try:
+            for attempt in self._retrying():
+                with attempt:
+                    retries = attempt.retry_state.attempt_number - 1
+                    return once()
+        except SyncError as err:
+            raise err.within(api_endpoint="POST /oauth/token", retry_count=retries) from None
         raise AssertionError("unreachable")
 
     def _refresh(
@@ -377,10 +382,28 @@ class StravaClient:
         except SyncError as err:
             raise self._count_error(err) from None
 
-    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        for attempt in self._retrying():
-            with attempt:
-                return self._send_once(path, params or {})
+    def _get(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        endpoint: str | None = None,
+        activity_id: int | None = None,
+    ) -> Any:
+        """GET with retries; a failure says which endpoint (`endpoint`: its template, when
+        `path` holds an id) and how many retries it had (`ErrorContext`)."""
+        retries = 0
+        try:
+            for attempt in self._retrying():
+                with attempt:
+                    retries = attempt.retry_state.attempt_number - 1
+                    return self._send_once(path, params or {})
+        except SyncError as err:
+            raise err.within(
+                api_endpoint=f"GET {endpoint or path}",
+                retry_count=retries,
+                activity_id=str(activity_id) if activity_id is not None else None,
+            ) from None
         raise AssertionError("unreachable")
 
     def athlete(self) -> dict[str, Any]:
@@ -395,7 +418,11 @@ class StravaClient:
         for this athlete (deleted since, or not theirs)."""
         self.stats.activity_calls += 1
         try:
-            body = self._get(f"/activities/{int(activity_id)}")
+            body = self._get(
+                f"/activities/{int(activity_id)}",
+                endpoint="/activities/{id}",
+                activity_id=int(activity_id),
+            )
         except SyncError as err:
             if err.type == ErrorType.CLIENT and err.status_code == 404:
                 return None

@@ -558,26 +558,33 @@ class HttpWeatherProvider:
                 f"{self.name} call failed ({exc}); retry {state.attempt_number}/{self.max_retries}"
             )
 
-        for attempt in Retrying(
-            retry=retry_if_exception(is_transient),
-            wait=wait_random_exponential(multiplier=self.backoff[0], max=self.backoff[1]),
-            stop=stop_after_attempt(self.max_retries + 1),
-            before_sleep=before_sleep,
-            sleep=self._sleep,
-            reraise=True,
-        ):
-            with attempt:
-                body = self._get_once(request)
-                try:
-                    return self._parse(request, body)
-                except SHAPE_ERRORS as exc:
-                    raise self._count(
-                        SyncError(
-                            ErrorType.INVALID_RESPONSE,
-                            f"{self.name} answered an unexpected shape ({type(exc).__name__}: "
-                            f"{str(exc)[:200]})",
-                        )
-                    ) from None
+        retries = 0
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception(is_transient),
+                wait=wait_random_exponential(multiplier=self.backoff[0], max=self.backoff[1]),
+                stop=stop_after_attempt(self.max_retries + 1),
+                before_sleep=before_sleep,
+                sleep=self._sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    retries = attempt.retry_state.attempt_number - 1
+                    body = self._get_once(request)
+                    try:
+                        return self._parse(request, body)
+                    except SHAPE_ERRORS as exc:
+                        raise self._count(
+                            SyncError(
+                                ErrorType.INVALID_RESPONSE,
+                                f"{self.name} answered an unexpected shape "
+                                f"({type(exc).__name__}: {str(exc)[:200]})",
+                            )
+                        ) from None
+        except SyncError as err:
+            # The URL's path only: its query holds coordinates and, for some providers, a key.
+            endpoint = f"GET {httpx.URL(self.api_url).path}"
+            raise err.within(api_endpoint=endpoint, retry_count=retries) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def fetch(self, request: WeatherRequest) -> dict[HourKey, HourlyWeather | None]:

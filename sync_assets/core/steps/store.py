@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from sync_assets.core import incremental
-from sync_assets.core.errors import ErrorInfo, ErrorType, SyncError
+from sync_assets.core.errors import ErrorContext, ErrorInfo, ErrorType, SyncError
 from sync_assets.core.sessions import SessionTracker, SyncState, tracker_for_run
 from sync_assets.core.steps import classified, fail_session
 from sync_assets.core.storage import QuarantineRecord, SessionRecord, Store, StoreResult
@@ -152,6 +152,7 @@ def _store_user(
 ) -> None:
     tracker.enter(SyncState.STORING)
     mine, quarantined, by_key = StoreResult(), 0, {}
+    key = None  # the batch being stored: a partition (the user's month)
     try:
         for key, part in parts.items():
             # The partition's Arrow table as it is; each row written names this session
@@ -179,6 +180,7 @@ def _store_user(
                 type=ErrorType.DATABASE,
                 retryable=True,
                 message=f"storing runs failed: {classified(exc).message}",
+                context=ErrorContext(batch_id=key),
             ),
         )
         raise StoreFailed(

@@ -683,6 +683,20 @@ class SqlStore(ClosedOnExit):
     def open_sessions(self) -> list[SessionRecord]:
         return self._sessions("open_sessions")
 
+    def resolve_errors(self, session: SessionRecord) -> int:
+        if None in (session.started_at, session.time_range_start, session.time_range_end):
+            return 0  # no window to compare
+        d = self.dialect
+        params = {
+            "user_id": session.user_id,
+            "session_id": session.id,
+            "started_at": d.clock(session.started_at),
+            "time_range_start": d.when(session.time_range_start),
+            "time_range_end": d.when(session.time_range_end),
+        }
+        with self._write() as conn:
+            return self._run(conn, "resolve_errors", params)
+
     def recent_sessions(self, user_id: str | None = None, limit: int = 20) -> list[SessionRecord]:
         return self._sessions("recent_sessions", {"user_id": user_id, "limit": limit})
 
