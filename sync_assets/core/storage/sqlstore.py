@@ -686,6 +686,14 @@ class SqlStore(ClosedOnExit):
     def recent_sessions(self, user_id: str | None = None, limit: int = 20) -> list[SessionRecord]:
         return self._sessions("recent_sessions", {"user_id": user_id, "limit": limit})
 
+    def session_by_id(self, session_id: str) -> SessionRecord | None:
+        sessions = self._sessions("session_by_id", {"id": session_id})
+        return sessions[0] if sessions else None
+
+    def session_quarantine(self, session_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return self._all(conn, "session_quarantine", {"session_id": session_id, "limit": limit})
+
     # -- sync metrics ---------------------------------------------------------------------
     def record_step_metrics(self, metrics: StepMetrics) -> None:
         params = {**asdict(metrics), "recorded_at": self.dialect.clock(metrics.recorded_at)}
