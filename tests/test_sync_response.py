@@ -141,22 +141,29 @@ def test_sync_and_status_print_the_sync_response(env, sandbox) -> None:
     done_user, done_from = connect(env, sandbox, 60)
     failing_user, failing_from = connect(env, sandbox, 450)
 
-    # A completed sync: one object, stdout holds only the JSON (progress on stderr).
+    # A completed sync (2 activities Strava serves corrupt, quarantined): one object, stdout
+    # holds only the JSON (the progress is on stderr).
+    sandbox.set_faults(malformed_activities=2)
     out = run(env, "sync", "--user", done_user, "--from", done_from, "--json")
+    sandbox.set_faults(malformed_activities=0)
     assert out.returncode == 0, out.stdout + out.stderr
+    assert "fetching: 60 activities" in out.stderr
     (done,) = objects(out)
     print("\ncompleted sync --json:\n" + json.dumps(done, indent=2))
     assert done["status"] == "completed" and "error" not in done
     assert done["userId"] == done_user
-    assert done["results"] == {
-        "saved": 60, "updated": 0, "skipped": 0, "failed": 0, "failedActivities": []
-    }  # fmt: skip
+    failures = done["results"].pop("failedActivities")
+    assert done["results"] == {"saved": 58, "updated": 0, "skipped": 0, "failed": 2}
+    assert len(failures) == 2 and all(f["source"] == "validation" for f in failures)
+    assert all(isinstance(f["stravaId"], int) and f["reason"] for f in failures)
+    done["results"]["failedActivities"] = failures
     progress = done["progress"]
     assert progress["totalActivities"] == progress["processedActivities"] == 60
     assert progress["currentPhase"] == "completed"
+    assert progress["phaseProgress"]["fetching"]["errors"] == 2
     for phase in ("fetching", "enriching", "storing"):
         p = progress["phaseProgress"][phase]
-        assert p["status"] == "completed" and p["errors"] == 0, phase
+        assert p["status"] == "completed", phase
         assert p["startTime"] <= p["endTime"], phase
     assert progress["phaseProgress"]["fetching"]["processed"] == 60
     assert progress["phaseProgress"]["storing"]["processed"] == 60
