@@ -111,6 +111,27 @@ def test_last_error_is_read_whatever_its_shape(last_error, code, retryable, cont
     assert obj["progress"]["phaseProgress"]["fetching"]["status"] == "completed"
 
 
+def test_a_running_session_has_its_phase_in_progress_and_no_error() -> None:
+    eta = "2026-12-02T10:05:00+00:00"
+    running = session(
+        status="fetching_activities",
+        current_phase="fetching",
+        total_activities_estimated=400,
+        activities_fetched=200,
+        progress={"processed": 200, "total": None, "estimated_completion": eta},
+        last_error={"type": "RATE_LIMIT", "message": "an earlier failure"},  # retried since
+    )
+    obj = json.loads(responses.sync_response(running).to_json())
+    VALIDATOR.validate(obj)
+    assert obj["status"] == "fetching_activities" and "error" not in obj
+    phases = obj["progress"]["phaseProgress"]
+    assert phases["fetching"] == {"status": "in_progress", "processed": 200, "total": 400,
+                                  "errors": 0}  # fmt: skip
+    assert phases["enriching"]["status"] == phases["storing"]["status"] == "pending"
+    assert obj["progress"]["processedActivities"] == 200
+    assert obj["progress"]["estimatedCompletion"] == "2026-12-02T10:05:00Z"
+
+
 def test_a_cancelled_session_reads_failed_with_code_cancelled() -> None:
     obj = json.loads(responses.sync_response(session(status="cancelled")).to_json())
     VALIDATOR.validate(obj)
