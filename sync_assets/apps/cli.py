@@ -5,11 +5,12 @@
     sync-assets db init [--plain-postgres]  # migrations on DATABASE_URL (plain PostgreSQL too)
     sync-assets connect --user ID (--refresh-token T | --code C) [--scope S] [--create-auth-user]
     sync-assets ui                         # the Dagster UI on the demo's data, its sandboxes again
-    sync-assets sync --user ID [--from YYYY-MM] [--to YYYY-MM] [--quiet]   # progress on stderr
+    sync-assets sync --user ID [--from YYYY-MM] [--to YYYY-MM] [--quiet] [--json]  # live progress
     sync-assets enrich --user ID [--from YYYY-MM] [--to YYYY-MM] [--quiet]  # weather, no Strava
     sync-assets webhook [--port 8711]      # Strava push events (+ OAuth with SUPABASE_JWT_SECRET)
     sync-assets rotate-keys                # after prepending a key to SYNC_ASSETS_ENCRYPTION_KEYS
-    sync-assets status [--user ID] [--limit N]   # recent syncs: state, progress, errors
+    sync-assets status [--user ID] [--limit N] [--sync-id ID] [--json]  # recent syncs, errors
+    sync-assets schema                     # the JSON Schema of --json's SyncResponse
 
 Credentials come from the environment (STRAVA_CLIENT_ID, STRAVA_CLIENT_SECRET, STRAVA_API_URL,
 STRAVA_OAUTH_URL; WEATHER_API_URL, WEATHER_PROVIDER); data goes under SYNC_ASSETS_HOME (default
@@ -19,6 +20,7 @@ STRAVA_OAUTH_URL; WEATHER_API_URL, WEATHER_PROVIDER); data goes under SYNC_ASSET
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -579,6 +581,31 @@ def serve_webhooks(host: str, port: int, queue_size: int = 1000, timeout: float 
                 return 0
 
 
+# -- --json ----------------------------------------------------------------------------------
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the seed's SyncResponse of each user, one JSON object per line, instead of "
+        "the summary (stdout holds only the JSON; `sync-assets schema` is its schema)",
+    )
+
+
+def _print_responses(summary: SyncSummary) -> int:
+    """`--json`: each session of the run as a SyncResponse line; the exit code says failure."""
+    from sync_assets.apps.status import run_responses
+    from sync_assets.core.storage import open_store
+
+    with open_store(settings.database_url(), settings.data_dir()) as store:
+        lines = run_responses(store, summary.run_id)
+    for line in lines:
+        print(line)
+    if not lines:
+        print(f"error: run {summary.run_id} left no sync session: {summary.error}", file=sys.stderr)
+        return 1
+    return 0 if summary.success else 1
+
+
 # -- entry point -----------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors in one line (the usage is one `--help` away)."""
@@ -666,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     p_sync.add_argument(
         "--quiet", action="store_true", help="no progress on stderr (the summary still prints)"
     )
+    _json_flag(p_sync)
 
     p_enrich = sub.add_parser(
         "enrich", help="fill in missing weather of stored months (no Strava request)"
@@ -676,6 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     p_enrich.add_argument(
         "--quiet", action="store_true", help="no progress on stderr (the summary still prints)"
     )
+    _json_flag(p_enrich)
 
     p_hook = sub.add_parser("webhook", help="receive Strava's push events (store, answer 200)")
     p_hook.add_argument("--host", default="127.0.0.1")
@@ -704,6 +733,16 @@ def main(argv: list[str] | None = None) -> int:
     p_status = sub.add_parser("status", help="recent sync sessions: state, progress, errors")
     p_status.add_argument("--user", help="only this user's sessions")
     p_status.add_argument("--limit", type=int, default=20)
+    p_status.add_argument(
+        "--sync-id", help="only this sync: a session's syncId, or a run's id (its users' sessions)"
+    )
+    p_status.add_argument(
+        "--json",
+        action="store_true",
+        help="the sessions as the seed's SyncResponse, one JSON object per line, newest first",
+    )
+
+    sub.add_parser("schema", help="print the JSON Schema of the --json output (SyncResponse)")
 
     p_ui = sub.add_parser("ui", help="the Dagster UI on the demo's data, with its sandboxes")
     p_ui.add_argument(
@@ -731,14 +770,24 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "db":
             return init_database(plain_postgres=args.plain_postgres)
+        if args.command == "schema":
+            from sync_assets.core.responses import schema_text
+
+            sys.stdout.write(schema_text())
+            return 0
         if args.command == "status":
-            from sync_assets.apps.status import status_report
+            from sync_assets.apps.status import status_json, status_report, sync_id_arg
 
             if args.user:
                 user_arg(args.user)
             if args.limit < 1:
                 raise SystemExit(f"error: --limit {args.limit}: give 1 or more")
-            print("\n".join(status_report(args.user, args.limit)))
+            sync_id = sync_id_arg(args.sync_id) if args.sync_id else None
+            if args.json:
+                for line in status_json(args.user, args.limit, sync_id):
+                    print(line)
+                return 0
+            print("\n".join(status_report(args.user, args.limit, sync_id=sync_id)))
             return 0
         if args.command == "connect":
             athlete_id = connect(
@@ -758,9 +807,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command in ("sync", "enrich"):
             run = sync if args.command == "sync" else enrich
-            summary = run(args.user, args.first, args.last, quiet=args.quiet)
-            _print_summary(summary)
-            return 0 if summary.success else 1
+            if not args.json:
+                summary = run(args.user, args.first, args.last, quiet=args.quiet)
+                _print_summary(summary)
+                return 0 if summary.success else 1
+            # stdout holds the JSON alone: whatever the run prints goes to stderr.
+            with contextlib.redirect_stdout(sys.stderr):
+                summary = run(args.user, args.first, args.last, quiet=args.quiet)
+            return _print_responses(summary)
     except (SyncError, ValueError) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

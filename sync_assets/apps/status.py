@@ -4,14 +4,19 @@
 `SYNC_ASSETS_HOME`); when that holds no session yet and the folder's `demo/` holds the demo's
 (`sync-assets demo`), it shows those and says so in its first line. User ids are shown as
 their shortest prefix (8 characters at least) that tells the users on screen apart.
+`status_json` (`--json`) prints the same sessions as the seed's SyncResponse, one JSON object
+per line (`sync_assets.core.responses`); `--sync-id` picks one session (or a run's sessions).
 """
 
+import sys
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sync_assets.core.errors import ErrorType, SyncError
 from sync_assets.core.sessions import TERMINAL
-from sync_assets.core.storage.base import SessionRecord
+from sync_assets.core.storage.base import SessionRecord, Store
 
 BAR = 20
 ID_CHARS = 8  # a uuid's first group
@@ -103,6 +108,73 @@ def demo_home(data_dir: Path) -> Path | None:
     return home if (home / DEMO_SETTINGS).is_file() else None
 
 
+def _store_location(database_url: str | None, data_dir: Path | None) -> tuple[str | None, Path]:
+    from sync_assets.core import settings
+
+    if data_dir is None:
+        return settings.database_url(), settings.data_dir()
+    return database_url, data_dir
+
+
+def sync_id_arg(value: str) -> str:
+    """A `--sync-id`: a session's id or a Dagster run's id, both uuids."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise SyncError(
+            ErrorType.CONFIGURATION,
+            f"--sync-id {value!r} is not a uuid: give a sync's syncId (or its runId)",
+            retryable=False,
+        ) from None
+
+
+def find_sessions(store: Store, sync_id: str) -> list[SessionRecord]:
+    """The session whose id is `sync_id`, else the sessions of the run `sync_id` (one per
+    user); none when neither exists."""
+    session = store.session_by_id(sync_id)
+    return [session] if session is not None else store.run_sessions(sync_id)
+
+
+def run_responses(store: Store, run_id: str) -> list[str]:
+    """`sync-assets sync --json`: one SyncResponse line per user of the run."""
+    from sync_assets.core.responses import response_for
+
+    return [response_for(store, s).to_json() for s in store.run_sessions(run_id)]
+
+
+def status_json(
+    user_id: str | None = None,
+    limit: int = 20,
+    sync_id: str | None = None,
+    *,
+    database_url: str | None = None,
+    data_dir: Path | None = None,
+) -> list[str]:
+    """`sync-assets status --json`: a SyncResponse per line, newest first (of `sync_id`
+    only, when given: SystemExit when the store has no such session or run). Like the text,
+    the demo's sessions when the configured store has none (said on stderr)."""
+    from sync_assets.core.responses import response_for
+    from sync_assets.core.storage import open_store
+
+    database_url, data_dir = _store_location(database_url, data_dir)
+    demo = demo_home(data_dir) if not database_url else None
+    places = [data_dir] + ([demo] if demo is not None else [])
+    for place in places:
+        with open_store(database_url if place == data_dir else None, place) as store:
+            if sync_id is not None:
+                sessions = find_sessions(store, sync_id)
+                sessions = [s for s in sessions if user_id is None or s.user_id == user_id]
+            else:
+                sessions = store.recent_sessions(user_id, limit)
+            if sessions:
+                if place != data_dir:
+                    print(f"note: no sync session in {data_dir} yet; the demo's", file=sys.stderr)
+                return [response_for(store, s).to_json() for s in sessions]
+    if sync_id is not None:
+        raise SystemExit(f"error: no sync session or run with id {sync_id}")
+    return []
+
+
 def status_report(
     user_id: str | None = None,
     limit: int = 20,
@@ -110,14 +182,23 @@ def status_report(
     database_url: str | None = None,
     data_dir: Path | None = None,
     now: datetime | None = None,
+    sync_id: str | None = None,
 ) -> list[str]:
     """`sync-assets status`: the newest sessions of the configured store (by default
-    `settings.database_url()` and `settings.data_dir()`), else the demo's, saying so."""
-    from sync_assets.core import settings
+    `settings.database_url()` and `settings.data_dir()`), else the demo's, saying so. With
+    `sync_id`, that session (or run) only: SystemExit when there is none."""
     from sync_assets.core.storage import open_store
 
-    if data_dir is None:
-        database_url, data_dir = settings.database_url(), settings.data_dir()
+    if sync_id is not None:
+        database_url, data_dir = _store_location(database_url, data_dir)
+        with open_store(database_url, data_dir) as store:
+            found = [
+                s for s in find_sessions(store, sync_id) if user_id is None or s.user_id == user_id
+            ]
+        if not found:
+            raise SystemExit(f"error: no sync session or run with id {sync_id}")
+        return status_lines(found, now)
+    database_url, data_dir = _store_location(database_url, data_dir)
     with open_store(database_url, data_dir) as store:
         sessions = store.recent_sessions(user_id, limit)
     demo = demo_home(data_dir) if not sessions and not database_url else None

@@ -486,6 +486,15 @@ class Store(TokenStore, WeatherCache, Protocol):
         """The newest sessions first, of one user or of everyone."""
         ...
 
+    def session_by_id(self, session_id: str) -> SessionRecord | None:
+        """One session by its id (`sync_sessions.id`, a uuid: the seed's syncId)."""
+        ...
+
+    def session_quarantine(self, session_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The activities a session quarantined, oldest first: `strava_id`, `reason`,
+        `source` ('validation' or 'store')."""
+        ...
+
     def pending_enrichment(self, now: datetime) -> list[tuple[str, datetime, int]]:
         """(user, month, activities) whose weather is pending or failed and due by `now`."""
         ...

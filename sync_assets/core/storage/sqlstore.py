@@ -280,7 +280,7 @@ class SqlStore(ClosedOnExit):
 
     # -- runs -----------------------------------------------------------------------------
     def upsert_runs_table(self, table: pa.Table, session_id: str | None = None) -> StoreResult:
-        return self._upsert(runs_table(table, session_id=session_id))
+        return self._upsert(runs_table(table, session_id=session_id), session_id)
 
     def upsert_runs(
         self, rows: Sequence[dict[str, Any]], session_id: str | None = None
@@ -294,11 +294,12 @@ class SqlStore(ClosedOnExit):
                 "sync_session_id",
                 pa.repeat(pa.scalar(session_id, pa.string()), runs.num_rows),
             )
-        return self._upsert(runs)
+        return self._upsert(runs, session_id)
 
-    def _upsert(self, runs: pa.Table) -> StoreResult:
+    def _upsert(self, runs: pa.Table, session_id: str | None = None) -> StoreResult:
         """Store `runs` (`RUNS_SCHEMA`) a batch per transaction (`_store_batch`), a batch whose
-        connection dropped again on a fresh one; quarantine what the database cannot hold."""
+        connection dropped again on a fresh one; quarantine what the database cannot hold
+        (naming `session_id`, the session's failedActivities)."""
         for column in TEXT_COLUMNS:
             # Text that is not UTF-8 (Arrow never makes it, a foreign file might hold it):
             # ArrowInvalid before anything is written, as decoding it would raise.
@@ -317,7 +318,7 @@ class SqlStore(ClosedOnExit):
                 total.add(result)
                 refused.extend(batch_refused)
         if refused:
-            self.quarantine(refused)
+            self.quarantine(refused, session_id=session_id)
         total.seconds = time.perf_counter() - started
         return total
 
@@ -699,6 +700,14 @@ class SqlStore(ClosedOnExit):
 
     def recent_sessions(self, user_id: str | None = None, limit: int = 20) -> list[SessionRecord]:
         return self._sessions("recent_sessions", {"user_id": user_id, "limit": limit})
+
+    def session_by_id(self, session_id: str) -> SessionRecord | None:
+        sessions = self._sessions("session_by_id", {"id": session_id})
+        return sessions[0] if sessions else None
+
+    def session_quarantine(self, session_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return self._all(conn, "session_quarantine", {"session_id": session_id, "limit": limit})
 
     # -- sync metrics ---------------------------------------------------------------------
     def record_step_metrics(self, metrics: StepMetrics) -> None:
