@@ -15,6 +15,7 @@ from sync_assets.partitions import run_partition_keys, split_key, strava_partiti
 from sync_assets.resources.parquet_io import PartitionData, by_partition
 from sync_assets.resources.supabase import SupabaseResource
 from sync_assets.resources.weather import WeatherResource
+from sync_assets.sync_request import SyncOptions
 from sync_assets.user_runs import step_hold
 
 
@@ -47,6 +48,7 @@ def _metadata(report: EnrichReport, provider: WeatherProvider) -> dict[str, obje
         "run_weather_pending": report.weather_pending,
         "run_weather_failed": report.weather_failed,
         "run_weather_no_data": report.weather_no_data,
+        "run_weather_skipped": report.weather_skipped,
         "run_no_location": report.no_location,
         "run_geocoded": report.geocoded,
         "run_weather_coverage": MetadataValue.float(round(report.coverage, 4)),
@@ -106,6 +108,7 @@ def partition_metadata(table: pa.Table) -> dict[str, object]:
 )
 def weather_enriched_activities(
     context: AssetExecutionContext,
+    config: SyncOptions,
     weather: WeatherResource,
     supabase: SupabaseResource,
     raw_strava_activities,  # noqa: ANN001 - PartitionData, or a dict of them for a range run
@@ -115,6 +118,8 @@ def weather_enriched_activities(
     All partitions of the run are planned together, so a year of a user costs a handful of
     weather requests, and hours already in the shared cache cost none. A weather failure
     never fails the asset: the activities flow on, marked, and a later run fills them in.
+    `config.skip_weather_enrichment`: no weather request at all, the activities marked
+    `skipped` (place names still, offline); `config.max_retries`: the provider's retries.
     """
     raw = by_partition(list(run_partition_keys(context)), raw_strava_activities)
     store = supabase.store()
@@ -127,11 +132,14 @@ def weather_enriched_activities(
             raw,
             store,
             context.run,
-            lambda on_wait: weather.client(logger=context.log, on_wait=on_wait),
+            lambda on_wait: weather.client(
+                logger=context.log, on_wait=on_wait, max_retries=config.max_retries
+            ),
             cell_degrees=weather.cell_degrees,
             pending_days=weather.pending_days,
             logger=context.log,
             outcome=outcome,
+            skip_weather=config.skip_weather_enrichment,
         )
     add_partition_metadata(context, {key: partition_metadata(outcome.enriched[key]) for key in raw})
     return Output(outcome.partitions, metadata=_metadata(outcome.report, outcome.provider))
