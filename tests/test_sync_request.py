@@ -15,10 +15,15 @@ from pathlib import Path
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
-from dagster import DagsterInstance, instance_for_test
+from dagster import DagsterInstance, Definitions, instance_for_test
 
+from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
 from sync_assets.core.storage import open_store
-from sync_assets.definitions import defs
+from sync_assets.dagster_private import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+from sync_assets.definitions import defs, weather_enrichment_job
 from sync_assets.partitions import USERS_PARTITIONS_NAME
 from sync_assets.sensors.requests import range_run_request
 from sync_assets.sync_request import (
@@ -155,8 +160,26 @@ def test_skip_weather_stores_without_a_weather_request_and_enrich_fills_it_in(
         # The weather retry sensor's query lists their months, due now.
         pending = store.pending_enrichment(datetime.now(UTC))
         assert sum(n for u, _, n in pending if u == user) == len(skipped)
-        # A weather-only run (what `sync-assets enrich` and the sensor start) fills them in.
-        enriched = sync_range(instance, resources, user, first, last, enrich_only=True)
+        # The weather-only job (what `sync-assets enrich` and the sensor start) fills them in,
+        # even when asked to skip the weather: that is all it is for.
+        job = Definitions(
+            assets=[raw_strava_activities, weather_enriched_activities, runs_table],
+            jobs=[weather_enrichment_job],
+            resources=resources,
+        ).resolve_job_def("weather_enrichment")
+        enriched = job.execute_in_process(
+            instance=instance,
+            run_config={
+                "ops": {
+                    a: {"config": {"skip_weather_enrichment": True}}
+                    for a in ENRICHMENT_OPTION_ASSETS
+                }
+            },
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: f"{first}|{user}",
+                ASSET_PARTITION_RANGE_END_TAG: f"{last}|{user}",
+            },
+        )
         assert enriched.success
     assert server.weather.request_count("archive") > 0
     with psycopg.connect(pg_url) as conn:
@@ -201,6 +224,28 @@ def test_batch_size_sets_the_store_transactions_and_max_retries_the_client(
         again = sync_range(instance, resources, user, first, last)
         assert again.success
         assert run_metadata(again, "runs_table")["store_batches"] == sum(1 for n in saved if n)
+    store.close()
+
+
+def test_max_retries_sets_the_weather_clients_retries_too(sandbox, server, tmp_path) -> None:
+    data_dir = tmp_path / "data"
+    store = open_store(None, data_dir)
+    resources = make_resources(sandbox, server, tmp_path, None, data_dir)
+    user, athlete = connect_user(store, sandbox, None, 20, years=0.25)
+    first, last = whole_history(sandbox, athlete)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
+        figures = {}
+        for retries in (1, 3):
+            server.weather.set_faults(error_5xx_next=2)  # two 5xx in a row, then answers
+            config = options_run_config(SyncOptions(max_retries=retries))
+            result = sync_range(instance, resources, user, first, last, run_config=config)
+            assert result.success  # a weather failure never fails the sync
+            figures[retries] = run_metadata(result, "weather_enriched_activities")
+    # One retry: the request fails, its activities are stored `failed`; three: it survives.
+    assert figures[1]["weather_retries"] == 1 and figures[1]["weather_failed"] > 0
+    assert figures[3]["weather_retries"] == 2 and figures[3]["weather_failed"] == 0
+    assert figures[3]["weather_enriched"] > 0
     store.close()
 
 

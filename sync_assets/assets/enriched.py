@@ -11,6 +11,7 @@ from sync_assets.core.clients.weather import WeatherProvider
 from sync_assets.core.enrichment.activities import EnrichReport
 from sync_assets.core.steps.enrich import STEP, EnrichOutcome, enrich_partitions
 from sync_assets.dagster_private import add_partition_metadata
+from sync_assets.job_names import WEATHER_ENRICHMENT_JOB
 from sync_assets.partitions import run_partition_keys, split_key, strava_partitions
 from sync_assets.resources.parquet_io import PartitionData, by_partition
 from sync_assets.resources.supabase import SupabaseResource
@@ -98,6 +99,15 @@ def partition_metadata(table: pa.Table) -> dict[str, object]:
     }
 
 
+def _skips_weather(context: AssetExecutionContext, config: SyncOptions) -> bool:
+    """`skip_weather_enrichment`, except in the weather-only job: filling the weather in is
+    all that job is for, so there it is ignored (with a warning) rather than obeyed."""
+    if config.skip_weather_enrichment and context.job_name == WEATHER_ENRICHMENT_JOB:
+        context.log.warning(f"skip_weather_enrichment ignored: {WEATHER_ENRICHMENT_JOB} enriches")
+        return False
+    return config.skip_weather_enrichment
+
+
 @asset(
     partitions_def=strava_partitions,
     backfill_policy=BackfillPolicy.single_run(),
@@ -139,7 +149,7 @@ def weather_enriched_activities(
             pending_days=weather.pending_days,
             logger=context.log,
             outcome=outcome,
-            skip_weather=config.skip_weather_enrichment,
+            skip_weather=_skips_weather(context, config),
         )
     add_partition_metadata(context, {key: partition_metadata(outcome.enriched[key]) for key in raw})
     return Output(outcome.partitions, metadata=_metadata(outcome.report, outcome.provider))
