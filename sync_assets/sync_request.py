@@ -16,13 +16,13 @@ it reads or writes anything.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import Any
 
 from dagster import Config
 from pydantic import Field, ValidationError
 
+from sync_assets.core import settings
 from sync_assets.core.storage.sqlstore import BATCH_SIZE
 
 # The assets of the `strava_sync` job, each taking `SyncOptions` as its config.
@@ -109,23 +109,10 @@ def options_run_config(
 
 def options_from_env() -> SyncOptions:
     """The options of the runs the sensors and the schedule ask for:
-    `SYNC_ASSETS_BATCH_SIZE`, `SYNC_ASSETS_MAX_RETRIES`, `SYNC_ASSETS_SKIP_WEATHER` (1/true);
+    `SYNC_ASSETS_BATCH_SIZE`, `SYNC_ASSETS_MAX_RETRIES`, `SYNC_ASSETS_SKIP_WEATHER` (true);
     unset: the defaults. A bad value raises (the tick fails and says why, no run is asked)."""
-    skip = (os.environ.get("SYNC_ASSETS_SKIP_WEATHER") or "").strip().lower()
-    if skip not in ("", "0", "false", "no", "1", "true", "yes"):
-        raise ValueError(f"SYNC_ASSETS_SKIP_WEATHER must be true or false, not {skip!r}")
-
-    def number(name: str) -> int | None:
-        raw = (os.environ.get(name) or "").strip()
-        if not raw:
-            return None
-        try:
-            return int(raw)
-        except ValueError:
-            raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
-
     return checked_options(
-        batch_size=number("SYNC_ASSETS_BATCH_SIZE"),
-        max_retries=number("SYNC_ASSETS_MAX_RETRIES"),
-        skip_weather_enrichment=skip in ("1", "true", "yes") or None,
+        batch_size=settings.sync_batch_size(),
+        max_retries=settings.sync_max_retries(),
+        skip_weather_enrichment=settings.sync_skip_weather() or None,
     )
