@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
-from dagster import DagsterInstance, Definitions, instance_for_test
+from dagster import DagsterInstance, Definitions, instance_for_test, validate_run_config
 
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
 from sync_assets.core.storage import open_store
@@ -81,14 +81,22 @@ def test_sensors_take_the_options_from_the_environment(monkeypatch) -> None:
     assert request("strava_sync") == {"loggers": {"console": {}}}
     monkeypatch.setenv("SYNC_ASSETS_BATCH_SIZE", "250")
     monkeypatch.setenv("SYNC_ASSETS_SKIP_WEATHER", "true")
-    ops = request("strava_sync")["ops"]
+    config = request("strava_sync")
+    ops = config["ops"]
     assert set(ops) == set(SYNC_OPTION_ASSETS)
+    # What the job runs with (Dagster's own validation of the request's run config).
+    resolved = validate_run_config(defs.resolve_job_def("strava_sync"), config)["ops"]
+    assert {a: resolved[a]["config"] for a in SYNC_OPTION_ASSETS} == dict.fromkeys(
+        SYNC_OPTION_ASSETS,
+        {"batch_size": 250, "max_retries": None, "skip_weather_enrichment": True},
+    )
     assert {o["config"]["batch_size"] for o in ops.values()} == {250}
     assert {o["config"]["skip_weather_enrichment"] for o in ops.values()} == {True}
     # The weather job is the one that fills the weather in: it never skips it.
-    ops = request("weather_enrichment")["ops"]
-    assert set(ops) == set(ENRICHMENT_OPTION_ASSETS)
-    assert all(o["config"] == {"batch_size": 250} for o in ops.values())
+    config = request("weather_enrichment")
+    assert set(config["ops"]) == set(ENRICHMENT_OPTION_ASSETS)
+    assert all(o["config"] == {"batch_size": 250} for o in config["ops"].values())
+    validate_run_config(defs.resolve_job_def("weather_enrichment"), config)
     monkeypatch.setenv("SYNC_ASSETS_BATCH_SIZE", "0")
     with pytest.raises(ValueError, match="batch_size 0: Input should be greater than 0"):
         request("strava_sync")
@@ -260,6 +268,9 @@ def test_a_run_with_a_bad_option_fails_before_writing_anything(sandbox, server, 
         instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
         result = sync_range(instance, resources, user, first, last, run_config=bad)
     assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "raw_strava_activities"  # the first step, refused at its start
+    assert "batch_size" in str(failure.step_failure_data.error.to_string())
     assert sandbox.request_count(None) == 0  # nor one Strava request (token or list)
     assert store.run_ids(user) == []
     with sqlite3.connect(data_dir / "sync_assets.db") as db:
