@@ -42,8 +42,8 @@ weather_enrichment_job = define_asset_job(
     selection=AssetSelection.assets(weather_enriched_activities, runs_table),
     config=RUN_CONFIG,
     tags={SYNC_TYPE_TAG: "enrichment"},
-    description="Re-enrich stored activities (weather pending or failed) and update `runs`: "
-    "reads the fetched activities back from Parquet, never calls Strava.",
+    description="Re-enrich stored activities (weather pending, failed or skipped) and update "
+    "`runs`: reads the fetched activities back from Parquet, never calls Strava.",
 )
 
 

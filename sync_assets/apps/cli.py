@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from pydantic import SecretStr
 
@@ -46,6 +46,9 @@ from sync_assets.partitions import (
     partition_key,
     validate_user_id,
 )
+
+if TYPE_CHECKING:  # imports Dagster: loaded when a sync runs, not for every command
+    from sync_assets.sync_request import SyncOptions
 
 log = logging.getLogger("sync_assets")
 
@@ -256,11 +259,13 @@ def sync(
     last_month: str | None = None,
     *,
     quiet: bool = False,
+    options: SyncOptions | None = None,
 ) -> SyncSummary:
-    """Materialize a user's months as one Dagster run (one paginated Strava query)."""
+    """Materialize a user's months as one Dagster run (one paginated Strava query);
+    `options`: the run's `SyncOptions` (None: the defaults)."""
     from sync_assets.job_names import STRAVA_SYNC_JOB
 
-    return _run_job(STRAVA_SYNC_JOB, user_id, first_month, last_month, quiet=quiet)
+    return _run_job(STRAVA_SYNC_JOB, user_id, first_month, last_month, quiet=quiet, options=options)
 
 
 def enrich(
@@ -270,7 +275,8 @@ def enrich(
     *,
     quiet: bool = False,
 ) -> SyncSummary:
-    """Enrich a user's stored months again (weather pending or failed); no Strava request."""
+    """Enrich a user's stored months again (weather pending, failed or skipped); no Strava
+    request."""
     from sync_assets.job_names import WEATHER_ENRICHMENT_JOB
 
     return _run_job(WEATHER_ENRICHMENT_JOB, user_id, first_month, last_month, quiet=quiet)
@@ -292,9 +298,11 @@ def _run_job(
     last_month: str | None,
     *,
     quiet: bool = False,
+    options: SyncOptions | None = None,
 ) -> SyncSummary:
     """One Dagster run in this process, its progress on stderr (`terminal_progress`: live on
-    a terminal, a line per phase otherwise, nothing when `quiet`), read from its sessions."""
+    a terminal, a line per phase otherwise, nothing when `quiet`), read from its sessions.
+    `options` go to the job's assets as their config (`sensors.requests.run_config_for`)."""
     from dagster import DagsterEventType
 
     from sync_assets.dagster_private import (
@@ -302,6 +310,8 @@ def _run_job(
         ASSET_PARTITION_RANGE_START_TAG,
     )
     from sync_assets.definitions import defs
+    from sync_assets.sensors.requests import run_config_for
+    from sync_assets.sync_request import SyncOptions
 
     # The arguments first, then the user: nothing is created for a request that cannot run.
     user_id = user_arg(user_id)
@@ -345,7 +355,10 @@ def _run_job(
                     **local_run_tags(user_id),
                 },
                 # The run's events are stored in the instance; the terminal gets warnings only.
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                run_config={
+                    **run_config_for(job_name, options or SyncOptions()),
+                    "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+                },
                 raise_on_error=False,
             )
         error = _run_error(result)
@@ -417,6 +430,24 @@ def _run_error(result) -> str | None:  # noqa: ANN001 - ExecuteInProcessResult
         error = error.cause
     message = (error.message if error is not None else "") or "run failed"
     return message.strip().splitlines()[0]
+
+
+def _sync_request(args: argparse.Namespace) -> dict[str, object]:
+    """The seed's SyncRequest from `sync`'s flags: `--after`/`--before` as the months they
+    touch (into `args.first`/`args.last`), the options as `SyncOptions` (`options`). Bad
+    values raise ValueError before anything is looked up or written (one line, exit 2)."""
+    from sync_assets.sync_request import checked_options, months_of_range
+
+    if (args.after, args.before) != (None, None):
+        if (args.first, args.last) != (None, None):
+            raise ValueError("give --after/--before or --from/--to, not both")
+        args.first, args.last = months_of_range(args.after, args.before)
+    options = checked_options(
+        batch_size=args.batch_size,
+        max_retries=args.max_retries,
+        skip_weather_enrichment=args.skip_weather or None,
+    )
+    return {"options": options}
 
 
 def _print_summary(s: SyncSummary) -> None:
@@ -693,6 +724,33 @@ def main(argv: list[str] | None = None) -> int:
     p_sync.add_argument(
         "--quiet", action="store_true", help="no progress on stderr (the summary still prints)"
     )
+    p_sync.add_argument(
+        "--after",
+        type=int,
+        help="Unix time (the seed's timeRange.after): from its month (instead of --from)",
+    )
+    p_sync.add_argument(
+        "--before",
+        type=int,
+        help="Unix time (timeRange.before, exclusive): to the month before it (instead of --to)",
+    )
+    p_sync.add_argument(
+        "--batch-size",
+        type=int,
+        help="rows stored per database transaction (default 5000; 1 to 100000)",
+    )
+    p_sync.add_argument(
+        "--max-retries",
+        type=int,
+        help="retries of a failed Strava or weather request (1 to 20; default: 5 for Strava, "
+        "3 for the weather)",
+    )
+    p_sync.add_argument(
+        "--skip-weather",
+        action="store_true",
+        help="store the activities without weather (marked skipped); `sync-assets enrich` "
+        "fills it in later",
+    )
     _json_flag(p_sync)
 
     p_enrich = sub.add_parser(
@@ -807,13 +865,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command in ("sync", "enrich"):
             run = sync if args.command == "sync" else enrich
+            request = _sync_request(args) if args.command == "sync" else {}
             if not args.json:
-                summary = run(args.user, args.first, args.last, quiet=args.quiet)
+                summary = run(args.user, args.first, args.last, quiet=args.quiet, **request)
                 _print_summary(summary)
                 return 0 if summary.success else 1
             # stdout holds the JSON alone: whatever the run prints goes to stderr.
             with contextlib.redirect_stdout(sys.stderr):
-                summary = run(args.user, args.first, args.last, quiet=args.quiet)
+                summary = run(args.user, args.first, args.last, quiet=args.quiet, **request)
             return _print_responses(summary)
     except (SyncError, ValueError) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)

@@ -11,10 +11,12 @@ from sync_assets.core.clients.weather import WeatherProvider
 from sync_assets.core.enrichment.activities import EnrichReport
 from sync_assets.core.steps.enrich import STEP, EnrichOutcome, enrich_partitions
 from sync_assets.dagster_private import add_partition_metadata
+from sync_assets.job_names import WEATHER_ENRICHMENT_JOB
 from sync_assets.partitions import run_partition_keys, split_key, strava_partitions
 from sync_assets.resources.parquet_io import PartitionData, by_partition
 from sync_assets.resources.supabase import SupabaseResource
 from sync_assets.resources.weather import WeatherResource
+from sync_assets.sync_request import SyncOptions
 from sync_assets.user_runs import step_hold
 
 
@@ -47,6 +49,7 @@ def _metadata(report: EnrichReport, provider: WeatherProvider) -> dict[str, obje
         "run_weather_pending": report.weather_pending,
         "run_weather_failed": report.weather_failed,
         "run_weather_no_data": report.weather_no_data,
+        "run_weather_skipped": report.weather_skipped,
         "run_no_location": report.no_location,
         "run_geocoded": report.geocoded,
         "run_weather_coverage": MetadataValue.float(round(report.coverage, 4)),
@@ -103,6 +106,15 @@ def partition_metadata(table: pa.Table) -> dict[str, object]:
     }
 
 
+def _skips_weather(context: AssetExecutionContext, config: SyncOptions) -> bool:
+    """`skip_weather_enrichment`, except in the weather-only job: filling the weather in is
+    all that job is for, so there it is ignored (with a warning) rather than obeyed."""
+    if config.skip_weather_enrichment and context.job_name == WEATHER_ENRICHMENT_JOB:
+        context.log.warning(f"skip_weather_enrichment ignored: {WEATHER_ENRICHMENT_JOB} enriches")
+        return False
+    return config.skip_weather_enrichment
+
+
 @asset(
     partitions_def=strava_partitions,
     backfill_policy=BackfillPolicy.single_run(),
@@ -113,6 +125,7 @@ def partition_metadata(table: pa.Table) -> dict[str, object]:
 )
 def weather_enriched_activities(
     context: AssetExecutionContext,
+    config: SyncOptions,
     weather: WeatherResource,
     supabase: SupabaseResource,
     raw_strava_activities,  # noqa: ANN001 - PartitionData, or a dict of them for a range run
@@ -122,6 +135,8 @@ def weather_enriched_activities(
     All partitions of the run are planned together, so a year of a user costs a handful of
     weather requests, and hours already in the shared cache cost none. A weather failure
     never fails the asset: the activities flow on, marked, and a later run fills them in.
+    `config.skip_weather_enrichment`: no weather request at all, the activities marked
+    `skipped` (place names still, offline); `config.max_retries`: the provider's retries.
     """
     raw = by_partition(list(run_partition_keys(context)), raw_strava_activities)
     store = supabase.store()
@@ -134,11 +149,14 @@ def weather_enriched_activities(
             raw,
             store,
             context.run,
-            lambda on_wait: weather.client(logger=context.log, on_wait=on_wait),
+            lambda on_wait: weather.client(
+                logger=context.log, on_wait=on_wait, max_retries=config.max_retries
+            ),
             cell_degrees=weather.cell_degrees,
             pending_days=weather.pending_days,
             logger=context.log,
             outcome=outcome,
+            skip_weather=_skips_weather(context, config),
         )
     add_partition_metadata(context, {key: partition_metadata(outcome.enriched[key]) for key in raw})
     return Output(outcome.partitions, metadata=_metadata(outcome.report, outcome.provider))

@@ -24,6 +24,7 @@ from sync_assets.partitions import run_partition_keys, split_key, strava_partiti
 from sync_assets.resources.parquet_io import partition_sink
 from sync_assets.resources.strava import StravaResource
 from sync_assets.resources.supabase import SupabaseResource
+from sync_assets.sync_request import SyncOptions
 from sync_assets.user_runs import step_hold
 
 STEP = "raw_strava_activities"
@@ -186,14 +187,17 @@ def _retry_or_failure(
     kinds={"python", "parquet"},
 )
 def raw_strava_activities(
-    context: AssetExecutionContext, strava: StravaResource, supabase: SupabaseResource
+    context: AssetExecutionContext,
+    config: SyncOptions,
+    strava: StravaResource,
+    supabase: SupabaseResource,
 ) -> Output[dict[str, Any]]:
     """Strava SummaryActivities of one user and month, validated; invalid ones quarantined.
 
     A run may cover many months (a single-run backfill): they are fetched with one paginated
     query per user and block of months, each month written as soon as the listing is past it
     (the output references the written files: `WrittenPartition`), so memory does not grow
-    with the history.
+    with the history. `config.max_retries`: the Strava client's retries of a failed request.
     """
     missing = _missing_credentials(strava)
     if missing is not None:
@@ -220,7 +224,9 @@ def raw_strava_activities(
             ),
         ):
             fetch_partitions(
-                lambda user: strava.client(user, logger=context.log),
+                lambda user: strava.client(
+                    user, logger=context.log, max_retries=config.max_retries
+                ),
                 keys,
                 _tracker_for(store, context.run),
                 staging=store,

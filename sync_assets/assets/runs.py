@@ -20,6 +20,7 @@ from sync_assets.dagster_private import add_partition_metadata
 from sync_assets.partitions import run_partition_keys, split_key, strava_partitions
 from sync_assets.resources.parquet_io import by_partition
 from sync_assets.resources.supabase import SupabaseResource
+from sync_assets.sync_request import SyncOptions
 from sync_assets.user_runs import step_hold
 
 
@@ -48,6 +49,7 @@ def _metadata(outcome: StoreOutcome, steps: list[StepMetrics]) -> dict[str, obje
         "run_updated": total.updated,
         "run_skipped_unchanged": total.skipped,
         "run_failed": total.failed,
+        "run_store_batches": total.batches,
         "run_quarantined_invalid": outcome.quarantined,
         "run_store_seconds": round(total.seconds, 3),
         "run_rows_per_second": round(rows / total.seconds) if total.seconds else 0,
@@ -69,11 +71,13 @@ def _metadata(outcome: StoreOutcome, steps: list[StepMetrics]) -> dict[str, obje
 )
 def runs_table(
     context: AssetExecutionContext,
+    config: SyncOptions,
     supabase: SupabaseResource,
     weather_enriched_activities,  # noqa: ANN001 - PartitionData, or a dict of them
 ) -> MaterializeResult:
     """Upserts the partitions' enriched activities into `runs` on (user_id, strava_id):
-    re-running a partition changes nothing; invalid activities go to `activity_quarantine`."""
+    re-running a partition changes nothing; invalid activities go to `activity_quarantine`.
+    `config.batch_size` rows go in each transaction (`run_store_batches` counts them)."""
     keys = list(run_partition_keys(context))
     data = by_partition(keys, weather_enriched_activities)
     store = supabase.store()
@@ -83,7 +87,9 @@ def runs_table(
         metrics.step(store, context.run, STEP, context.log, collect=outcome.step_fields, pool=True),
     ):
         try:
-            store_partitions(keys, data, store, context.run, outcome=outcome)
+            store_partitions(
+                keys, data, store, context.run, outcome=outcome, batch_size=config.batch_size
+            )
         except StoreFailed as err:
             raise Failure(description=str(err), allow_retries=err.retry_step) from None
     hold.release()  # the run's last step: its users are free for the next run

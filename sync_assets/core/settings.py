@@ -92,6 +92,35 @@ def webhooks_enabled() -> bool:
     return (os.environ.get("STRAVA_WEBHOOKS") or "off").lower() in ("on", "true", "1", "yes")
 
 
+def _whole_number(name: str) -> int | None:
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def sync_batch_size() -> int | None:
+    """`SYNC_ASSETS_BATCH_SIZE`: the sensors' and schedule's runs' `SyncOptions.batch_size`
+    (unset: the default, 5000 rows per store transaction)."""
+    return _whole_number("SYNC_ASSETS_BATCH_SIZE")
+
+
+def sync_max_retries() -> int | None:
+    """`SYNC_ASSETS_MAX_RETRIES`: their `SyncOptions.max_retries` (unset: the clients' own)."""
+    return _whole_number("SYNC_ASSETS_MAX_RETRIES")
+
+
+def sync_skip_weather() -> bool:
+    """`SYNC_ASSETS_SKIP_WEATHER=true`: their runs store without weather (`skipped`)."""
+    value = (os.environ.get("SYNC_ASSETS_SKIP_WEATHER") or "").strip().lower()
+    if value not in ("", "0", "false", "no", "off", "1", "true", "yes", "on"):
+        raise ValueError(f"SYNC_ASSETS_SKIP_WEATHER must be true or false, not {value!r}")
+    return value in ("1", "true", "yes", "on")
+
+
 def executor() -> str:
     """`SYNC_ASSETS_EXECUTOR`: `celery` to run steps on Celery workers; default: Dagster's."""
     return (os.environ.get("SYNC_ASSETS_EXECUTOR") or "default").lower()

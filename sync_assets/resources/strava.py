@@ -60,8 +60,11 @@ class StravaResource(ConfigurableResource):
             )
         return shared_budget(self.api_url, self.client_id, max_wait_seconds=self.max_wait_seconds)
 
-    def client(self, user_id: str, logger: logging.Logger | Any = None) -> StravaClient:
-        """A client acting for `user_id`; every client of this app shares one rate budget."""
+    def client(
+        self, user_id: str, logger: logging.Logger | Any = None, max_retries: int | None = None
+    ) -> StravaClient:
+        """A client acting for `user_id`; every client of this app shares one rate budget.
+        `max_retries`: the run's own (`SyncOptions.max_retries`) instead of the resource's."""
         return StravaClient(
             user_id=user_id,
             client_id=self.client_id,
@@ -70,7 +73,7 @@ class StravaResource(ConfigurableResource):
             budget=self.budget(),
             api_url=self.api_url,
             oauth_url=self.oauth_url,
-            max_retries=self.max_retries,
+            max_retries=self.max_retries if max_retries is None else max_retries,
             backoff_base_seconds=self.backoff_base_seconds,
             backoff_max_seconds=self.backoff_max_seconds,
             timeout_seconds=self.timeout_seconds,

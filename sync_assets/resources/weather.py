@@ -84,14 +84,18 @@ class WeatherResource(ConfigurableResource):
         }
 
     def client(
-        self, logger: logging.Logger | Any = None, on_wait: WaitCallback | None = None
+        self,
+        logger: logging.Logger | Any = None,
+        on_wait: WaitCallback | None = None,
+        max_retries: int | None = None,
     ) -> WeatherProvider:
         """The provider; `on_wait` is told when it starts waiting (its budget, a 429) and
-        when the wait is over (the weather step writes it into the sync's session)."""
+        when the wait is over (the weather step writes it into the sync's session).
+        `max_retries`: the run's own (`SyncOptions.max_retries`) instead of the resource's."""
         common: dict[str, Any] = {
             **self.limits(),
             "timeout": self.timeout_seconds,
-            "max_retries": self.max_retries,
+            "max_retries": self.max_retries if max_retries is None else max_retries,
             "backoff": (self.backoff_base_seconds, self.backoff_max_seconds),
             "max_wait_seconds": self.max_wait_seconds,
             "breaker_fail_max": self.breaker_fail_max,

@@ -56,7 +56,7 @@ def enrichment_run_requests(
     job_name=WEATHER_ENRICHMENT_JOB,
     minimum_interval_seconds=3600,
     default_status=DefaultSensorStatus.STOPPED,
-    description="Re-enrich activities whose weather is pending or failed, once it is due.",
+    description="Re-enrich activities whose weather is pending, failed or skipped, once due.",
 )
 def weather_retry_sensor(
     context: SensorEvaluationContext, supabase: SupabaseResource

@@ -13,10 +13,12 @@ def sync_range(
     last: str,
     *,
     enrich_only: bool = False,
+    run_config: dict[str, object] | None = None,
     **tags: str,
 ):  # noqa: ANN201 - dagster's ExecuteInProcessResult
     """One single-run backfill of a user's months through the three assets (or the weather
-    and store steps only), as the UI, a sensor or `sync-assets sync` would ask for it."""
+    and store steps only), as the UI, a sensor or `sync-assets sync` would ask for it;
+    `run_config`: e.g. the assets' `SyncOptions` (`sync_request.options_run_config`)."""
     from dagster import materialize
     from dagster._core.storage.tags import (
         ASSET_PARTITION_RANGE_END_TAG,
@@ -30,6 +32,7 @@ def sync_range(
         instance=instance,
         resources=resources,
         selection=[weather_enriched_activities, runs_table] if enrich_only else None,
+        run_config=run_config,
         tags={
             ASSET_PARTITION_RANGE_START_TAG: f"{first}|{user}",
             ASSET_PARTITION_RANGE_END_TAG: f"{last}|{user}",

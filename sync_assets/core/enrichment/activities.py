@@ -25,6 +25,7 @@ from sync_assets.core.enrichment.weather import (
     PENDING_DAYS,
     WeatherCache,
     WeatherReport,
+    WeatherStatus,
     cell_of,
     hour_of,
     resolve_weather,
@@ -50,7 +51,12 @@ ENRICHED_SCHEMA = pa.schema(
         pa.field("enrichment_status", pa.string()),  # JSON: see `status_json`
     ]
 )
-RETRY_STATUSES = frozenset({"pending", "failed"})
+# What a later enrichment run fills in: `skipped` is a sync asked to store without weather
+# (`SyncOptions.skip_weather_enrichment`); pending_enrichment.sql lists the same statuses.
+RETRY_STATUSES = frozenset({"pending", "failed", "skipped"})
+SKIPPED = WeatherStatus(
+    "skipped", "the sync was asked to skip the weather (skip_weather_enrichment)"
+)
 
 
 @dataclass
@@ -60,6 +66,7 @@ class EnrichReport:
     weather_pending: int = 0
     weather_failed: int = 0
     weather_no_data: int = 0
+    weather_skipped: int = 0
     no_location: int = 0
     geocoded: int = 0
     no_place: int = 0
@@ -86,8 +93,11 @@ def enrich_tables(
     now: datetime | None = None,
     progress: Callable[[int, int], Any] | None = None,
     logger: logging.Logger | Any | None = None,
+    skip_weather: bool = False,
 ) -> tuple[dict[str, pa.Table], EnrichReport]:
-    """Enrich every partition's activities together: one plan of weather requests for all."""
+    """Enrich every partition's activities together: one plan of weather requests for all.
+    `skip_weather`: no weather request (nor cache read); place names only, the located
+    activities' weather `skipped`."""
     report = EnrichReport()
     rows_by_part = {key: table.to_pylist() for key, table in tables.items()}
     flat = [row for rows in rows_by_part.values() for row in rows]
@@ -105,15 +115,18 @@ def enrich_tables(
     ]
     wanted = {k for k in keys if k is not None}
     report.cells = len({k[0] for k in wanted})
-    found, statuses, report.weather = resolve_weather(
-        wanted,
-        provider,
-        cache,
-        now=now,
-        pending_days=pending_days,
-        progress=progress,
-        logger=logger,
-    )
+    if skip_weather:
+        found, statuses = {}, dict.fromkeys(wanted, SKIPPED)
+    else:
+        found, statuses, report.weather = resolve_weather(
+            wanted,
+            provider,
+            cache,
+            now=now,
+            pending_days=pending_days,
+            progress=progress,
+            logger=logger,
+        )
     for row, place, key in zip(flat, places, keys, strict=True):
         row["city"], row["state"], row["country"] = place.city, place.state, place.country
         status: dict[str, Any] = {
@@ -144,6 +157,7 @@ def enrich_tables(
             report.weather_pending += why.status == "pending"
             report.weather_failed += why.status == "failed"
             report.weather_no_data += why.status == "no_data"
+            report.weather_skipped += why.status == "skipped"
             status |= {
                 "weather": False,
                 "weather_status": why.status,

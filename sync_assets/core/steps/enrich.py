@@ -131,6 +131,7 @@ def enrich_partitions(
     pending_days: int,
     logger: logging.Logger | Any,
     outcome: EnrichOutcome | None = None,
+    skip_weather: bool = False,
 ) -> EnrichOutcome:
     """Place names and start-hour weather for every activity of `raw` (partition key ->
     fetched data), all planned together; returns (and fills `outcome`, if given) the enriched
@@ -139,6 +140,10 @@ def enrich_partitions(
     `run` is the Dagster run (its id and tags name the sessions); `client_for(on_wait)` builds
     the weather provider, telling `on_wait` about its waits. A weather failure never fails the
     step: the activities flow on, marked, and a later run fills them in.
+
+    `skip_weather` (`SyncOptions.skip_weather_enrichment`): no weather request, the sessions
+    stay in `fetching_activities` (the store step moves them on to `storing_data`) and every
+    located activity is marked `skipped`, which the weather retry picks up like `pending`.
     """
     outcome = outcome if outcome is not None else EnrichOutcome()
     trackers = {
@@ -147,7 +152,15 @@ def enrich_partitions(
     }
     try:
         return _enrich(
-            raw, store, client_for, trackers, cell_degrees, pending_days, logger, outcome
+            raw,
+            store,
+            client_for,
+            trackers,
+            cell_degrees,
+            pending_days,
+            logger,
+            outcome,
+            skip_weather,
         )
     except Exception as exc:  # the sessions say why the step failed (a database gone, ...)
         for tracker in trackers.values():
@@ -164,9 +177,11 @@ def _enrich(
     pending_days: int,
     logger: logging.Logger | Any,
     outcome: EnrichOutcome,
+    skip_weather: bool = False,
 ) -> EnrichOutcome:
-    for tracker in trackers.values():
-        tracker.enter(SyncState.ENRICHING)
+    if not skip_weather:
+        for tracker in trackers.values():
+            tracker.enter(SyncState.ENRICHING)
     live = LiveWeather(list(trackers.values()))
     provider = client_for(live.waiting)
     outcome.users, outcome.provider = len(trackers), provider
@@ -180,11 +195,20 @@ def _enrich(
             pending_days=pending_days,
             progress=live.progress,
             logger=logger,
+            skip_weather=skip_weather,
         )
     finally:
         provider.close()
         outcome.seconds = round(time.perf_counter() - started, 3)
     report = outcome.report
+    outcome.enriched = enriched
+    outcome.partitions = {key: replace(part, activities=enriched[key]) for key, part in raw.items()}
+    if skip_weather:
+        logger.info(
+            f"weather skipped (skip_weather_enrichment): {report.weather_skipped} of "
+            f"{report.activities} activities stored without it, to be enriched later"
+        )
+        return outcome
     for user, tracker in trackers.items():
         done = weather_count(enriched, user)
         counters = {"activities_enriched": done}
@@ -201,6 +225,4 @@ def _enrich(
         f"({report.weather_pending} pending, {report.no_location} without coordinates) from "
         f"{report.weather.requests_planned} requests and {report.weather.cache_hits} cached hours"
     )
-    outcome.enriched = enriched
-    outcome.partitions = {key: replace(part, activities=enriched[key]) for key, part in raw.items()}
     return outcome

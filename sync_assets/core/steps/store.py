@@ -116,6 +116,7 @@ def store_user(
     user: str,
     parts: Mapping[str, PartitionData],
     outcome: StoreOutcome,
+    batch_size: int | None = None,
 ) -> None:
     """Upsert one user's rows and quarantine its invalid activities, month by month (each
     partition's figures go to `outcome.partitions`). The user's session ends `completed`, or
@@ -130,7 +131,7 @@ def store_user(
         time_range_end=max(dates, default=None),
     )
     try:
-        _store_user(store, keys, user, parts, outcome, table, tracker)
+        _store_user(store, keys, user, parts, outcome, table, tracker, batch_size)
     except StoreFailed:
         raise  # the session said why
     except Exception as exc:  # the database went away past the retries (checks, clean-up)
@@ -149,6 +150,7 @@ def _store_user(
     outcome: StoreOutcome,
     table: pa.Table,
     tracker: SessionTracker,
+    batch_size: int | None,
 ) -> None:
     tracker.enter(SyncState.STORING)
     mine, quarantined, by_key = StoreResult(), 0, {}
@@ -158,7 +160,9 @@ def _store_user(
             # The partition's Arrow table as it is; each row written names this session
             # (runs.sync_session_id).
             result = (
-                store.upsert_runs_table(part.activities, session_id=tracker.session.id)
+                store.upsert_runs_table(
+                    part.activities, session_id=tracker.session.id, batch_size=batch_size
+                )
                 if part.activities.num_rows
                 else StoreResult()
             )
@@ -217,11 +221,13 @@ def store_partitions(
     run: Any,
     *,
     outcome: StoreOutcome | None = None,
+    batch_size: int | None = None,
 ) -> StoreOutcome:
     """Store the run's enriched partitions (`data`: partition key -> its rows; `keys`: all the
-    run's partition keys) user by user; returns (and fills `outcome`, if given) the figures.
-    `run` is the Dagster run (its id and tags name the sessions). Raises `StoreFailed` when a
-    user's rows could not be stored, after that user's session has failed."""
+    run's partition keys) user by user, `batch_size` rows per transaction (None: the store's);
+    returns (and fills `outcome`, if given) the figures. `run` is the Dagster run (its id and
+    tags name the sessions). Raises `StoreFailed` when a user's rows could not be stored,
+    after that user's session has failed."""
     outcome = outcome if outcome is not None else StoreOutcome()
     users = by_user(data)
     outcome.users = len(users)
@@ -229,5 +235,5 @@ def store_partitions(
         p.activities.num_rows for parts in users.values() for p in parts.values()
     )
     for user, parts in users.items():
-        store_user(store, run, keys, user, parts, outcome)
+        store_user(store, run, keys, user, parts, outcome, batch_size)
     return outcome

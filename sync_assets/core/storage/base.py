@@ -182,6 +182,7 @@ class StoreResult:
     updated: int = 0  # existing rows whose content changed
     skipped: int = 0  # existing rows already identical
     failed: int = 0  # rows the database refused: quarantined with its error
+    batches: int = 0  # transactions the rows took (`SyncOptions.batch_size` rows each)
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
@@ -190,6 +191,7 @@ class StoreResult:
         self.updated += other.updated
         self.skipped += other.skipped
         self.failed += other.failed
+        self.batches += other.batches
         self.seconds += other.seconds
         self.errors.extend(other.errors)
 
@@ -384,9 +386,12 @@ class Store(TokenStore, WeatherCache, Protocol):
         ...
 
     # Runs.
-    def upsert_runs_table(self, table: pa.Table, session_id: str | None = None) -> StoreResult:
+    def upsert_runs_table(
+        self, table: pa.Table, session_id: str | None = None, batch_size: int | None = None
+    ) -> StoreResult:
         """Insert or update the rows of a `raw_strava_activities` or enriched table (what
-        `runs_table` makes of it), a batch per transaction; `session_id` (the sync session
+        `runs_table` makes of it), a batch (`batch_size` rows, default the store's) per
+        transaction; `session_id` (the sync session
         writing them) goes to `sync_session_id` of the rows inserted or changed (unchanged
         rows keep the session that last wrote them). Rows the database refuses are
         quarantined (source 'store') and counted in `failed`; the rest is stored."""

@@ -146,12 +146,13 @@ class PostgresStore(SqlStore):
     def _encode(self, runs: pa.Table) -> list[Future[pa.Buffer]]:
         return [_ready(self._csv(runs))]
 
-    def _batches(self, runs: pa.Table) -> Iterator[tuple[pa.Table, Any]]:
-        """The batches, their CSV written in a thread a chunk at a time, ahead of the COPY that
-        sends it (Arrow writes without the GIL): the server parses a chunk while the next one
-        is written, and the next batch is written while this one merges."""
+    def _batches(self, runs: pa.Table, size: int) -> Iterator[tuple[pa.Table, Any]]:
+        """The batches (`size` rows each), their CSV written in a thread a chunk at a time,
+        ahead of the COPY that sends it (Arrow writes without the GIL): the server parses a
+        chunk while the next one is written, and the next batch is written while this one
+        merges."""
         if runs.num_rows <= CSV_CHUNK:  # a month of one athlete: nothing to overlap
-            yield from super()._batches(runs)
+            yield from super()._batches(runs, size)
             return
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="runs-csv") as pool:
 
@@ -159,8 +160,7 @@ class PostgresStore(SqlStore):
                 starts = range(0, batch.num_rows, CSV_CHUNK)
                 return [pool.submit(self._csv, batch.slice(s, CSV_CHUNK)) for s in starts]
 
-            starts = range(0, runs.num_rows, self.batch_size)
-            batches = [runs.slice(s, self.batch_size) for s in starts]
+            batches = [runs.slice(s, size) for s in range(0, runs.num_rows, size)]
             pending = ahead(batches[0])
             for i, batch in enumerate(batches):
                 chunks = pending

@@ -93,10 +93,10 @@ class SqlStore(ClosedOnExit):
         """`runs` (a slice of `RUNS_SCHEMA` rows) as `_store_batch` sends them."""
         raise NotImplementedError
 
-    def _batches(self, runs: pa.Table) -> Iterator[tuple[pa.Table, Any]]:
-        """`runs` a batch at a time, each with its `_encode`."""
-        for start in range(0, runs.num_rows, self.batch_size):
-            batch = runs.slice(start, self.batch_size)
+    def _batches(self, runs: pa.Table, size: int) -> Iterator[tuple[pa.Table, Any]]:
+        """`runs` a batch (`size` rows) at a time, each with its `_encode`."""
+        for start in range(0, runs.num_rows, size):
+            batch = runs.slice(start, size)
             yield batch, self._encode(batch)
 
     def _store_batch(
@@ -279,8 +279,10 @@ class SqlStore(ClosedOnExit):
         return len(rows)
 
     # -- runs -----------------------------------------------------------------------------
-    def upsert_runs_table(self, table: pa.Table, session_id: str | None = None) -> StoreResult:
-        return self._upsert(runs_table(table, session_id=session_id), session_id)
+    def upsert_runs_table(
+        self, table: pa.Table, session_id: str | None = None, batch_size: int | None = None
+    ) -> StoreResult:
+        return self._upsert(runs_table(table, session_id=session_id), session_id, batch_size)
 
     def upsert_runs(
         self, rows: Sequence[dict[str, Any]], session_id: str | None = None
@@ -296,10 +298,13 @@ class SqlStore(ClosedOnExit):
             )
         return self._upsert(runs, session_id)
 
-    def _upsert(self, runs: pa.Table, session_id: str | None = None) -> StoreResult:
-        """Store `runs` (`RUNS_SCHEMA`) a batch per transaction (`_store_batch`), a batch whose
-        connection dropped again on a fresh one; quarantine what the database cannot hold
-        (naming `session_id`, the session's failedActivities)."""
+    def _upsert(
+        self, runs: pa.Table, session_id: str | None = None, batch_size: int | None = None
+    ) -> StoreResult:
+        """Store `runs` (`RUNS_SCHEMA`) a batch per transaction (`_store_batch`; `batch_size`
+        rows, default the store's), a batch whose connection dropped again on a fresh one;
+        quarantine what the database cannot hold (naming `session_id`, the session's
+        failedActivities)."""
         for column in TEXT_COLUMNS:
             # Text that is not UTF-8 (Arrow never makes it, a foreign file might hold it):
             # ArrowInvalid before anything is written, as decoding it would raise.
@@ -308,7 +313,8 @@ class SqlStore(ClosedOnExit):
         runs, refused = self._refuse_nul(runs)
         total.failed = len(refused)
         started = time.perf_counter()
-        with contextlib.closing(self._batches(runs)) as batches:
+        size = batch_size or self.batch_size
+        with contextlib.closing(self._batches(runs, size)) as batches:
             for batch, encoded in batches:
                 result, batch_refused = call(
                     functools.partial(self._store_batch, batch, encoded),
@@ -316,6 +322,7 @@ class SqlStore(ClosedOnExit):
                     "upsert_runs",
                 )
                 total.add(result)
+                total.batches += 1
                 refused.extend(batch_refused)
         if refused:
             self.quarantine(refused, session_id=session_id)
