@@ -41,6 +41,7 @@ from sync_assets.dagster_private import (
     write_asset_event_batches_at_once,
 )
 from sync_assets.partitions import split_key
+from sync_assets.sync_request import refuse_bad_options
 from sync_assets.user_runs import with_user_tag
 
 LOGGER_NAME = "sync_assets"  # the code location's name (workspace.yaml)
@@ -260,6 +261,8 @@ class JsonLogsInstance(DagsterInstance):
         return instance_config_defaults(base_dir)
 
     def create_run(self, **kwargs: Any) -> Any:  # noqa: ANN401 - DagsterRun
+        # A sync option out of range (the launchpad checks only types): no run at all.
+        refuse_bad_options(kwargs.get("run_config"))
         config = with_json_loggers(kwargs.get("run_config"), kwargs.get("job_snapshot"))
         # A backfill's runs too carry their user's tag: the run queue starts one per user.
         tags = with_user_tag(kwargs.get("tags"))

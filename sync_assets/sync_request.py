@@ -9,14 +9,16 @@ the same `SyncOptions` on `raw_strava_activities`, `weather_enriched_activities`
 before: every field's default is the pipeline's own.
 
 Bad values (a batch size below 1, fewer than 1 retry) are refused by the model's validation:
-`sync-assets sync`, the sensors and the schedule check them before they ask for a run; a run
-launched with them anyway (the launchpad checks only their types) fails its first step before
-it reads or writes anything.
+`sync-assets sync`, the sensors and the schedule check them before they ask for a run, and
+this project's instance class (`logs.JsonLogsInstance`, named by every dagster.yaml here)
+refuses to create a run with them (`refuse_bad_options`: the launchpad checks only their
+types). On another instance such a run fails its first step before it reads or writes
+anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dagster import Config
@@ -74,6 +76,22 @@ def checked_options(**values: Any) -> SyncOptions:
         return SyncOptions(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as err:
         raise ValueError(f"bad sync option: {option_error(err)}") from None
+
+
+def refuse_bad_options(run_config: Mapping[str, Any] | None) -> None:
+    """ValueError in one line if `run_config` gives a sync asset options `SyncOptions` refuses
+    (Dagster's config schema checks only their types). Called as a run is created
+    (`logs.JsonLogsInstance.create_run`), so that a bad value from the launchpad, a sensor or
+    a re-execution makes no run at all."""
+    ops = (run_config or {}).get("ops") or {}
+    for asset in SYNC_OPTION_ASSETS:
+        config = (ops.get(asset) or {}).get("config") if isinstance(ops, Mapping) else None
+        if not isinstance(config, Mapping):
+            continue
+        try:
+            SyncOptions(**config)
+        except ValidationError as err:
+            raise ValueError(f"bad sync option of {asset}: {option_error(err)}") from None
 
 
 def months_of_range(after: int | None, before: int | None) -> tuple[str | None, str | None]:

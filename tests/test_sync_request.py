@@ -16,7 +16,9 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from dagster import DagsterInstance, Definitions, instance_for_test, validate_run_config
+from dagster._core.test_utils import create_run_for_test
 
+from sync_assets.apps.demo_ui import INSTANCE_SETTINGS
 from sync_assets.assets import raw_strava_activities, runs_table, weather_enriched_activities
 from sync_assets.core.storage import open_store
 from sync_assets.dagster_private import (
@@ -278,6 +280,23 @@ def test_a_run_with_a_bad_option_fails_before_writing_anything(sandbox, server, 
     store.close()
 
 
+def test_the_projects_instance_makes_no_run_of_a_bad_option() -> None:
+    """On this project's instance class (every dagster.yaml here names it), a run asked with a
+    bad option is refused as it is created (`DagsterInstance.create_run`: what the
+    launchpad's launch, the sensor and backfill daemons call): no run. (`execute_in_process`
+    creates its run another way; the CLI checks the options itself.)"""
+    bad = {"ops": {a: {"config": {"max_retries": 0}} for a in SYNC_OPTION_ASSETS}}
+    good = {"ops": {a: {"config": {"max_retries": 2}} for a in SYNC_OPTION_ASSETS}}
+    project = {"instance_class": INSTANCE_SETTINGS["instance_class"]}
+    with instance_for_test(overrides=project) as instance:
+        assert type(instance).__name__ == "JsonLogsInstance"
+        with pytest.raises(ValueError, match=r"^bad sync option of raw_strava_activities: "):
+            create_run_for_test(instance, job_name="strava_sync", run_config=bad)
+        assert instance.get_runs_count() == 0
+        run = create_run_for_test(instance, job_name="strava_sync", run_config=good)
+        assert run.run_config["ops"] == good["ops"] and instance.get_runs_count() == 1
+
+
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300)
 
@@ -315,6 +334,7 @@ def test_cli_flags_refuse_bad_values_and_pass_the_options(sandbox, server, tmp_p
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     assert server.weather.request_count(None) == 0
+    assert " skipped (asked), " in out.stdout  # the summary says why there is no weather
     with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         (run,) = instance.get_runs()
     options = {"batch_size": 5, "max_retries": 2, "skip_weather_enrichment": True}

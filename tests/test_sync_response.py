@@ -189,6 +189,19 @@ def test_sync_and_status_print_the_sync_response(env, sandbox) -> None:
     assert progress["phaseProgress"]["fetching"]["processed"] == 60
     assert progress["phaseProgress"]["storing"]["processed"] == 60
 
+    # A sync asked to skip the weather: completed, no weather requested.
+    skip_user, skip_from = connect(env, sandbox, 40)
+    out = run(env, "sync", "--user", skip_user, "--from", skip_from, "--skip-weather", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    (skipped,) = objects(out)
+    print("skipped-weather sync --json:\n" + json.dumps(skipped, indent=2))
+    assert skipped["status"] == "completed" and "error" not in skipped
+    assert skipped["results"]["saved"] == 40
+    enriching = skipped["progress"]["phaseProgress"]["enriching"]
+    # Its step ran (place names) without asking for weather: no activity has weather.
+    assert (enriching["status"], enriching["processed"]) == ("completed", 0)
+    assert skipped["progress"]["phaseProgress"]["storing"]["processed"] == 40
+
     # A sync the app's Strava budget stops after one page: failed, RATE_LIMIT, retryable.
     usage = sandbox.usage()
     if usage["window_15min_resets_at"] - sandbox.now() < 30:  # a budget spent for long only
@@ -211,7 +224,7 @@ def test_sync_and_status_print_the_sync_response(env, sandbox) -> None:
     assert failed["results"]["saved"] == 0
 
     # status --json --sync-id: the same objects, read back from the store by another process.
-    for printed in (done, failed):
+    for printed in (done, skipped, failed):
         out = run(env, "status", "--json", "--sync-id", printed["syncId"])
         assert out.returncode == 0, out.stderr
         assert objects(out) == [printed]
@@ -221,7 +234,7 @@ def test_sync_and_status_print_the_sync_response(env, sandbox) -> None:
     # Without --sync-id: the recent sessions, newest first, one object per line.
     out = run(env, "status", "--json")
     assert out.returncode == 0, out.stderr
-    assert objects(out) == [failed, done]
+    assert objects(out) == [failed, skipped, done]
     # The text view of one sync.
     out = run(env, "status", "--sync-id", failed["syncId"])
     assert out.returncode == 0 and "error: RATE_LIMIT (retryable" in out.stdout, out.stdout

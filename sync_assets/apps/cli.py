@@ -249,6 +249,7 @@ class SyncSummary:
     weather_pending: int = 0
     weather_failed: int = 0
     no_location: int = 0
+    weather_skipped: int = 0  # stored without weather: the sync was asked to skip it
     weather_requests: int = 0
     weather_cache_hits: int = 0
 
@@ -410,6 +411,7 @@ def _run_job(
         weather_pending=int(weather.get("weather_pending", 0)),
         weather_failed=int(weather.get("weather_failed", 0)),
         no_location=int(weather.get("no_location", 0)),
+        weather_skipped=int(weather.get("weather_skipped", 0)),
         weather_requests=int(weather.get("weather_requests", 0)),
         weather_cache_hits=int(weather.get("weather_cache_hits", 0)),
     )
@@ -460,9 +462,10 @@ def _print_summary(s: SyncSummary) -> None:
         f"{s.list_requests_minimum}), {s.token_requests} token requests; stored {s.saved} new, "
         f"{s.updated} updated, {s.unchanged} unchanged; {s.seconds:.1f} s; run {s.run_id[:8]}"
     )
+    skipped = f", {s.weather_skipped} skipped (asked)" if s.weather_skipped else ""
     print(
         f"    weather: {s.weather_enriched} enriched, {s.weather_pending} pending, "
-        f"{s.weather_failed} failed, {s.no_location} without coordinates; "
+        f"{s.weather_failed} failed{skipped}, {s.no_location} without coordinates; "
         f"{s.weather_requests} weather requests, {s.weather_cache_hits} cached hours used"
     )
 
