@@ -18,8 +18,9 @@ def temporary_beside(path: Path | str) -> str:
     return f"{path}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
 
 
-def write_text_atomically(path: Path, text: str, *, mode: int = 0o644) -> None:
-    """`path` holds `text` (whole); nobody ever reads a part of it."""
+def _write_aside(path: Path, text: str, mode: int) -> str:
+    """`text` in a new temporary file beside `path`, on disk; its name (the caller removes
+    it). Nothing is left behind when writing fails."""
     tmp = temporary_beside(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -27,9 +28,21 @@ def write_text_atomically(path: Path, text: str, *, mode: int = 0o644) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def write_text_atomically(path: Path, text: str, *, mode: int = 0o644) -> None:
+    """`path` holds `text` (whole); nobody ever reads a part of it."""
+    tmp = None
+    try:
+        tmp = _write_aside(path, text, mode)
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 
@@ -37,18 +50,14 @@ def create_text_once(path: Path, text: str, *, mode: int = 0o600) -> bool:
     """Create `path` holding `text` unless it exists; False when another writer was first
     (its file stays, whole). Never a half-written file for a reader: written aside, then
     linked in place (`os.link` fails when the name exists)."""
-    tmp = temporary_beside(path)
+    tmp = None
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        tmp = _write_aside(path, text, mode)
         try:
             os.link(tmp, path)
         except FileExistsError:
             return False
         return True
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)

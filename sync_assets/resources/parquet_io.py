@@ -12,7 +12,6 @@ records instead of writing.
 """
 
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +30,7 @@ from pydantic import Field
 from upath import UPath
 from upath.implementations.local import PosixUPath, WindowsUPath
 
+from sync_assets.core.files import temporary_beside
 from sync_assets.core.ingest import CollectedPartitions
 from sync_assets.core.models import ACTIVITY_SCHEMA, QUARANTINE_SCHEMA, PartitionData
 from sync_assets.core.windows import split_key
@@ -54,7 +54,7 @@ def _write(table: pa.Table, path: UPath) -> None:
     last one's. Locally `os.replace` (atomic, and it replaces an existing file everywhere,
     where `rename` fails on Windows); elsewhere the filesystem's move (an object store's PUT
     of a whole object is atomic in the same sense)."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+    tmp = path.with_name(temporary_beside(path.name))
     try:
         with tmp.open("wb") as fh:
             pq.write_table(table, fh)
