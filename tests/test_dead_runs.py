@@ -16,16 +16,17 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from dagster import DagsterRunStatus
 
-from sync_assets.core.clients.tokens import StravaTokens
 from sync_assets.core.storage import open_store
 from sync_assets.local_runs import HOST_TAG, PID_TAG
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 
+from .helpers import polling, sandbox_env, save_tokens
 from .helpers.daemon import REPO, add_backfill, instance_at
 from .helpers.daemon import dagster_home as make_dagster_home
 
@@ -52,42 +53,26 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def wait_for(condition, what: str, timeout: float = 240.0) -> float:
-    """Poll `condition` until true; the seconds it took (a generous bound, not a figure)."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
-        time.sleep(0.2)
-    return time.monotonic() - started
+def wait_for(condition: Callable[[], object], what: str) -> float:
+    """`polling.wait_for`, with room for a daemon's start on a busy machine."""
+    return polling.wait_for(condition, what, timeout=240.0)
 
 
 def test_a_daemon_launched_run_killed_mid_run_ends_failed_with_its_session(
     sandbox, server, tmp_path: Path
 ) -> None:
     home, dagster_home = tmp_path / "data", make_dagster_home(tmp_path)
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(dagster_home),
-        "SYNC_ASSETS_HOME": str(home),
-        "STRAVA_CLIENT_ID": sandbox.client_id,
-        "STRAVA_CLIENT_SECRET": sandbox.client_secret,
-        "STRAVA_API_URL": server.api_url,
-        "STRAVA_OAUTH_URL": server.oauth_url,
-        "WEATHER_API_URL": server.weather_url,
-        "SYNC_ASSETS_RECONCILE_SECONDS": str(RECONCILE_SECONDS),
-    }
-    env.pop("DATABASE_URL", None)
+    env = sandbox_env(
+        sandbox,
+        server,
+        home,
+        DAGSTER_HOME=str(dagster_home),
+        SYNC_ASSETS_RECONCILE_SECONDS=str(RECONCILE_SECONDS),
+    )
     store = open_store(None, home)
     athlete = sandbox.add_athlete(n_activities=900, seed=71, years=2)
     user = "00000000-0000-4000-8000-000000000071"
-    store.save_connection(
-        user,
-        StravaTokens(
-            access_token=athlete.access_token,
-            refresh_token=athlete.refresh_token,
-            expires_at=athlete.expires_at,
-        ),
-    )
+    save_tokens(store, user, athlete)
     first = month_key(
         datetime.fromisoformat(sandbox.activities(athlete.athlete_id)[0]["start_date"])
     )

@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from sync_assets.core.storage.base import DeauthorizedError, ListingWatermark
 from sync_assets.partitions import USERS_PARTITIONS_NAME, month_key
 from sync_assets.sensors.webhooks import strava_webhook_events
 
-from .helpers import add_users, make_resources
+from .helpers import add_users, connect_user, make_resources, polling
 
 ASSETS = [raw_strava_activities, weather_enriched_activities, runs_table]
 VERIFY_TOKEN = "verify-" + secrets.token_hex(8)
@@ -77,20 +78,7 @@ def user_rows(url: str | None, data_dir: Path, user: str) -> dict[str, int]:
 
 
 def connect(sandbox, store, url: str | None, instance: DagsterInstance, n: int):
-    athlete = sandbox.add_athlete(n_activities=n, years=2)
-    user = str(uuid.uuid4())
-    if url:
-        add_users(url, user)
-    store.save_connection(
-        user,
-        StravaTokens(
-            access_token=athlete.access_token,
-            refresh_token=athlete.refresh_token,
-            expires_at=athlete.expires_at,
-        ),
-        athlete_id=athlete.athlete_id,
-        scopes=athlete.scopes,
-    )
+    user, athlete = connect_user(store, sandbox, url, n, years=2)
     instance.add_dynamic_partitions(USERS_PARTITIONS_NAME, [user])
     return user, athlete
 
@@ -105,13 +93,9 @@ def make_rows(user_id: str, n: int) -> list[dict]:
     )
 
 
-def wait_for(condition, what: str, timeout: float = 120.0) -> float:
-    """Poll `condition` until true; the seconds it took (a generous bound, not a figure)."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return time.monotonic() - started
+def wait_for(condition: Callable[[], object], what: str) -> float:
+    """`polling.wait_for`, polled often: the timings below are short."""
+    return polling.wait_for(condition, what, timeout=120.0, interval=0.05)
 
 
 def test_a_sync_held_while_its_athlete_deauthorizes_writes_nothing_after(

@@ -1,5 +1,5 @@
 """What the tests share besides fixtures (those stay in `tests/conftest.py`), one module per
-subject: `databases`, `users`, `strava`, `resources`, `runs`, `cli`, `daemon`, `ui`.
+subject: `databases`, `users`, `strava`, `resources`, `runs`, `cli`, `daemon`, `polling`, `ui`.
 
 Everything but `ui` is re-exported here (`from .helpers import ...`); the browser helpers are
 imported from `tests.helpers.ui` by the browser tests alone, so that the other tests do not load
