@@ -58,6 +58,35 @@ def pg(pg_url: str, monkeypatch) -> Iterator[str]:
     close_stores()
 
 
+def budget_client(
+    sandbox: StravaSandbox, server, store: PostgresStore, user: str, budget: RateLimitBudget
+) -> StravaClient:
+    """A Strava client of `user` taking its requests from `budget`, with quick retries."""
+    return StravaClient(
+        user_id=user,
+        client_id=sandbox.client_id,
+        client_secret=SecretStr(sandbox.client_secret),
+        token_store=store,
+        budget=budget,
+        api_url=server.api_url,
+        oauth_url=server.oauth_url,
+        backoff_base_seconds=0.01,
+        backoff_max_seconds=0.05,
+        sleep=lambda s: None,
+    )
+
+
+def one_user(sandbox: StravaSandbox, pg: str) -> tuple[PostgresStore, str]:
+    """A migrated store and one connected user of a small sandbox athlete."""
+    store = PostgresStore(pg, TokenCipher(keys_from_env()))
+    store.migrate()
+    athlete = sandbox.add_athlete(n_activities=5)
+    user = str(uuid.uuid4())
+    add_users(pg, user)
+    save_tokens(store, user, athlete)
+    return store, user
+
+
 def fetch_concurrently(
     sandbox, server, pg: str, make_budget: Callable[[PostgresStore], RateLimitBudget]
 ) -> tuple[dict[str, list[int]], dict[str, list[int]], list[RateLimitBudget]]:
@@ -81,18 +110,7 @@ def fetch_concurrently(
         store = PostgresStore(pg, TokenCipher(keys_from_env()))
         budget = make_budget(store)
         budgets.append(budget)
-        client = StravaClient(
-            user_id=user,
-            client_id=sandbox.client_id,
-            client_secret=SecretStr(sandbox.client_secret),
-            token_store=store,
-            budget=budget,
-            api_url=server.api_url,
-            oauth_url=server.oauth_url,
-            backoff_base_seconds=0.01,
-            backoff_max_seconds=0.05,
-            sleep=lambda s: None,
-        )
+        client = budget_client(sandbox, server, store, user, budget)
         try:
             barrier.wait()
             ids = []
@@ -179,28 +197,14 @@ def test_a_fast_clock_cannot_strand_the_budget_in_a_future_window(tight, server,
     tight.set_clock(datetime(2026, 6, 1, 10, 0, 3, tzinfo=UTC).timestamp())
     boundary = datetime(2026, 6, 1, 10, 15, tzinfo=UTC).timestamp()
     app = app_key(server.api_url, tight.client_id)
-    setup = PostgresStore(pg, TokenCipher(keys_from_env()))
-    setup.migrate()
-    athlete = tight.add_athlete(n_activities=5)
-    user = str(uuid.uuid4())
-    add_users(pg, user)
-    save_tokens(setup, user, athlete)
+    setup, user = one_user(tight, pg)
     lock = threading.Lock()
 
     def client(clock: Callable[[], float]) -> StravaClient:
         budget = SharedRateLimitBudget(
             setup, app, max_wait_seconds=3600, clock=clock, sleep=advance(tight, lock)
         )
-        return StravaClient(
-            user_id=user,
-            client_id=tight.client_id,
-            client_secret=SecretStr(tight.client_secret),
-            token_store=setup,
-            budget=budget,
-            api_url=server.api_url,
-            oauth_url=server.oauth_url,
-            sleep=lambda s: None,
-        )
+        return budget_client(tight, server, setup, user, budget)
 
     fast = client(lambda: tight.now() + 1200)
     fast.athlete()  # counted at 10:20 by its clock, at 10:00 by Strava's
@@ -228,12 +232,7 @@ def test_a_run_that_has_seen_no_date_waits_for_the_reset_other_runs_learnt(
     tight.set_clock(datetime(2027, 6, 1, 10, 5, tzinfo=UTC).timestamp())
     boundary = datetime(2027, 6, 1, 10, 15, tzinfo=UTC).timestamp()
     app = app_key(server.api_url, tight.client_id)
-    setup = PostgresStore(pg, TokenCipher(keys_from_env()))
-    setup.migrate()
-    athlete = tight.add_athlete(n_activities=5)
-    user = str(uuid.uuid4())
-    add_users(pg, user)
-    save_tokens(setup, user, athlete)
+    setup, user = one_user(tight, pg)
     lock, waits = threading.Lock(), []
     skew = 180 * 86_400.0 + 420  # this machine's clock is half a year (and 7 min) behind
 
@@ -247,16 +246,8 @@ def test_a_run_that_has_seen_no_date_waits_for_the_reset_other_runs_learnt(
 
     quiet = SharedRateLimitBudget(setup, app, max_wait_seconds=3600, clock=wall, sleep=sleep)
     quiet.acquire()  # before anybody knows Strava's clock (its request still to be sent)
-    talker = StravaClient(
-        user_id=user,
-        client_id=tight.client_id,
-        client_secret=SecretStr(tight.client_secret),
-        token_store=setup,
-        budget=SharedRateLimitBudget(setup, app, max_wait_seconds=3600, clock=wall),
-        api_url=server.api_url,
-        oauth_url=server.oauth_url,
-        sleep=lambda s: None,
-    )
+    learning = SharedRateLimitBudget(setup, app, max_wait_seconds=3600, clock=wall)
+    talker = budget_client(tight, server, setup, user, learning)
     for _ in range(TIGHT.read_15min - 1):
         talker.athlete()  # these learn Strava's clock, and fill its 10:00 window with quiet's
     quiet.acquire()  # the 12th
