@@ -750,10 +750,13 @@ class SqlStore(ClosedOnExit):
 # run twice (reads; upserts; updates setting values; deletes; inserts ignoring a conflict; a
 # budget take counted twice errs on the safe side). Not here: the runs upsert and the token
 # update (retried inside, see there), `iter_staged_pages` (made of `staged_pages`), the weather
-# lock (a transaction held open across HTTP requests: `retry.locks_held`).
+# lock (a transaction held open across HTTP requests: `retry.locks_held`), and spending an
+# OAuth state (`use_oauth_state`: a spend retried after its commit would read as a replay).
 UNITS_OF_WORK = frozenset(
     {
         "save_connection",
+        "connect_athlete",
+        "connection_status",
         "get",
         "mark_revoked",
         "active_users",
@@ -791,7 +794,10 @@ UNITS_OF_WORK = frozenset(
         "run_sessions",
         "update_session",
         "open_sessions",
+        "resolve_errors",
         "recent_sessions",
+        "session_by_id",
+        "session_quarantine",
         "record_step_metrics",
         "step_metrics",
         "metrics_view",
